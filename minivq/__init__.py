@@ -1,0 +1,16 @@
+"""minivq: cross-modal discrete representation learning from scratch.
+
+The method of Liu et al., "Cross-Modal Discrete Representation Learning"
+(ACL 2022), in NumPy with hand-derived gradients and a Cython kernel for the
+nearest-codeword search. ``../shared/METHOD.md`` (the ``METHOD.md`` of the
+project) gives every equation an ID; docstrings cite those IDs.
+
+``minivq.BACKEND`` says which nearest-codeword path runs: ``"cython"`` (the
+compiled fast kernel) or ``"numpy"`` (the reference). Set the environment
+variable ``MINIVQ_PUREPYTHON=1`` before import to force the NumPy path.
+"""
+from .nearest import BACKEND, nearest_code
+
+__version__ = "0.1.0"
+
+__all__ = ["BACKEND", "nearest_code", "__version__"]

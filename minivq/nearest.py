@@ -1,0 +1,269 @@
+"""Nearest-codeword search (METHOD.md VQ-1): validation, the NumPy reference,
+and the dispatch to the compiled fast kernel.
+
+For every row x of X (N, D) find k*(x) = argmin_k ||x - e_k||^2 over the rows
+of the codebook E (K, D); ties go to the lowest index, as ``np.argmin``.
+
+Three implementations share one contract and are tested against each other
+(``tests/test_nearest.py``); ``notebooks/01_nearest_codeword.ipynb`` walks
+through them in this order:
+
+- :func:`nearest_code_reference` (here): NumPy, written for reading. It is the
+  specification and the fallback when the compiled kernel is missing.
+- ``minivq._nearest_teaching.nearest_teaching``: the plain Cython loop over
+  rows and codes.
+- ``minivq._nearest_fast.nearest_fast``: row tiles, one GEMM per tile through
+  ``scipy.linalg.cython_blas``, the argmin fused while the tile is in cache,
+  OpenMP threads over tiles. :func:`nearest_code` uses it.
+
+All three rank codes by the same score, s_k = ||e_k||^2 - 2 x.e_k, which
+differs from ||x - e_k||^2 only by ||x||^2, a constant of the row; the squared
+distance is reported as max(||x||^2 + min_k s_k, 0).
+"""
+import os
+import warnings
+from contextlib import nullcontext
+
+import numpy as np
+
+__all__ = ["BACKEND", "nearest_code", "nearest_code_reference", "validate_inputs"]
+
+#: Environment variable that forces the NumPy path when set to a non-empty
+#: value other than "0" (read once, at import).
+PUREPYTHON_ENV = "MINIVQ_PUREPYTHON"
+
+_compiled_error = None
+if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+    _fast = None
+    _compiled_error = f"{PUREPYTHON_ENV} is set"
+else:
+    try:
+        from . import _nearest_fast as _fast
+    except ImportError as exc:  # not built: say so, loudly, and fall back
+        _fast = None
+        _compiled_error = repr(exc)
+        warnings.warn(
+            "minivq: the compiled kernel minivq._nearest_fast is missing "
+            f"({exc}); using the NumPy reference. Reinstall with "
+            "`pip install .` to build it.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+#: Which nearest-codeword path :func:`nearest_code` runs: "cython" or "numpy".
+BACKEND = "numpy" if _fast is None else "cython"
+
+# Rows per tile of the fast kernel: a tile's (rows, K) score block should stay
+# in the per-core L2 cache (2 MiB here) next to the packed codebook.
+_TILE_BYTES = 256 * 1024
+_REFERENCE_CHUNK_ELEMENTS = 1 << 20
+
+
+def _default_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(n_threads):
+    if n_threads is None:
+        return _default_threads()
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(
+            f"n_threads must be None or a positive int, got {type(n_threads).__name__} {n_threads!r}"
+        )
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int (>= 1), got {n_threads}")
+    return int(n_threads)
+
+
+def _as_float_matrix(a, name, shape_hint):
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D {shape_hint}, got shape {a.shape} ({a.ndim}-D)")
+    return a
+
+
+def _row_sq_norms(a, name):
+    """||a_i||^2 per row, (rows,); also the finiteness check of ``a``.
+
+    A non-finite squared norm means a NaN or inf entry, or a row so large that
+    its squared norm overflows the dtype; either way, a ValueError.
+    """
+    sq = np.einsum("ij,ij->i", a, a)
+    if not np.isfinite(sq).all():
+        if not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))[0]
+            raise ValueError(
+                f"{name} must be finite, got {a[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+            )
+        raise ValueError(
+            f"{name} has rows whose squared norm overflows {a.dtype} "
+            f"(max |entry| {np.abs(a).max():.3g}); rescale the data"
+        )
+    return sq
+
+
+def validate_inputs(X, E):
+    """Check and convert the inputs of the nearest-codeword search.
+
+    Parameters
+    ----------
+    X : array_like, (N, D), float32 or float64
+    E : array_like, (K, D), same dtype as X
+
+    Returns
+    -------
+    X, E : ndarray, C-contiguous
+    x_sq : ndarray, (N,), ||x_i||^2
+    e_sq : ndarray, (K,), ||e_k||^2
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float32/float64, or X and E of different dtypes.
+    ValueError
+        Wrong ndim, K = 0, D = 0, a D mismatch, NaN or inf, or overflow.
+    """
+    X = _as_float_matrix(X, "X", "(N, D)")
+    E = _as_float_matrix(E, "E", "(K, D)")
+    if X.dtype != E.dtype:
+        raise TypeError(
+            f"X and E must have the same dtype, got X {X.dtype} and E {E.dtype}; "
+            "cast one with .astype()"
+        )
+    K, D = E.shape
+    if K == 0:
+        raise ValueError(f"E must have at least one code (K >= 1), got shape {E.shape}")
+    if D == 0:
+        raise ValueError(f"E must have at least one feature (D >= 1), got shape {E.shape}")
+    if X.shape[1] != D:
+        raise ValueError(
+            f"X must have D = {D} columns to match E {E.shape}, got X of shape {X.shape}"
+        )
+    X = np.ascontiguousarray(X)
+    E = np.ascontiguousarray(E)
+    e_sq = _row_sq_norms(E, "E")
+    x_sq = _row_sq_norms(X, "X")
+    if X.shape[0] and not np.isfinite(x_sq.max() + e_sq.max()):
+        raise ValueError(
+            f"X and E are too large for {X.dtype}: ||x||^2 + ||e||^2 overflows; rescale the data"
+        )
+    return X, E, x_sq, e_sq
+
+
+def _reference_scores_argmin(X, E, e_sq):
+    """Rows of X against E: argmin_k of s_k = ||e_k||^2 - 2 x.e_k, and min s."""
+    scores = e_sq[None, :] - 2 * (X @ E.T)  # (n, K)
+    idx = scores.argmin(axis=1)  # first minimum: ties go to the lowest index
+    return idx, scores[np.arange(len(idx)), idx]
+
+
+def nearest_code_reference(X, E):
+    """Nearest codeword of every row, in NumPy: the specification (VQ-1).
+
+    Parameters
+    ----------
+    X : array_like, (N, D), float32 or float64
+        Features to quantize.
+    E : array_like, (K, D), same dtype
+        Codebook.
+
+    Returns
+    -------
+    indices : ndarray, (N,), int64
+        k*(x_i) = argmin_k ||x_i - e_k||^2, ties to the lowest index.
+    sq_distances : ndarray, (N,), X's dtype
+        ||x_i - e_{k*}||^2, clamped at 0.
+
+    Notes
+    -----
+    (VQ-1) with the expansion ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2: the
+    N x K distances become one matrix product X E^T plus two vectors of
+    squared norms. ||x||^2 does not change the argmin, so the codes are ranked
+    by s_k = ||e_k||^2 - 2 x.e_k. Rows are processed in chunks so the
+    (chunk, K) block stays small. Derivation: notebooks/01_nearest_codeword.
+    """
+    X, E, x_sq, e_sq = validate_inputs(X, E)
+    N, K = X.shape[0], E.shape[0]
+    indices = np.empty(N, dtype=np.int64)
+    sq_distances = np.empty(N, dtype=X.dtype)
+    chunk = max(1, _REFERENCE_CHUNK_ELEMENTS // K)
+    for start in range(0, N, chunk):
+        rows = slice(start, start + chunk)
+        idx, best = _reference_scores_argmin(X[rows], E, e_sq)
+        indices[rows] = idx
+        sq_distances[rows] = np.maximum(x_sq[rows] + best, 0)
+    return indices, sq_distances
+
+
+_blas_controller = None
+
+
+def _blas_one_thread():
+    """Context that holds BLAS to one thread (the kernel's threads are ours)."""
+    global _blas_controller
+    try:
+        if _blas_controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller = ThreadpoolController()
+        return _blas_controller.limit(limits=1, user_api="blas")
+    except Exception:  # threadpoolctl missing or unable: run as is
+        return nullcontext()
+
+
+def nearest_code(X, E, *, n_threads=None):
+    """Index of, and squared distance to, the nearest codeword of every row.
+
+    Parameters
+    ----------
+    X : array_like, (N, D), float32 or float64
+        Features to quantize, any memory layout (array-likes are converted).
+    E : array_like, (K, D), same dtype as X
+        Codebook, K >= 1, D >= 1.
+    n_threads : int or None, keyword-only
+        Threads of the compiled kernel (OpenMP, over row tiles); None uses
+        every core this process may run on. BLAS is held to one thread inside.
+        Ignored, once validated, when ``minivq.BACKEND == "numpy"``.
+
+    Returns
+    -------
+    indices : ndarray, (N,), int64
+        argmin_k ||x_i - e_k||^2; ties go to the lowest index.
+    sq_distances : ndarray, (N,), X's dtype
+        The minimum squared distances, clamped at 0.
+
+    Raises
+    ------
+    TypeError
+        A non-float dtype, X and E of different dtypes, a non-int n_threads.
+    ValueError
+        A wrong ndim, K = 0, D = 0, a D mismatch, NaN or inf, n_threads < 1.
+
+    Notes
+    -----
+    (VQ-1). Dispatches to the compiled fast kernel when ``minivq.BACKEND`` is
+    "cython", else to :func:`nearest_code_reference`. See
+    notebooks/01_nearest_codeword.ipynb.
+    """
+    threads = _check_threads(n_threads)
+    X, E, x_sq, e_sq = validate_inputs(X, E)
+    N, K = X.shape[0], E.shape[0]
+    if N == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=X.dtype)
+    if _fast is None:
+        return nearest_code_reference(X, E)
+    indices = np.empty(N, dtype=np.int64)
+    sq_distances = np.empty(N, dtype=X.dtype)
+    tile_rows = int(min(N, max(16, _TILE_BYTES // (K * X.itemsize))))
+    n_tiles = -(-N // tile_rows)
+    threads = min(threads, n_tiles)
+    scratch = np.empty((threads, tile_rows, K), dtype=X.dtype)
+    with _blas_one_thread():
+        _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
+    return indices, sq_distances
