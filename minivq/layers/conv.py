@@ -1,0 +1,137 @@
+"""1-D convolution over time (METHOD.md ENC) and the mask of its output.
+
+x (B, T, C_in) is zero-padded by ``padding`` frames at both ends; output
+frame t sees the k input frames starting at t * stride (in the padded
+signal). The forward is one GEMM on an im2col matrix built from a strided
+view; the backward is one GEMM back to that matrix and a scatter-add of its
+k taps onto the input frames. Derivation:
+``notebooks/02_layers_and_gradient_checks.ipynb``.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._checks import check_dout, check_float, check_int, check_mask, check_shape
+
+__all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_output_mask"]
+
+
+def conv1d_output_length(T, k, stride=1, padding=0):
+    """T_out = floor((T + 2 padding - k) / stride) + 1, or ValueError if < 1."""
+    T = check_int(T, "T", 1)
+    k = check_int(k, "k", 1)
+    stride = check_int(stride, "stride", 1)
+    padding = check_int(padding, "padding", 0)
+    if T + 2 * padding < k:
+        raise ValueError(
+            f"the padded input is shorter than the kernel: T + 2 * padding = {T + 2 * padding} < k = {k}"
+        )
+    return (T + 2 * padding - k) // stride + 1
+
+
+def _im2col(x, k, stride, padding, T_out):
+    """Rows of k consecutive (padded) frames: (B * T_out, k * C_in), tap-major."""
+    B, T, C_in = x.shape
+    xp = np.zeros((B, T + 2 * padding, C_in), dtype=x.dtype)
+    xp[:, padding:padding + T] = x
+    windows = sliding_window_view(xp, k, axis=1)  # (B, T + 2p - k + 1, C_in, k), a view
+    windows = windows[:, ::stride].transpose(0, 1, 3, 2)  # (B, T_out, k, C_in), a view
+    return windows.reshape(B * T_out, k * C_in)  # the one copy
+
+
+def conv1d_forward(x, W, b, stride=1, padding=0):
+    """Convolution over time, zero padding at both ends.
+
+    Parameters
+    ----------
+    x : ndarray, (B, T, C_in), float32 or float64
+    W : ndarray, (k, C_in, C_out), x's dtype
+        W[j] multiplies the j-th frame of each window.
+    b : ndarray, (C_out,), x's dtype
+    stride : int >= 1
+    padding : int >= 0
+
+    Returns
+    -------
+    out : ndarray, (B, T_out, C_out), T_out = (T + 2 padding - k) // stride + 1
+    cache : tuple (cols, W, x.shape, stride, padding)
+
+    Notes
+    -----
+    (ENC) With xp the padded input,
+    y[b, t] = sum_j xp[b, t * stride + j] W[j] + b.
+    Stacking each window as one row (im2col) gives
+    Y (B T_out, C_out) = cols (B T_out, k C_in) W (k C_in, C_out) + b.
+    """
+    x = check_float(x, "x", "(B, T, C_in)", ndim=3)
+    W = check_float(W, "W", "(k, C_in, C_out)", ndim=3, dtype=x.dtype, like="x")
+    B, T, C_in = x.shape
+    k, _, C_out = W.shape
+    if B == 0:
+        raise ValueError(f"x must hold at least one sequence (B >= 1), got shape {x.shape}")
+    if W.shape[1] != C_in:
+        raise ValueError(f"W must have C_in = {C_in} input channels (axis 1) to match x {x.shape}, got W {W.shape}")
+    b = check_float(b, "b", "(C_out,)", dtype=x.dtype, like="x")
+    check_shape(b, "b", (C_out,), "(C_out,)")
+    T_out = conv1d_output_length(T, k, stride, padding)
+    cols = _im2col(x, k, stride, padding, T_out)  # (B * T_out, k * C_in)
+    out = cols @ W.reshape(k * C_in, C_out) + b  # (B * T_out, C_out)
+    return out.reshape(B, T_out, C_out), (cols, W, x.shape, stride, padding)
+
+
+def conv1d_backward(dout, cache):
+    """Gradients of :func:`conv1d_forward`: (dx, dW, db).
+
+    Notes
+    -----
+    In reverse: db = sum_{b,t} dy[b, t]; dW = cols^T dY;
+    dcols = dY W^T; then each tap j adds its slice back to the frames it
+    read: dxp[b, t * stride + j] += dcols[b, t, j]; finally dx drops the
+    padding, dx = dxp[:, padding : padding + T].
+    """
+    cols, W, x_shape, stride, padding = cache
+    B, T, C_in = x_shape
+    k, _, C_out = W.shape
+    T_out = cols.shape[0] // B
+    dout = check_dout(dout, (B, T_out, C_out), W.dtype)
+    dout2 = dout.reshape(B * T_out, C_out)
+    db = dout2.sum(axis=0)
+    dW = (cols.T @ dout2).reshape(k, C_in, C_out)
+    dcols = (dout2 @ W.reshape(k * C_in, C_out).T).reshape(B, T_out, k, C_in)
+    dxp = np.zeros((B, T + 2 * padding, C_in), dtype=W.dtype)
+    span = stride * (T_out - 1) + 1  # frames from the first to the last window start
+    for j in range(k):  # scatter-add tap j onto the frames it read
+        dxp[:, j:j + span:stride] += dcols[:, :, j]
+    return dxp[:, padding:padding + T], dW, db
+
+
+def conv1d_output_mask(M, k, stride=1, padding=0):
+    """Validity of each output frame of :func:`conv1d_forward`.
+
+    Parameters
+    ----------
+    M : ndarray, (B, T), bool
+        Input mask (True = valid frame).
+    k, stride, padding : int
+        As in :func:`conv1d_forward`.
+
+    Returns
+    -------
+    ndarray, (B, T_out), bool
+
+    Notes
+    -----
+    Output frame t is valid iff its window centre c = t * stride - padding +
+    (k - 1) // 2 (an index into the unpadded input) satisfies 0 <= c < T and
+    M[b, c]; a unit's label is then the label of input frame c.
+    """
+    M = np.asarray(M)
+    if M.ndim != 2:
+        raise ValueError(f"M must be 2-D (B, T), got shape {M.shape}")
+    M = check_mask(M, "M", M.shape, "(B, T)")
+    B, T = M.shape
+    T_out = conv1d_output_length(T, k, stride, padding)
+    centre = np.arange(T_out) * stride - padding + (k - 1) // 2  # (T_out,)
+    inside = (centre >= 0) & (centre < T)
+    out = np.zeros((B, T_out), dtype=bool)
+    out[:, inside] = M[:, centre[inside]]
+    return out

@@ -1,0 +1,216 @@
+"""Pointwise and per-row layers: affine, ReLU, tanh, layer norm, L2 normalization.
+
+The building blocks of the encoders (METHOD.md ENC) and of the summary path
+(SUM-1, SUM-3). Each layer is a cs231n-style pair: ``forward`` returns
+``(out, cache)`` with the cache a plain tuple of exactly what ``backward``
+needs; ``backward(dout, cache)`` returns the gradients in the order of the
+forward's differentiable inputs. Derivations:
+``notebooks/02_layers_and_gradient_checks.ipynb``; gradient checks:
+``tests/test_layers.py``.
+"""
+import numpy as np
+
+from ._checks import check_dout, check_float, check_positive, check_shape
+
+__all__ = [
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
+    "tanh_forward", "tanh_backward", "layernorm_forward", "layernorm_backward",
+    "l2_normalize_forward", "l2_normalize_backward",
+]
+
+
+def affine_forward(x, W, b):
+    """Affine map of the last axis, y = x W + b.
+
+    Parameters
+    ----------
+    x : ndarray, (..., D_in), float32 or float64
+    W : ndarray, (D_in, D_out), x's dtype
+    b : ndarray, (D_out,), x's dtype
+
+    Returns
+    -------
+    out : ndarray, (..., D_out)
+    cache : tuple (x, W)
+
+    Notes
+    -----
+    (ENC) The leading axes are flattened into one matrix of N rows, so the
+    whole batch is one GEMM: Y (N, D_out) = X (N, D_in) W + 1 b^T.
+    """
+    x = check_float(x, "x", "(..., D_in)", min_ndim=1)
+    W = check_float(W, "W", "(D_in, D_out)", ndim=2, dtype=x.dtype, like="x")
+    D_in, D_out = W.shape
+    if x.shape[-1] != D_in:
+        raise ValueError(f"x must have D_in = {D_in} features (last axis) to match W {W.shape}, got x {x.shape}")
+    b = check_float(b, "b", "(D_out,)", dtype=x.dtype, like="x")
+    check_shape(b, "b", (D_out,), "(D_out,)")
+    out = x.reshape(-1, D_in) @ W + b  # (N, D_out)
+    return out.reshape(x.shape[:-1] + (D_out,)), (x, W)
+
+
+def affine_backward(dout, cache):
+    """Gradients of :func:`affine_forward`: (dx, dW, db).
+
+    Notes
+    -----
+    With X (N, D_in) and dY (N, D_out): dX = dY W^T, dW = X^T dY,
+    db = sum_n dY_n (b is broadcast over the N rows, so its gradient sums).
+    """
+    x, W = cache
+    D_in, D_out = W.shape
+    dout = check_dout(dout, x.shape[:-1] + (D_out,), x.dtype)
+    x2 = x.reshape(-1, D_in)  # (N, D_in)
+    dout2 = dout.reshape(-1, D_out)  # (N, D_out)
+    dx = (dout2 @ W.T).reshape(x.shape)
+    dW = x2.T @ dout2  # (D_in, D_out)
+    db = dout2.sum(axis=0)
+    return dx, dW, db
+
+
+def relu_forward(x):
+    """Rectified linear unit, max(x, 0), elementwise.
+
+    Returns
+    -------
+    out : ndarray, x's shape and dtype
+    cache : tuple (positive,), the bool mask x > 0
+
+    Notes
+    -----
+    (ENC) ReLU has a kink at 0; the derivative used there is 0 (a
+    subgradient). Finite differences across the kink are meaningless: see
+    ``kinks`` in :func:`minivq.gradcheck.check_backward`.
+    """
+    x = check_float(x, "x", "(any shape)")
+    positive = x > 0
+    return np.where(positive, x, x.dtype.type(0)), (positive,)
+
+
+def relu_backward(dout, cache):
+    """dx = dout * [x > 0]."""
+    (positive,) = cache
+    dout = check_dout(dout, positive.shape)
+    return np.where(positive, dout, dout.dtype.type(0))
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent, elementwise.
+
+    Returns
+    -------
+    out : ndarray, x's shape and dtype
+    cache : tuple (out,)
+
+    Notes
+    -----
+    (ENC) d tanh(x)/dx = 1 - tanh(x)^2, so the output is all backward needs.
+    """
+    x = check_float(x, "x", "(any shape)")
+    out = np.tanh(x)
+    return out, (out,)
+
+
+def tanh_backward(dout, cache):
+    """dx = dout * (1 - out^2)."""
+    (out,) = cache
+    dout = check_dout(dout, out.shape, out.dtype)
+    return dout * (1 - out * out)
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-5):
+    """Layer normalization over the last axis.
+
+    Parameters
+    ----------
+    x : ndarray, (..., D), float32 or float64
+    gamma, beta : ndarray, (D,), x's dtype
+        Per-feature scale and shift.
+    eps : float
+        Added to the variance.
+
+    Returns
+    -------
+    out : ndarray, (..., D)
+    cache : tuple (xhat, rstd, gamma)
+
+    Notes
+    -----
+    (ENC) Per row x in R^D, as named intermediates:
+    mu = mean(x), xc = x - mu, var = mean(xc^2), rstd = (var + eps)^(-1/2),
+    xhat = xc * rstd, y = gamma * xhat + beta.
+    """
+    x = check_float(x, "x", "(..., D)", min_ndim=1)
+    D = x.shape[-1]
+    gamma = check_float(gamma, "gamma", "(D,)", dtype=x.dtype, like="x")
+    check_shape(gamma, "gamma", (D,), "(D,)")
+    beta = check_float(beta, "beta", "(D,)", dtype=x.dtype, like="x")
+    check_shape(beta, "beta", (D,), "(D,)")
+    eps = check_positive(eps, "eps")
+    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
+    rstd = 1 / np.sqrt(var + x.dtype.type(eps))  # (..., 1)
+    xhat = xc * rstd
+    return gamma * xhat + beta, (xhat, rstd, gamma)
+
+
+def layernorm_backward(dout, cache):
+    """Gradients of :func:`layernorm_forward`: (dx, dgamma, dbeta).
+
+    Notes
+    -----
+    In reverse: dbeta = sum dy, dgamma = sum dy * xhat, dxhat = dy * gamma,
+    and, per row, dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+    (the two means are the paths through mu and var).
+    """
+    xhat, rstd, gamma = cache
+    D = xhat.shape[-1]
+    dout = check_dout(dout, xhat.shape, xhat.dtype)
+    dout2, xhat2 = dout.reshape(-1, D), xhat.reshape(-1, D)  # (N, D)
+    dbeta = dout2.sum(axis=0)
+    dgamma = (dout2 * xhat2).sum(axis=0)
+    dxhat = dout * gamma
+    mean_dxhat = dxhat.mean(axis=-1, keepdims=True)
+    mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)
+    dx = rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+    return dx, dgamma, dbeta
+
+
+def l2_normalize_forward(x, eps=1e-12):
+    """Scale each row of the last axis to unit length: x / max(||x||, eps).
+
+    Returns
+    -------
+    out : ndarray, x's shape and dtype
+    cache : tuple (out, denom, active)
+        denom = max(||x||, eps) (..., 1); active = ||x|| > eps (..., 1).
+
+    Notes
+    -----
+    (SUM-3) The cosine similarity of two vectors is the dot product of their
+    normalized versions. Below eps the denominator is the constant eps, so
+    the map is linear there and the gradient is dout / eps.
+    """
+    x = check_float(x, "x", "(..., D)", min_ndim=1)
+    eps = check_positive(eps, "eps")
+    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # (..., 1)
+    active = norm > eps
+    denom = np.maximum(norm, x.dtype.type(eps))
+    out = x / denom
+    return out, (out, denom, active)
+
+
+def l2_normalize_backward(dout, cache):
+    """dx = (dout - [||x|| > eps] out <out, dout>) / max(||x||, eps).
+
+    Notes
+    -----
+    With y = x / n and n = ||x||: dy/dx = (I - y y^T) / n, a projection that
+    removes the component of dout along y (moving x along itself does not
+    change y).
+    """
+    out, denom, active = cache
+    dout = check_dout(dout, out.shape, out.dtype)
+    radial = (dout * out).sum(axis=-1, keepdims=True)  # (..., 1) <out, dout>
+    return (dout - np.where(active, radial, 0) * out) / denom

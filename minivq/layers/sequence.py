@@ -1,0 +1,136 @@
+"""Layers that turn inputs into sequences of units and pool them back.
+
+``patchify`` (images to patch rows), ``embedding_forward`` (token ids to
+vectors) and ``masked_mean_forward`` (the masked mean pooling of METHOD.md
+SUM-1 and CM-2). Tested in ``tests/test_layers.py``.
+"""
+import numpy as np
+
+from ._checks import check_dout, check_float, check_int, check_mask
+
+__all__ = [
+    "patchify", "embedding_forward", "embedding_backward",
+    "masked_mean_forward", "masked_mean_backward",
+]
+
+
+def patchify(images, patch):
+    """Cut images into non-overlapping square patches, one row per patch.
+
+    Parameters
+    ----------
+    images : ndarray, (B, H, W), float32 or float64
+        H and W multiples of ``patch``.
+    patch : int >= 1
+        Side of a patch in pixels.
+
+    Returns
+    -------
+    patches : ndarray, (B, T, patch * patch), images' dtype
+        T = (H // patch) * (W // patch); patch t = r * (W // patch) + c
+        (row-major over the grid), each patch flattened row-major.
+    mask : ndarray, (B, T), bool
+        All True (every patch of an image is a valid unit).
+
+    Notes
+    -----
+    (ENC) The image encoder's units; an affine layer on the rows is then the
+    patch embedding. No parameters, so no backward.
+    """
+    images = check_float(images, "images", "(B, H, W)", ndim=3)
+    patch = check_int(patch, "patch", 1)
+    B, H, W = images.shape
+    if H % patch or W % patch:
+        raise ValueError(f"images must have H and W that are multiples of patch = {patch}, got {images.shape}")
+    rows, cols = H // patch, W // patch
+    grid = images.reshape(B, rows, patch, cols, patch).transpose(0, 1, 3, 2, 4)  # (B, r, c, p, p)
+    patches = grid.reshape(B, rows * cols, patch * patch)
+    return patches, np.ones((B, rows * cols), dtype=bool)
+
+
+def embedding_forward(ids, W):
+    """Look up one row of W per token id.
+
+    Parameters
+    ----------
+    ids : ndarray of int, (B, T) (any shape works), values in [0, V)
+    W : ndarray, (V, D), float32 or float64
+
+    Returns
+    -------
+    out : ndarray, ids.shape + (D,), W's dtype
+    cache : tuple (ids, W.shape, W.dtype)
+
+    Notes
+    -----
+    (ENC) out[b, t] = W[ids[b, t]], the product of a one-hot row with W.
+    """
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must have an integer dtype (B, T), got {ids.dtype}")
+    W = check_float(W, "W", "(V, D)", ndim=2)
+    V = W.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= V):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise ValueError(f"ids must lie in [0, V) = [0, {V}) for W of shape {W.shape}, got {bad}")
+    return W[ids], (ids, W.shape, W.dtype)
+
+
+def embedding_backward(dout, cache):
+    """dW only (ids are not differentiable): dW[v] = sum of dout over units with id v.
+
+    Notes
+    -----
+    A scatter-add (``np.add.at``): a row used twice receives both gradients.
+    """
+    ids, W_shape, dtype = cache
+    V, D = W_shape
+    dout = check_dout(dout, ids.shape + (D,), dtype)
+    dW = np.zeros(W_shape, dtype=dtype)
+    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, D))
+    return dW
+
+
+def masked_mean_forward(H, M):
+    """Mean over the valid units of each sample.
+
+    Parameters
+    ----------
+    H : ndarray, (B, T, D), float32 or float64
+    M : ndarray, (B, T), bool
+        True for valid units; every row needs at least one.
+
+    Returns
+    -------
+    out : ndarray, (B, D), H's dtype
+    cache : tuple (weights,), weights (B, T) = M / sum_t M
+
+    Notes
+    -----
+    (SUM-1, CM-2) pool(H_b) = sum_t M_bt h_bt / sum_t M_bt: a weighted sum with
+    weights w_bt = M_bt / n_b, so padding never reaches the output or the
+    gradient.
+    """
+    H = check_float(H, "H", "(B, T, D)", ndim=3)
+    B, T, D = H.shape
+    M = check_mask(M, "M", (B, T), "(B, T)")
+    if B == 0:
+        raise ValueError(f"H must hold at least one sample (B >= 1), got shape {H.shape}")
+    counts = M.sum(axis=1)  # (B,)
+    if not counts.all():
+        empty = np.flatnonzero(counts == 0)
+        raise ValueError(f"M must have at least one valid unit per row; rows {empty.tolist()} have none")
+    weights = M / counts[:, None].astype(H.dtype)  # (B, T), H's dtype
+    out = np.einsum("bt,btd->bd", weights, H)
+    return out, (weights,)
+
+
+def masked_mean_backward(dout, cache):
+    """dH[b, t] = w_bt dout[b] (zero at padded units)."""
+    (weights,) = cache
+    B, T = weights.shape
+    dout = np.asarray(dout)
+    if dout.ndim != 2 or dout.shape[0] != B:
+        raise ValueError(f"dout must have the forward output's shape (B, D) with B = {B}, got {dout.shape}")
+    dout = check_dout(dout, dout.shape, weights.dtype)
+    return weights[:, :, None] * dout[:, None, :]

@@ -1,0 +1,259 @@
+"""Optimizers, gradient clipping and parameter initialization.
+
+A model keeps its parameters in a dict ``params`` and its backward pass
+returns a dict ``grads`` with the same keys (STYLE.md, after cs231n's
+``fc_net``): one loop optimizes, clips, saves and loads everything. The
+optimizers update the arrays of ``params`` **in place**, so any reference to
+a parameter stays valid. ``tests/test_optim.py`` checks Adam against its
+equations step by step and trains a small MLP built from
+:mod:`minivq.layers`.
+"""
+import numpy as np
+
+__all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
+
+
+def _check_params(params):
+    if not isinstance(params, dict) or not params:
+        raise TypeError(f"params must be a non-empty dict name -> ndarray, got {type(params).__name__}")
+    for key, p in params.items():
+        if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"params[{key!r}] must be a float32 or float64 ndarray, got "
+                f"{type(p).__name__} {getattr(p, 'dtype', '')}"
+            )
+        if not p.flags.writeable:
+            raise ValueError(f"params[{key!r}] must be writeable (it is updated in place)")
+    return params
+
+
+def _check_grads(grads, params):
+    """grads must have exactly the keys of params, with matching shapes and dtypes."""
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict with the keys of params, got {type(grads).__name__}")
+    if grads.keys() != params.keys():
+        missing = sorted(params.keys() - grads.keys())
+        extra = sorted(grads.keys() - params.keys())
+        raise ValueError(f"grads must have the keys of params; missing {missing}, unexpected {extra}")
+    for key, g in grads.items():
+        p = params[key]
+        if np.shape(g) != p.shape:
+            raise ValueError(f"grads[{key!r}] must have the shape of params[{key!r}] {p.shape}, got {np.shape(g)}")
+        g_dtype = np.asarray(g).dtype
+        if g_dtype != p.dtype:
+            raise TypeError(f"grads[{key!r}] must have the dtype of params[{key!r}] ({p.dtype}), got {g_dtype}")
+
+
+class _Optimizer:
+    """Shared bookkeeping: hyperparameters, per-parameter state, state_dict."""
+
+    hyper = ()  # names of the float hyperparameters saved by state_dict
+    slots = ()  # names of the per-parameter state arrays
+
+    def __init__(self, params, **hyper):
+        self.params = _check_params(params)
+        for name, value in hyper.items():
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            setattr(self, name, float(value))
+        self.t = 0  # steps taken
+        self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
+
+    def state_dict(self):
+        """Plain arrays and numbers: ``np.savez(path, **opt.state_dict())`` works.
+
+        Keys: the hyperparameters, ``"t"``, and ``"<slot>/<param key>"`` per
+        state array (e.g. ``"m/W1"``).
+        """
+        out = {name: getattr(self, name) for name in self.hyper}
+        out["t"] = self.t
+        for slot in self.slots:
+            for key, arr in self.state[slot].items():
+                out[f"{slot}/{key}"] = arr.copy()
+        return out
+
+    def load_state_dict(self, state):
+        """Restore from :meth:`state_dict` (or the dict of a loaded .npz)."""
+        for name in self.hyper + ("t",):
+            if name not in state:
+                raise ValueError(f"state is missing {name!r}; expected keys from {type(self).__name__}.state_dict()")
+        for slot in self.slots:
+            for key, p in self.params.items():
+                arr = np.asarray(state.get(f"{slot}/{key}", None))
+                if arr.shape != p.shape:
+                    raise ValueError(f"state[{slot + '/' + key!r}] must have shape {p.shape}, got {arr.shape}")
+        for name in self.hyper:
+            setattr(self, name, float(state[name]))
+        self.t = int(state["t"])
+        for slot in self.slots:
+            for key, p in self.params.items():
+                self.state[slot][key][...] = np.asarray(state[f"{slot}/{key}"], dtype=p.dtype)
+
+    def step(self, grads):
+        """Update every array of ``params`` in place from ``grads`` (same keys)."""
+        _check_grads(grads, self.params)
+        self.t += 1
+        for key, p in self.params.items():
+            self._update(key, p, np.asarray(grads[key]))
+
+    def _update(self, key, p, g):
+        raise NotImplementedError
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum and L2 weight decay.
+
+    Parameters
+    ----------
+    params : dict name -> ndarray
+    lr : float
+        Learning rate.
+    momentum : float
+        mu in [0, 1); 0 gives plain SGD.
+    weight_decay : float
+        lambda of the L2 penalty (lambda / 2) ||p||^2 added to the loss.
+
+    Notes
+    -----
+    Per parameter p with gradient g (the convention of torch.optim.SGD):
+    g <- g + lambda p;  v <- mu v + g;  p <- p - lr v.
+    """
+
+    hyper = ("lr", "momentum", "weight_decay")
+    slots = ("v",)
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0):
+        if not momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def _update(self, key, p, g):
+        if self.weight_decay:
+            g = g + p.dtype.type(self.weight_decay) * p
+        v = self.state["v"][key]
+        v *= p.dtype.type(self.momentum)
+        v += g
+        p -= p.dtype.type(self.lr) * v
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba 2015) with optional weight decay.
+
+    Parameters
+    ----------
+    params : dict name -> ndarray
+    lr, beta1, beta2, eps : float
+        Step size, decay rates of the first and second moments, and the
+        constant that keeps the denominator away from 0.
+    weight_decay : float
+        lambda. Added to the gradient (L2 penalty, as torch.optim.Adam), or
+        with ``decoupled=True`` applied to the weights directly (AdamW,
+        Loshchilov & Hutter 2019: p <- p - lr lambda p before the Adam step).
+
+    Notes
+    -----
+    At step t = 1, 2, ... for each parameter p with gradient g:
+    g <- g + lambda p (unless decoupled);
+    m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;
+    m_hat = m / (1 - beta1^t);  v_hat = v / (1 - beta2^t);
+    p <- p - lr m_hat / (sqrt(v_hat) + eps).
+    """
+
+    hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    slots = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 *, decoupled=False):
+        for name, value in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+        self.decoupled = bool(decoupled)
+
+    def _update(self, key, p, g):
+        f = p.dtype.type
+        if self.weight_decay and self.decoupled:
+            p -= f(self.lr * self.weight_decay) * p
+        elif self.weight_decay:
+            g = g + f(self.weight_decay) * p
+        m, v = self.state["m"][key], self.state["v"][key]
+        m *= f(self.beta1)
+        m += f(1 - self.beta1) * g
+        v *= f(self.beta2)
+        v += f(1 - self.beta2) * (g * g)
+        m_hat = m / f(1 - self.beta1 ** self.t)
+        v_hat = v / f(1 - self.beta2 ** self.t)
+        p -= f(self.lr) * m_hat / (np.sqrt(v_hat) + f(self.eps))
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm.
+
+    Parameters
+    ----------
+    grads : dict name -> ndarray
+        Scaled **in place** when the norm exceeds ``max_norm``.
+    max_norm : float > 0
+
+    Returns
+    -------
+    float
+        The global norm before clipping.
+
+    Notes
+    -----
+    n = sqrt(sum_key ||g_key||^2); if n > max_norm every g <- g * max_norm / n,
+    which keeps the direction of the whole update and sets its norm to max_norm.
+    """
+    if not (np.isfinite(max_norm) and max_norm > 0):
+        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    total_sq = 0.0
+    for key, g in grads.items():
+        sq = float(np.sum(np.square(g, dtype=np.float64)))
+        if not np.isfinite(sq):
+            raise ValueError(f"grads[{key!r}] is not finite (NaN, inf or overflow); cannot clip")
+        total_sq += sq
+    total = float(np.sqrt(total_sq))
+    if total > max_norm:
+        for g in grads.values():
+            g *= g.dtype.type(max_norm / total)
+    return total
+
+
+def _fans(shape):
+    """fan_in, fan_out of a weight: (D_in, D_out), or (k, C_in, C_out) with the k taps counted."""
+    shape = tuple(int(s) for s in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"shape must have at least one axis and no zero axis, got {shape}")
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[:-2]))
+    return receptive * shape[-2], receptive * shape[-1]
+
+
+def _uniform(rng, shape, dtype, limit):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a np.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return rng.uniform(-limit, limit, size=tuple(shape)).astype(dtype)
+
+
+def glorot_uniform(rng, shape, dtype=np.float64):
+    """Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
+
+    Keeps the variance of activations and of gradients about constant
+    through linear or tanh layers (Glorot & Bengio 2010). For a conv weight
+    (k, C_in, C_out): fan_in = k C_in, fan_out = k C_out.
+    """
+    fan_in, fan_out = _fans(shape)
+    return _uniform(rng, shape, dtype, np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def he_uniform(rng, shape, dtype=np.float64):
+    """He/Kaiming uniform: U(-a, a), a = sqrt(6 / fan_in), for ReLU layers (He et al. 2015).
+
+    Var = a^2 / 3 = 2 / fan_in compensates for ReLU zeroing half the units.
+    """
+    fan_in, _ = _fans(shape)
+    return _uniform(rng, shape, dtype, np.sqrt(6.0 / fan_in))
