@@ -4,15 +4,16 @@
 
 Three layers, as in scikit-learn's k-means kernels:
 
-1. Python (``minivq.nearest.nearest_code``) validates, converts, computes the
-   squared norms, allocates outputs and scratch, holds BLAS to one thread;
-2. the ``def`` entry :func:`nearest_fast` takes typed memoryviews and runs
-   the tiles, on one thread or on ``n_threads`` OpenMP threads (``prange``);
+1. Python (``minivq.nearest.nearest_code``) validates dtypes, shapes and
+   layout, allocates outputs and scratch, holds BLAS to one thread;
+2. the ``def`` entry :func:`nearest_fast` takes typed memoryviews, computes
+   the squared norms (its finiteness check), and runs the tiles, on one
+   thread or on ``n_threads`` OpenMP threads (``prange``);
 3. the ``cdef ... noexcept nogil`` worker :func:`_nearest_tile` does one tile.
 
-Per tile of rows, one GEMM computes the (rows, K) block of -2 x.e, then
+Per tile of rows, one GEMM computes the (K, rows) block of -2 x.e, then
 ||e_k||^2 is added and the argmin taken while the block is still in cache.
-No N x K array is ever allocated: the scratch is (n_threads, tile_rows, K).
+No N x K array is ever allocated: the scratch is (n_threads, K, tile_rows).
 
     ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2
     score s_k = ||e_k||^2 - 2 x.e_k  (||x||^2 does not change the argmin)
@@ -26,30 +27,34 @@ ctypedef fused floating:
     float
     double
 
-DEF LANES = 8   # independent running minima: lets the compiler use SIMD min
+cdef enum:
+    TILE_MAX = 1024   # rows per tile at most: the per-tile best/index live on the stack
+
+#: The largest ``tile_rows`` (``scratch.shape[2]``) :func:`nearest_fast` accepts.
+TILE_MAX_ROWS = TILE_MAX
 
 
-cdef inline void _gemm_minus2_XEt(const floating* X,   # IN  (n, D) C order
+cdef inline void _gemm_minus2_EXt(const floating* X,   # IN  (n, D) C order
                                   const floating* E,   # IN  (K, D) C order
                                   int n, int K, int D,
-                                  floating* scores      # OUT (n, K) C order
+                                  floating* scores      # OUT (K, n) C order
                                   ) noexcept nogil:
-    """scores = -2 X E^T, by one BLAS call.
+    """scores = -2 E X^T, i.e. scores[k, i] = -2 x_i.e_k, by one BLAS call.
 
-    BLAS is column-major: the C-order (n, K) block is the column-major (K, n)
-    matrix -2 E X^T, with E read as the transpose of its column-major (D, K)
-    view and X as its column-major (D, n) view.
+    BLAS is column-major: the C-order (K, n) block is the column-major (n, K)
+    matrix -2 X E^T; X is read as the transpose of its column-major (D, n)
+    view, E as its column-major (D, K) view.
     """
     cdef char transa = b'T'
     cdef char transb = b'N'
     cdef floating alpha = -2.0
     cdef floating beta = 0.0
     if floating is float:
-        sgemm(&transa, &transb, &K, &n, &D, &alpha, <float*>E, &D,
-              <float*>X, &D, &beta, scores, &K)
+        sgemm(&transa, &transb, &n, &K, &D, &alpha, <float*>X, &D,
+              <float*>E, &D, &beta, scores, &n)
     else:
-        dgemm(&transa, &transb, &K, &n, &D, &alpha, <double*>E, &D,
-              <double*>X, &D, &beta, scores, &K)
+        dgemm(&transa, &transb, &n, &K, &D, &alpha, <double*>X, &D,
+              <double*>E, &D, &beta, scores, &n)
 
 
 cdef void _nearest_tile(const floating* X,        # IN  (n, D) rows of the tile
@@ -57,73 +62,105 @@ cdef void _nearest_tile(const floating* X,        # IN  (n, D) rows of the tile
                         const floating* x_sq,     # IN  (n,)   ||x_i||^2
                         const floating* e_sq,     # IN  (K,)   ||e_k||^2
                         int n, int K, int D,
-                        floating* scores,         # SCRATCH (n, K)
+                        floating* scores,         # SCRATCH (K, n)
                         int64_t* indices,         # OUT (n,)
                         floating* sq_distances    # OUT (n,)
                         ) noexcept nogil:
-    """Nearest code of each of the n rows of one tile.
+    """Nearest code of each of the n <= TILE_MAX rows of one tile.
 
-    The argmin is two passes over a row of scores. Pass 1 adds ||e_k||^2 and
-    keeps LANES running minima, each ``m = s if s < m else m``: the lanes are
-    independent, so the loop maps to SIMD min instructions without reordering
-    any floating-point operation. Pass 2 returns the first k whose score
-    equals the minimum, so ties go to the lowest index.
+    After the GEMM, the codes are swept in order k = 0..K-1 and every row
+    keeps its best score so far: ``if s < best[i]: best[i], idx[i] = s, k``.
+    The loop over rows has no branch (the index is picked with a bit mask,
+    the score with a select that maps to a SIMD min), so the compiler
+    vectorizes it without reordering any floating-point operation. The strict
+    ``<`` keeps the first of equal scores: ties go to the lowest index.
 
-    NaN rule: ``s < m`` is false for a NaN, so a NaN score never becomes the
-    minimum; a row with no finite score would get index 0. Validated input is
-    finite and its squared norms do not overflow, so |s_k| is finite here.
+    NaN rule: ``s < b`` is false when s is NaN, so a NaN score never replaces
+    the best; a row with no finite score would keep index 0 and +inf.
+    Validated input is finite and its squared norms do not overflow, so every
+    score is finite here.
     """
-    cdef int i, k, l, K_lanes = K - K % LANES
-    cdef floating* row
-    cdef floating s, best, dist
-    cdef floating lane[LANES]
+    cdef int i, k, mask
+    cdef floating s, b, ek, dist
+    cdef const floating* col
+    cdef floating best[TILE_MAX]
+    cdef int idx[TILE_MAX]
 
-    _gemm_minus2_XEt(X, E, n, K, D, scores)
+    _gemm_minus2_EXt(X, E, n, K, D, scores)
 
     for i in range(n):
-        row = scores + <Py_ssize_t>i * K
-        for l in range(LANES):
-            lane[l] = HUGE_VAL
-        for k in range(0, K_lanes, LANES):          # pass 1, vectorizable
-            for l in range(LANES):
-                s = row[k + l] + e_sq[k + l]
-                row[k + l] = s
-                lane[l] = s if s < lane[l] else lane[l]
-        best = HUGE_VAL
-        for k in range(K_lanes, K):                 # the K % LANES leftovers
-            s = row[k] + e_sq[k]
-            row[k] = s
-            best = s if s < best else best
-        for l in range(LANES):
-            best = lane[l] if lane[l] < best else best
-        k = 0
-        while k < K and not row[k] == best:         # pass 2: first minimum
-            k = k + 1
-        if k == K:                                  # no finite score (see NaN rule)
-            k = 0
-        indices[i] = k
-        dist = x_sq[i] + best
-        sq_distances[i] = dist if dist > 0 else 0
+        best[i] = HUGE_VAL
+        idx[i] = 0
+    for k in range(K):
+        col = scores + <Py_ssize_t>k * n           # -2 x_i.e_k for every row i
+        ek = e_sq[k]
+        for i in range(n):                         # vectorized over rows
+            s = col[i] + ek                        # s_k = ||e_k||^2 - 2 x_i.e_k
+            b = best[i]
+            mask = -(s < b)                        # all ones where s is better
+            idx[i] = (idx[i] & ~mask) | (k & mask)
+            best[i] = s if s < b else b
+    for i in range(n):
+        indices[i] = idx[i]
+        dist = x_sq[i] + best[i]                   # ||x||^2 + min_k s_k
+        sq_distances[i] = dist if dist > 0 else 0  # rounding can dip below 0
+
+
+cdef bint _row_sq_norms(const floating[:, ::1] A,    # IN  (rows, D)
+                        floating[::1] out                # OUT (rows,)  ||a_i||^2
+                        ) noexcept nogil:
+    """out[i] = ||a_i||^2; False when any is NaN or inf (a NaN/inf entry, or overflow)."""
+    cdef Py_ssize_t i, d
+    cdef floating acc
+    cdef bint finite = True
+    for i in range(A.shape[0]):
+        acc = 0
+        for d in range(A.shape[1]):
+            acc = acc + A[i, d] * A[i, d]
+        out[i] = acc
+        finite = finite and (acc - acc == 0)   # false for NaN and +-inf
+    return finite
 
 
 def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                  const floating[:, ::1] E,        # IN  (K, D)
-                 const floating[::1] x_sq,        # IN  (N,)
-                 const floating[::1] e_sq,        # IN  (K,)
+                 floating[::1] x_sq,              # OUT (N,)  ||x_i||^2
+                 floating[::1] e_sq,              # OUT (K,)  ||e_k||^2
                  int64_t[::1] indices,            # OUT (N,)
                  floating[::1] sq_distances,      # OUT (N,)
-                 floating[:, :, ::1] scratch,     # SCRATCH (n_threads, tile_rows, K)
+                 floating[:, :, ::1] scratch,     # SCRATCH (n_threads, K, tile_rows)
                  int n_threads):
-    """Nearest code of every row of validated X; see the module docstring.
+    """Nearest code of every row of X; see the module docstring.
 
-    The caller guarantees: N >= 1, K >= 1, D >= 1, finite inputs, matching
-    shapes, ``scratch.shape == (n_threads, tile_rows, K)``, n_threads >= 1.
+    The caller guarantees the layout: N >= 1, K >= 1, D >= 1, matching
+    shapes, ``scratch.shape == (n_threads, K, tile_rows)``, n_threads >= 1.
     Tiles are ``tile_rows`` consecutive rows; thread t uses ``scratch[t]``.
+
+    The first pass computes the squared norms, which is also the finiteness
+    check: when a norm, or the largest ||x||^2 + ||e||^2, is not finite, the
+    search is not run and 1 is returned (the caller raises the ValueError);
+    otherwise 0.
     """
     cdef int N = X.shape[0], D = X.shape[1], K = E.shape[0]
-    cdef int tile_rows = scratch.shape[1]
+    cdef int tile_rows = scratch.shape[2]
     cdef int n_tiles = (N + tile_rows - 1) // tile_rows
     cdef int t, start, rows
+    cdef Py_ssize_t i
+    cdef floating x_max = 0, e_max = 0, total
+    cdef bint finite
+    if not 1 <= tile_rows <= TILE_MAX:
+        raise ValueError(f"scratch.shape[2] (tile_rows) must be in [1, {TILE_MAX}], got {tile_rows}")
+
+    with nogil:
+        finite = _row_sq_norms(X, x_sq) and _row_sq_norms(E, e_sq)
+        for i in range(N):
+            x_max = x_sq[i] if x_sq[i] > x_max else x_max
+        for i in range(K):
+            e_max = e_sq[i] if e_sq[i] > e_max else e_max
+        total = x_max + e_max
+        finite = finite and total - total == 0  # ||x||^2 + ||e||^2 must not overflow
+    if not finite:
+        return 1
 
     if n_threads == 1:
         with nogil:
@@ -141,3 +178,4 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                 _nearest_tile(&X[start, 0], &E[0, 0], &x_sq[start], &e_sq[0],
                               rows, K, D, &scratch[threadid(), 0, 0],
                               &indices[start], &sq_distances[start])
+    return 0

@@ -22,11 +22,16 @@ distance is reported as max(||x||^2 + min_k s_k, 0).
 """
 import os
 import warnings
-from contextlib import nullcontext
-
 import numpy as np
 
-__all__ = ["BACKEND", "nearest_code", "nearest_code_reference", "validate_inputs"]
+__all__ = [
+    "BACKEND",
+    "nearest_code",
+    "nearest_code_reference",
+    "nearest_code_teaching",
+    "check_arrays",
+    "validate_inputs",
+]
 
 #: Environment variable that forces the NumPy path when set to a non-empty
 #: value other than "0" (read once, at import).
@@ -53,9 +58,9 @@ else:
 #: Which nearest-codeword path :func:`nearest_code` runs: "cython" or "numpy".
 BACKEND = "numpy" if _fast is None else "cython"
 
-# Rows per tile of the fast kernel: a tile's (rows, K) score block should stay
+# Rows per tile of the fast kernel: a tile's (K, rows) score block should stay
 # in the per-core L2 cache (2 MiB here) next to the packed codebook.
-_TILE_BYTES = 256 * 1024
+_TILE_BYTES = 1024 * 1024
 _REFERENCE_CHUNK_ELEMENTS = 1 << 20
 
 
@@ -108,8 +113,8 @@ def _row_sq_norms(a, name):
     return sq
 
 
-def validate_inputs(X, E):
-    """Check and convert the inputs of the nearest-codeword search.
+def check_arrays(X, E):
+    """Check dtypes and shapes of the search inputs; return C-contiguous arrays.
 
     Parameters
     ----------
@@ -118,16 +123,14 @@ def validate_inputs(X, E):
 
     Returns
     -------
-    X, E : ndarray, C-contiguous
-    x_sq : ndarray, (N,), ||x_i||^2
-    e_sq : ndarray, (K,), ||e_k||^2
+    X, E : ndarray, C-contiguous (a copy only when the layout needs one)
 
     Raises
     ------
     TypeError
         A dtype other than float32/float64, or X and E of different dtypes.
     ValueError
-        Wrong ndim, K = 0, D = 0, a D mismatch, NaN or inf, or overflow.
+        Wrong ndim, K = 0, D = 0, or a D mismatch.
     """
     X = _as_float_matrix(X, "X", "(N, D)")
     E = _as_float_matrix(E, "E", "(K, D)")
@@ -145,8 +148,25 @@ def validate_inputs(X, E):
         raise ValueError(
             f"X must have D = {D} columns to match E {E.shape}, got X of shape {X.shape}"
         )
-    X = np.ascontiguousarray(X)
-    E = np.ascontiguousarray(E)
+    return np.ascontiguousarray(X), np.ascontiguousarray(E)
+
+
+def validate_inputs(X, E):
+    """:func:`check_arrays`, then the squared norms, which must be finite.
+
+    Returns
+    -------
+    X, E : ndarray, C-contiguous
+    x_sq : ndarray, (N,), ||x_i||^2
+    e_sq : ndarray, (K,), ||e_k||^2
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_arrays`; also NaN or inf in X or E, or squared norms
+        that overflow the dtype.
+    """
+    X, E = check_arrays(X, E)
     e_sq = _row_sq_norms(E, "E")
     x_sq = _row_sq_norms(X, "X")
     if X.shape[0] and not np.isfinite(x_sq.max() + e_sq.max()):
@@ -201,20 +221,66 @@ def nearest_code_reference(X, E):
     return indices, sq_distances
 
 
-_blas_controller = None
+def nearest_code_teaching(X, E):
+    """Nearest codeword of every row by the plain compiled loop (VQ-1).
+
+    Same contract as :func:`nearest_code_reference`; runs the Cython teaching
+    kernel ``minivq._nearest_teaching`` (one loop over rows, codes and
+    features), for reading and for comparison, never for speed.
+
+    Raises
+    ------
+    RuntimeError
+        The compiled teaching kernel is not built (``minivq.BACKEND == "numpy"``).
+    """
+    if _fast is None:
+        raise RuntimeError(
+            f"the compiled teaching kernel is not available ({_compiled_error}); "
+            "install minivq with `pip install .` and unset MINIVQ_PUREPYTHON"
+        )
+    from . import _nearest_teaching
+
+    X, E, _, _ = validate_inputs(X, E)
+    N, K = X.shape[0], E.shape[0]
+    indices = np.empty(N, dtype=np.int64)
+    sq_distances = np.empty(N, dtype=X.dtype)
+    if N:
+        _nearest_teaching.nearest_teaching(X, E, np.empty(K, X.dtype), indices, sq_distances)
+    return indices, sq_distances
 
 
-def _blas_one_thread():
-    """Context that holds BLAS to one thread (the kernel's threads are ours)."""
-    global _blas_controller
-    try:
-        if _blas_controller is None:
-            from threadpoolctl import ThreadpoolController
+class _BlasOneThread:
+    """Context manager holding every loaded BLAS library to one thread.
 
-            _blas_controller = ThreadpoolController()
-        return _blas_controller.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or unable: run as is
-        return nullcontext()
+    The fast kernel runs its own threads over row tiles; a multi-threaded BLAS
+    inside each would oversubscribe the cores. threadpoolctl finds the BLAS
+    libraries once; entering and leaving are then two ctypes calls per
+    library (about a microsecond), cheap enough for the smallest searches.
+    Not safe against other Python threads changing BLAS threads meanwhile.
+    """
+
+    _libs = None
+
+    def __enter__(self):
+        if _BlasOneThread._libs is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                ctl = ThreadpoolController().select(user_api="blas")
+                _BlasOneThread._libs = list(ctl.lib_controllers)
+            except Exception:  # threadpoolctl unable to inspect: leave BLAS as is
+                _BlasOneThread._libs = []
+        self._saved = [lib.get_num_threads() for lib in self._libs]
+        for lib, n in zip(self._libs, self._saved):
+            if n != 1:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self._libs, self._saved):
+            if n != 1:
+                lib.set_num_threads(n)
+        return False
 
 
 def nearest_code(X, E, *, n_threads=None):
@@ -252,18 +318,24 @@ def nearest_code(X, E, *, n_threads=None):
     notebooks/01_nearest_codeword.ipynb.
     """
     threads = _check_threads(n_threads)
-    X, E, x_sq, e_sq = validate_inputs(X, E)
-    N, K = X.shape[0], E.shape[0]
-    if N == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=X.dtype)
     if _fast is None:
         return nearest_code_reference(X, E)
+    X, E = check_arrays(X, E)
+    N, K = X.shape[0], E.shape[0]
+    if N == 0:
+        validate_inputs(X, E)  # E must still be finite
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=X.dtype)
     indices = np.empty(N, dtype=np.int64)
     sq_distances = np.empty(N, dtype=X.dtype)
-    tile_rows = int(min(N, max(16, _TILE_BYTES // (K * X.itemsize))))
+    x_sq = np.empty(N, dtype=X.dtype)
+    e_sq = np.empty(K, dtype=X.dtype)
+    tile_rows = int(min(N, _fast.TILE_MAX_ROWS, max(16, _TILE_BYTES // (K * X.itemsize))))
     n_tiles = -(-N // tile_rows)
     threads = min(threads, n_tiles)
-    scratch = np.empty((threads, tile_rows, K), dtype=X.dtype)
-    with _blas_one_thread():
-        _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
+    scratch = np.empty((threads, K, tile_rows), dtype=X.dtype)
+    with _BlasOneThread():
+        status = _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
+    if status:  # a norm is not finite: the search did not run; say why
+        validate_inputs(X, E)
+        raise AssertionError("minivq: the kernel found a non-finite norm that validation did not")
     return indices, sq_distances
