@@ -13,7 +13,7 @@ import os
 import sys
 
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 # OpenMP parallelizes the fast kernel over row tiles. Portable flags only:
 # no -march=native, so a wheel built here runs on any x86-64 machine.
@@ -41,7 +41,7 @@ extensions = [
 ]
 
 setup(
-    packages=["minivq", "minivq.data_small"],
+    packages=find_packages(include=["minivq", "minivq.*"]) + ["minivq.data_small"],
     package_dir={"minivq": "minivq", "minivq.data_small": "data_small"},
     package_data={"minivq.data_small": ["*.npz", "*.json", "*.md", "*.txt"]},
     exclude_package_data={"minivq": ["*.pyx", "*.c", "*.html"]},

@@ -10,7 +10,9 @@ compiled fast kernel) or ``"numpy"`` (the reference). Set the environment
 variable ``MINIVQ_PUREPYTHON=1`` before import to force the NumPy path.
 """
 from .nearest import BACKEND, nearest_code
+from .contrastive import mms_loss
+from .matching import cmcm_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["BACKEND", "nearest_code", "__version__"]
+__all__ = ["BACKEND", "nearest_code", "mms_loss", "cmcm_loss", "__version__"]

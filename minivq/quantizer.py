@@ -1,0 +1,362 @@
+"""Vector quantization against one codebook shared by every modality (METHOD.md VQ-2..8).
+
+The assignment itself (VQ-1) is :func:`minivq.nearest_code`. Here:
+
+- :func:`quantize_forward` / :func:`quantize_backward`: q = e_{k*(h)} and the
+  straight-through estimator (VQ-2);
+- :func:`commitment_loss` (VQ-3, gradient to H, times beta) and
+  :func:`codebook_loss` (VQ-4, gradient to E, never times beta);
+- :func:`ema_init`, :func:`ema_update` (VQ-5) and :func:`restart_dead_codes`
+  (VQ-6): the default, gradient-free codebook update;
+- :func:`codebook_usage` (VQ-7); :func:`init_codebook_uniform` and
+  :func:`init_codebook_kmeanspp` (VQ-8).
+
+Units are rows h of H (..., D); a boolean mask M (...) marks the valid ones
+(None: all valid). Losses are means over valid units and D, so padding never
+changes a gradient. Derivations: notebooks/03_vector_quantization.ipynb.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import (check_codebook, check_count, check_float, check_indices, check_mask,
+                      per_modality, valid_units)
+from .nearest import nearest_code
+
+__all__ = [
+    "quantize_forward", "quantize_backward", "commitment_loss", "codebook_loss",
+    "EMAState", "ema_init", "ema_update", "restart_dead_codes", "codebook_usage",
+    "init_codebook_uniform", "init_codebook_kmeanspp",
+]
+
+
+# ------------------------------------------------------- VQ-2: STE quantizer
+def quantize_forward(H, E):
+    """Quantize every unit to its nearest codeword (VQ-1, VQ-2).
+
+    Parameters
+    ----------
+    H : ndarray, (..., D), float32 or float64
+        Features, e.g. (B, T, D). Padded units are quantized too (harmless).
+    E : ndarray, (K, D), H's dtype
+        Codebook.
+
+    Returns
+    -------
+    Q : ndarray, (..., D)
+        q = e_{k*(h)}, i.e. ``E[idx]``.
+    idx : ndarray, (...), int64
+        k*(h) = argmin_k ||h - e_k||^2, ties to the lowest index.
+    cache : tuple
+        For :func:`quantize_backward`.
+
+    Notes
+    -----
+    (VQ-2) forward q = e_{k*(h)}; the backward is the straight-through copy
+    h + sg(q - h), so dL/dh = dL/dq. The search is :func:`minivq.nearest_code`.
+    """
+    check_float(H, "H", "(..., D)")
+    D = H.shape[-1]
+    check_codebook(E, D, H.dtype)
+    idx, _ = nearest_code(H.reshape(-1, D), E)
+    idx = idx.reshape(H.shape[:-1])
+    Q = E[idx]  # (..., D)
+    return Q, idx, (H.shape,)
+
+
+def quantize_backward(dQ, cache):
+    """Straight-through estimator (VQ-2): dH = dQ.
+
+    Parameters
+    ----------
+    dQ : ndarray, (..., D)
+        Upstream gradient with respect to Q.
+    cache : tuple
+        From :func:`quantize_forward`.
+
+    Returns
+    -------
+    dH : ndarray, (..., D)
+        A copy of dQ (no gradient reaches E through the argmin).
+    """
+    (shape,) = cache
+    if np.shape(dQ) != shape:
+        raise ValueError(f"dQ must have the shape of H {shape}, got {np.shape(dQ)}")
+    return np.array(dQ, copy=True)
+
+
+# ------------------------------------------- VQ-3, VQ-4: the two VQ losses
+def commitment_loss(H, Q, M, beta=0.25):
+    """Commitment loss L = beta/(N D) sum_valid ||h - sg(q)||^2 (VQ-3).
+
+    Parameters
+    ----------
+    H, Q : ndarray, (..., D), same shape and dtype
+        Features and their quantized values (Q is a constant: stop-gradient).
+    M : ndarray of bool, (...), or None
+        Valid units; N = M.sum() >= 1.
+    beta : float
+        Weight of this loss, default 0.25. It multiplies (VQ-3) only.
+
+    Returns
+    -------
+    loss : float
+    dH : ndarray, (..., D)
+        2 beta/(N D) M (h - q); zero on padded units.
+    """
+    check_float(H, "H", "(..., D)")
+    check_float(Q, "Q", "(..., D)")
+    if Q.shape != H.shape:
+        raise ValueError(f"Q must have the shape of H {H.shape}, got {Q.shape}")
+    M = check_mask(M, H.shape[:-1])
+    N, D = int(M.sum()), H.shape[-1]
+    diff = (H - Q) * M[..., None]  # (..., D), zero on padding
+    loss = beta * float(np.sum(diff * diff)) / (N * D)
+    dH = (2.0 * beta / (N * D)) * diff
+    return loss, dH.astype(H.dtype, copy=False)
+
+
+def codebook_loss(H, idx, M, E):
+    """Codebook loss L = 1/(N D) sum_valid ||sg(h) - e_idx||^2 (VQ-4).
+
+    Parameters
+    ----------
+    H : ndarray, (..., D)
+        Features (a constant here: stop-gradient).
+    idx : ndarray of int, (...)
+        Assigned codes, from :func:`quantize_forward`.
+    M : ndarray of bool, (...), or None
+        Valid units; N = M.sum() >= 1.
+    E : ndarray, (K, D)
+        Codebook.
+
+    Returns
+    -------
+    loss : float
+    dE : ndarray, (K, D)
+        dE_k = 2/(N D) sum_{valid u: idx_u = k} (e_k - h_u).
+
+    Notes
+    -----
+    No beta here: beta weights (VQ-3). Used when the codebook is trained by
+    gradient instead of the EMA of (VQ-5).
+    """
+    check_float(H, "H", "(..., D)")
+    K, D = check_codebook(E, H.shape[-1], H.dtype).shape
+    check_indices(idx, H.shape[:-1], K)
+    M = check_mask(M, H.shape[:-1])
+    X, k = H[M], idx[M]  # (N, D), (N,)
+    N = len(k)
+    diff = E[k] - X  # (N, D)
+    loss = float(np.sum(diff * diff)) / (N * D)
+    dE = np.zeros_like(E)
+    np.add.at(dE, k, diff)  # sum the rows of diff per code
+    return loss, dE * (2.0 / (N * D))
+
+
+# --------------------------------------------- VQ-5, VQ-6: the EMA codebook
+@dataclass
+class EMAState:
+    """State of the EMA codebook (VQ-5).
+
+    Attributes
+    ----------
+    n : ndarray, (K,)
+        Raw EMA of the assignment counts (never the smoothed value).
+    m : ndarray, (K, D)
+        EMA of the per-code sums of assigned units.
+    E : ndarray, (K, D)
+        Codebook, e_k = m_k / n~_k.
+    """
+
+    n: np.ndarray
+    m: np.ndarray
+    E: np.ndarray
+
+
+def _smoothed_counts(n, eps):
+    """n~_k = (n_k + eps) / (sum_j n_j + K eps) * sum_j n_j (Laplace smoothing, VQ-5)."""
+    total = n.sum()
+    return (n + eps) / (total + len(n) * eps) * total
+
+
+def ema_init(E, *, n_init=1.0):
+    """EMA state whose codebook is E (VQ-5).
+
+    Parameters
+    ----------
+    E : ndarray, (K, D)
+        Initial codebook (see :func:`init_codebook_uniform`).
+    n_init : float, keyword-only
+        Initial count of every code (> 0), **(choice)**: n = n_init,
+        m = n_init E, so that E = m / n~ from the start and an unused code
+        stays where it is instead of being divided by a near-zero count.
+
+    Returns
+    -------
+    EMAState
+        Fresh copies; E is not shared with the caller.
+    """
+    check_float(E, "E", "(K, D)", ndim=2)
+    if not n_init > 0:
+        raise ValueError(f"n_init must be > 0, got {n_init}")
+    n = np.full(E.shape[0], n_init, dtype=E.dtype)
+    return EMAState(n=n, m=E * E.dtype.type(n_init), E=E.copy())
+
+
+def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
+    """One EMA step of the shared codebook (VQ-5); returns a new state.
+
+    Parameters
+    ----------
+    state : EMAState
+    H : ndarray (..., D), or a list of them (one per modality)
+    idx : ndarray of int (...), or a list (codes from the codebook BEFORE this step)
+    M : ndarray of bool (...) or None, or a list
+    decay : float
+        g in (0, 1), default 0.99.
+    eps : float
+        Laplace smoothing of the counts, default 1e-5.
+
+    Returns
+    -------
+    EMAState
+        n <- g n + (1-g) c, m <- g m + (1-g) s, E = m / n~ (new arrays).
+
+    Notes
+    -----
+    (VQ-5): c_k and s_k count and sum the valid units of ALL modalities
+    assigned to k. The stored n is the raw EMA; n~ (:func:`_smoothed_counts`)
+    is used only to divide. This step's Q was made with the old codebook.
+    """
+    K, D = state.E.shape
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"decay must be in (0, 1), got {decay}")
+    counts = np.zeros(K, dtype=state.n.dtype)
+    sums = np.zeros((K, D), dtype=state.m.dtype)
+    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
+        check_float(H_m, "H", "(..., D)")
+        check_indices(idx_m, H_m.shape[:-1], K)
+        valid = check_mask(M_m, H_m.shape[:-1], allow_empty=True)
+        k = idx_m[valid]  # (N_m,)
+        counts += np.bincount(k, minlength=K)
+        np.add.at(sums, k, H_m[valid])
+    n = decay * state.n + (1 - decay) * counts
+    m = decay * state.m + (1 - decay) * sums
+    E = m / _smoothed_counts(n, eps)[:, None]
+    return EMAState(n=n, m=m, E=E.astype(state.E.dtype, copy=False))
+
+
+def restart_dead_codes(state, H, M, threshold, rng):
+    """Move every code with n_k < threshold onto a random unit of the batch (VQ-6).
+
+    Parameters
+    ----------
+    state : EMAState
+        After this step's :func:`ema_update`.
+    H : ndarray (..., D), or a list (one per modality)
+    M : ndarray of bool (...) or None, or a list
+    threshold : float
+        Codes whose raw EMA count n_k is below it are dead (> 0).
+    rng : np.random.Generator or int
+
+    Returns
+    -------
+    state : EMAState
+        New arrays; for every restarted k: e_k = h, n_k = threshold,
+        m_k = e_k * threshold, so the next EMA step keeps e_k near h.
+    restarted : ndarray of int64
+        The restarted codes (sorted).
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    dead = np.flatnonzero(state.n < threshold)
+    if dead.size == 0:
+        return state, dead
+    X = valid_units(H, M, D=state.E.shape[1])  # (N, D)
+    rng = np.random.default_rng(rng)
+    rows = rng.choice(len(X), size=dead.size, replace=dead.size > len(X))
+    E, n, m = state.E.copy(), state.n.copy(), state.m.copy()
+    E[dead] = X[rows]
+    n[dead] = threshold
+    m[dead] = E[dead] * threshold
+    return EMAState(n=n, m=m, E=E), dead
+
+
+# --------------------------------------------------- VQ-7, VQ-8: usage, init
+def codebook_usage(idx, M, K):
+    """Assignment histogram, perplexity and fraction of codes used (VQ-7).
+
+    Parameters
+    ----------
+    idx : ndarray of int (...), or a list (pooled over modalities)
+    M : ndarray of bool (...) or None, or a list
+    K : int
+        Codebook size.
+
+    Returns
+    -------
+    dict
+        counts (K,) int64; perplexity exp(-sum_k p_k log p_k) with p = counts / N
+        (1 = one code, K = uniform); fraction_used = #{k: counts_k > 0} / K.
+    """
+    K = check_count(K, "K")
+    counts = np.zeros(K, dtype=np.int64)
+    for idx_m, M_m in zip(*per_modality(idx, M)):
+        check_indices(idx_m, np.shape(idx_m), K)
+        counts += np.bincount(idx_m[check_mask(M_m, idx_m.shape, allow_empty=True)], minlength=K)
+    if counts.sum() == 0:
+        raise ValueError("M must mark at least one valid unit, got none")
+    p = counts[counts > 0] / counts.sum()
+    return dict(counts=counts, perplexity=float(np.exp(-np.sum(p * np.log(p)))),
+                fraction_used=float(np.mean(counts > 0)))
+
+
+def init_codebook_uniform(K, D, rng, scale=None, dtype=np.float64):
+    """Codebook drawn from U(-scale, scale), scale = 1/K by default (VQ-8).
+
+    Returns
+    -------
+    E : ndarray, (K, D), ``dtype``
+    """
+    K, D = check_count(K, "K"), check_count(D, "D")
+    scale = 1.0 / K if scale is None else scale
+    rng = np.random.default_rng(rng)
+    return rng.uniform(-scale, scale, size=(K, D)).astype(dtype)
+
+
+def init_codebook_kmeanspp(H, M, K, rng):
+    """k-means++ seeding of the codebook from the valid units of a batch (VQ-8).
+
+    Parameters
+    ----------
+    H : ndarray (..., D), or a list (units pooled over modalities)
+    M : ndarray of bool (...) or None, or a list
+    K : int
+    rng : np.random.Generator or int
+
+    Returns
+    -------
+    E : ndarray, (K, D), H's dtype
+
+    Notes
+    -----
+    The first code is a uniformly drawn unit; each next one a unit drawn
+    with probability proportional to its squared distance to the nearest
+    code chosen so far (uniformly once every unit is a code).
+    """
+    K = check_count(K, "K")
+    X = valid_units(H, M)  # (N, D)
+    rng = np.random.default_rng(rng)
+    E = np.empty((K, X.shape[1]), dtype=X.dtype)
+    E[0] = X[rng.integers(len(X))]
+    d2 = np.sum((X - E[0]) ** 2, axis=1)  # (N,) squared distance to nearest code
+    for k in range(1, K):
+        total = d2.sum()
+        if total > 0:
+            j = np.searchsorted(np.cumsum(d2), rng.random() * total, side="right")
+        else:
+            j = rng.integers(len(X))
+        E[k] = X[min(j, len(X) - 1)]
+        d2 = np.minimum(d2, np.sum((X - E[k]) ** 2, axis=1))
+    return E

@@ -1,0 +1,245 @@
+"""Tests of minivq.matching: Cross-Modal Code Matching (METHOD.md CM-1..4)."""
+import math
+
+import numpy as np
+import pytest
+
+from minivq.contrastive import info_nce_backward, info_nce_forward
+from minivq.gradcheck import check_backward
+from minivq.matching import (
+    cmcm_loss, code_distribution_backward, code_distribution_forward,
+    code_similarity_backward, code_similarity_forward,
+)
+
+# (B, T, D, K): the edge cases B = 1, T = 1, K = 1 and general shapes
+SHAPES = [(1, 1, 3, 4), (1, 4, 2, 3), (3, 1, 3, 5), (2, 3, 4, 1), (3, 5, 4, 6)]
+
+
+def draw_features(rng, B, T, D, dtype=np.float64):
+    """Features and a mask with at least one valid unit per sample."""
+    M = rng.random((B, T)) < 0.6
+    M[:, 0] = True
+    return rng.standard_normal((B, T, D)).astype(dtype), M
+
+
+def draw_distributions(rng, B, K):
+    """Rows of a softmax, kept away from 0 so finite differences of log stay accurate."""
+    Z = 0.5 * rng.standard_normal((B, K))
+    return np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+
+
+def code_distribution_reference(H, M, E, tau, squared):
+    """(CM-1, CM-2) unit by unit, the distance taken directly, not by the expansion."""
+    B, T, _ = H.shape
+    P = np.zeros((B, len(E)))
+    for b in range(B):
+        units = [H[b, t] for t in range(T) if M[b, t]]
+        for h in units:
+            sq = np.array([np.sum((h - e) ** 2) for e in E])
+            d = sq if squared else np.sqrt(np.maximum(sq, 1e-12))
+            logits = -d / tau
+            p = np.exp(logits - logits.max())
+            P[b] += p / p.sum() / len(units)
+    return P
+
+
+def code_similarity_reference(P_a, P_b, eps):
+    """(CM-3) pair by pair: S_ij = sum_k P_a[i,k] log(P_b[j,k] + eps) + P_b[j,k] log(P_a[i,k] + eps)."""
+    S = np.zeros((len(P_a), len(P_b)))
+    for i in range(len(P_a)):
+        for j in range(len(P_b)):
+            for k in range(P_a.shape[1]):
+                S[i, j] += P_a[i, k] * math.log(P_b[j, k] + eps) + P_b[j, k] * math.log(P_a[i, k] + eps)
+    return S
+
+
+# ------------------------------------------------------------------ CM-1, CM-2
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("tau", [1.0, 0.4])
+def test_code_distribution_matches_the_loop_reference(squared, tau):
+    rng = np.random.default_rng(0)
+    H, M = draw_features(rng, 3, 5, 4)
+    E = rng.standard_normal((6, 4))
+    P, _ = code_distribution_forward(H, M, E, tau, squared)
+    np.testing.assert_allclose(P, code_distribution_reference(H, M, E, tau, squared), rtol=1e-12)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("squared", [False, True])
+def test_code_distribution_gradient(shape, squared):
+    B, T, D, K = shape
+
+    def draw(rng):
+        H, M = draw_features(rng, B, T, D)
+        return {"H": H, "M": M, "E": rng.standard_normal((K, D))}
+
+    forward = lambda H, M, E: code_distribution_forward(H, M, E, 0.7, squared)  # noqa: E731
+    errors = check_backward(forward, code_distribution_backward, draw, rng=1)
+    for name, err in errors.items():
+        assert err < 1e-7, f"d{name} rel_error {err:.1e}, expect < 1e-7"
+
+
+def test_code_distribution_ignores_padding():
+    rng = np.random.default_rng(2)
+    H, M = draw_features(rng, 3, 6, 2)
+    E = rng.standard_normal((4, 2))
+    P, cache = code_distribution_forward(H, M, E)
+    P2, cache2 = code_distribution_forward(np.where(M[..., None], H, 1e3), M, E)  # garbage padding
+    np.testing.assert_array_equal(P2, P)
+    dP = rng.standard_normal(P.shape)
+    dH, dE = code_distribution_backward(dP, cache)
+    dH2, dE2 = code_distribution_backward(dP, cache2)
+    np.testing.assert_array_equal(dH2, dH)
+    np.testing.assert_array_equal(dE2, dE)
+    assert not dH[~M].any(), "padded units must get zero gradient"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unit_on_a_codeword_has_finite_gradients(dtype):
+    """d = sqrt(max(||h - e||^2, 1e-12)) keeps 1/(2d) finite at h = e (CM-1)."""
+    rng = np.random.default_rng(3)
+    E = rng.standard_normal((5, 3)).astype(dtype)
+    H = E[[0, 2, 4, 1]].reshape(2, 2, 3).copy()  # every unit exactly on a codeword
+    P, cache = code_distribution_forward(H, None, E)
+    dH, dE = code_distribution_backward(np.ones_like(P), cache)
+    assert np.isfinite(P).all() and np.isfinite(dH).all() and np.isfinite(dE).all()
+
+
+# ------------------------------------------------------------------ CM-3
+@pytest.mark.parametrize("B_a, B_b, K", [(1, 1, 1), (3, 3, 4), (2, 5, 3)])
+def test_code_similarity_matches_the_pairwise_loop(B_a, B_b, K):
+    rng = np.random.default_rng(4)
+    P_a, P_b = draw_distributions(rng, B_a, K), draw_distributions(rng, B_b, K)
+    P_b[0, 0] = 0.0  # log(0 + eps) is finite
+    S, _ = code_similarity_forward(P_a, P_b, eps=1e-10)
+    np.testing.assert_allclose(S, code_similarity_reference(P_a, P_b, 1e-10), rtol=1e-12)
+
+
+def test_code_similarity_pairing_pitfall():
+    """CMG's P_a log(P_b)^T + P_b log(P_a)^T pairs its second term (j, i): same diagonal, different off-diagonal."""
+    rng = np.random.default_rng(5)
+    P_a, P_b = draw_distributions(rng, 4, 6), draw_distributions(rng, 4, 6)
+    S, _ = code_similarity_forward(P_a, P_b)
+    cmg = P_a @ np.log(P_b + 1e-10).T + P_b @ np.log(P_a + 1e-10).T
+    np.testing.assert_allclose(np.diag(S), np.diag(cmg), rtol=1e-13)
+    off = ~np.eye(4, dtype=bool)
+    assert np.abs(S - cmg)[off].min() > 1e-3
+
+
+@pytest.mark.parametrize("B_a, B_b, K", [(1, 1, 1), (1, 3, 2), (3, 3, 4), (4, 2, 5)])
+def test_code_similarity_gradient(B_a, B_b, K):
+    draw = lambda rng: {"P_a": draw_distributions(rng, B_a, K), "P_b": draw_distributions(rng, B_b, K)}  # noqa: E731
+    errors = check_backward(code_similarity_forward, code_similarity_backward, draw, rng=6)
+    for name, err in errors.items():
+        assert err < 1e-7, f"d{name} rel_error {err:.1e}, expect < 1e-7"
+
+
+# ------------------------------------------------------------------ CM-4
+def draw_pairs(rng, B, T_a, T_b, D, K, dtype=np.float64):
+    H_a, M_a = draw_features(rng, B, T_a, D, dtype)
+    H_b, M_b = draw_features(rng, B, T_b, D, dtype)
+    return {"H_a": H_a, "M_a": M_a, "H_b": H_b, "M_b": M_b, "E": rng.standard_normal((K, D)).astype(dtype)}
+
+
+@pytest.mark.parametrize("B, T_a, T_b, D, K", [(1, 1, 1, 2, 3), (2, 1, 3, 3, 1), (3, 4, 2, 3, 5), (4, 3, 5, 2, 6)])
+def test_cmcm_gradient(B, T_a, T_b, D, K):
+    forward = lambda *args: cmcm_loss(*args, tau=0.8)  # noqa: E731
+    backward = lambda dout, g: (dout * g["H_a"], dout * g["H_b"], dout * g["E"])  # noqa: E731
+    errors = check_backward(forward, backward, lambda rng: draw_pairs(rng, B, T_a, T_b, D, K), rng=7)
+    for name, err in errors.items():
+        assert err < 1e-7, f"d{name} rel_error {err:.1e}, expect < 1e-7"
+
+
+def test_cmcm_composes_the_pieces():
+    """(CM-4) InfoNCE on S^code, both directions averaged; E gets gradient from both modalities."""
+    args = draw_pairs(np.random.default_rng(8), 4, 5, 3, 3, 6)
+    loss, grads = cmcm_loss(*args.values())
+    P_a, _ = code_distribution_forward(args["H_a"], args["M_a"], args["E"])
+    P_b, _ = code_distribution_forward(args["H_b"], args["M_b"], args["E"])
+    S = code_similarity_reference(P_a, P_b, 1e-10)
+    rows = np.mean([-(S[i, i] - np.log(np.exp(S[i]).sum())) for i in range(4)])
+    cols = np.mean([-(S[j, j] - np.log(np.exp(S[:, j]).sum())) for j in range(4)])
+    assert loss == pytest.approx(0.5 * (rows + cols), rel=1e-12)
+    assert set(grads) == {"H_a", "H_b", "E"}
+    # E's gradient is the sum of what flows through P^a and through P^b
+    dS = info_nce_backward(1.0, info_nce_forward(S)[1])
+    dP_a, dP_b = code_similarity_backward(dS, code_similarity_forward(P_a, P_b)[1])
+    _, dE_a = code_distribution_backward(dP_a, code_distribution_forward(args["H_a"], args["M_a"], args["E"])[1])
+    _, dE_b = code_distribution_backward(dP_b, code_distribution_forward(args["H_b"], args["M_b"], args["E"])[1])
+    np.testing.assert_allclose(grads["E"], dE_a + dE_b, rtol=1e-10, atol=1e-14)
+    assert np.abs(dE_a).max() > 0 and np.abs(dE_b).max() > 0
+
+
+def test_cmcm_k1_is_chance():
+    """With one code every sample has P = [1]: S^code is constant and the loss is log B."""
+    args = draw_pairs(np.random.default_rng(9), 5, 3, 4, 2, 1)
+    loss, grads = cmcm_loss(*args.values())
+    assert loss == pytest.approx(math.log(5))
+    assert all(np.abs(g).max() < 1e-12 for g in grads.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cmcm_finite_at_large_scale(dtype):
+    args = draw_pairs(np.random.default_rng(10), 6, 5, 4, 8, 16, dtype)
+    for name in ("H_a", "H_b", "E"):
+        args[name] = args[name] * dtype(1e6)
+    loss, grads = cmcm_loss(*args.values())
+    assert np.isfinite(loss)
+    for name, g in grads.items():
+        assert np.isfinite(g).all(), f"grads[{name!r}] not finite at scale 1e6 ({dtype.__name__})"
+        assert g.dtype == dtype
+
+
+def test_errors_name_the_argument():
+    args = draw_pairs(np.random.default_rng(11), 2, 3, 3, 2, 4)
+    M_empty = args["M_a"].copy()
+    M_empty[1] = False
+    with pytest.raises(ValueError, match="M"):
+        code_distribution_forward(args["H_a"], M_empty, args["E"])
+    with pytest.raises(ValueError, match="H"):
+        code_distribution_forward(args["H_a"][0], args["M_a"][0], args["E"])
+    with pytest.raises(TypeError, match="E"):
+        code_distribution_forward(args["H_a"], args["M_a"], args["E"].astype(np.float32))
+    with pytest.raises(ValueError, match="tau"):
+        code_distribution_forward(args["H_a"], args["M_a"], args["E"], tau=0.0)
+    with pytest.raises(ValueError, match="P_a"):
+        code_similarity_forward(np.ones((2, 3)) / 3, np.ones((2, 4)) / 4)
+    with pytest.raises(ValueError, match="H_a"):
+        cmcm_loss(args["H_a"][:1], args["M_a"][:1], args["H_b"], args["M_b"], args["E"])
+
+
+def test_matches_torch_autograd():
+    """An independent autograd implementation of METHOD.md CM-1..4 (direct distances, pair-by-pair S^code)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    for squared in (False, True):
+        args = draw_pairs(rng, 4, 5, 3, 3, 6)
+        loss, grads = cmcm_loss(*args.values(), tau=0.5, squared=squared)
+        t = {k: torch.tensor(v, requires_grad=np.issubdtype(v.dtype, np.floating)) for k, v in args.items()}
+
+        def distribution(H, M):
+            rows = []
+            for b in range(M.shape[0]):
+                sq = ((H[b][M[b]][:, None, :] - t["E"][None]) ** 2).sum(-1)  # (T_b, K)
+                d = sq if squared else torch.sqrt(torch.clamp(sq, min=1e-12))
+                rows.append(torch.softmax(-d / 0.5, dim=1).mean(0))
+            return torch.stack(rows)
+
+        P_a, P_b = distribution(t["H_a"], t["M_a"]), distribution(t["H_b"], t["M_b"])
+        S = torch.stack([torch.stack([(P_a[i] * torch.log(P_b[j] + 1e-10)).sum()
+                                      + (P_b[j] * torch.log(P_a[i] + 1e-10)).sum() for j in range(4)])
+                         for i in range(4)])
+        ce, target = torch.nn.functional.cross_entropy, torch.arange(4)
+        t_loss = 0.5 * (ce(S, target) + ce(S.T, target))
+        t_loss.backward()
+        assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+        for name in ("H_a", "H_b", "E"):
+            np.testing.assert_allclose(grads[name], t[name].grad.numpy(), rtol=1e-9, atol=1e-13)
+
+
+def test_cmcm_loss_is_exported_at_top_level():
+    """Frozen interface: ``minivq.cmcm_loss`` (the lead adds the export to minivq/__init__.py)."""
+    import minivq
+
+    assert minivq.cmcm_loss is cmcm_loss
