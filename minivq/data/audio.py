@@ -1,0 +1,199 @@
+"""The log-mel front end: waveform -> (T, 40) log-mel spectrogram in dB.
+
+Everything a speech front end does, written out in NumPy so a student can read
+it: cut the waveform into overlapping frames, window each frame, take the power
+spectrum, pool the FFT bins with triangular filters spaced evenly on the mel
+scale, and take 10 log10. ``data_small/build.py`` runs this on every
+synthesized word; ``notebooks/00_data.ipynb`` draws the filterbank.
+
+The stored speech bank keeps the dB values as uint8 (``quantize_uint8``), with
+the offset and step saved next to them so ``dequantize_uint8`` inverts it to
+within half a step.
+"""
+import numpy as np
+
+SAMPLE_RATE = 16000
+N_MELS = 40
+WIN_MS = 25.0
+HOP_MS = 10.0
+N_FFT = 512
+
+
+def hz_to_mel(f):
+    """Hertz -> mel on the HTK scale, m = 2595 log10(1 + f / 700).
+
+    Parameters
+    ----------
+    f : float or ndarray
+        Frequencies in Hz.
+
+    Returns
+    -------
+    float or ndarray
+        The same frequencies in mel.
+    """
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    """Mel -> hertz, the inverse of ``hz_to_mel``: f = 700 (10^(m / 2595) - 1).
+
+    Parameters
+    ----------
+    m : float or ndarray
+        Pitches in mel.
+
+    Returns
+    -------
+    float or ndarray
+        The same pitches in Hz.
+    """
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=None):
+    """Triangular mel filters over the bins of a real FFT.
+
+    Parameters
+    ----------
+    n_mels : int
+        Number of filters (mel bands).
+    n_fft : int
+        FFT length; the spectrum has ``n_fft // 2 + 1`` bins.
+    sr : int
+        Sample rate in Hz.
+    fmin, fmax : float
+        Lowest and highest edge in Hz; ``fmax=None`` means ``sr / 2``.
+
+    Returns
+    -------
+    fb : ndarray, shape (n_mels, n_fft // 2 + 1), float64
+        Row i is a triangle rising from edge i to a peak of 1 at edge i+1 and
+        falling to 0 at edge i+2, where the n_mels + 2 edges are equally spaced
+        in mel between fmin and fmax.
+
+    Notes
+    -----
+    No area normalization: a band's value is the sum of the power of the bins
+    under its triangle weighted by the triangle's height.
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    if not 0.0 <= fmin < fmax <= sr / 2.0:
+        raise ValueError(f"need 0 <= fmin < fmax <= sr/2 = {sr / 2}; got fmin={fmin}, fmax={fmax}")
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (n_mels+2,)
+    bins_hz = np.arange(n_fft // 2 + 1) * sr / n_fft  # (n_bins,)
+    lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]  # (n_mels, 1)
+    rising = (bins_hz - lo) / (mid - lo)  # (n_mels, n_bins)
+    falling = (hi - bins_hz) / (hi - mid)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def frame_signal(wave, win_length, hop_length):
+    """Cut a 1-D signal into overlapping frames (no padding, no centering).
+
+    Parameters
+    ----------
+    wave : ndarray, shape (N,)
+    win_length, hop_length : int
+        Frame length and step in samples.
+
+    Returns
+    -------
+    frames : ndarray, shape (T, win_length)
+        Frame t holds ``wave[t * hop : t * hop + win]``;
+        T = 1 + (N - win_length) // hop_length (0 if N < win_length).
+    """
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.ndim != 1:
+        raise ValueError(f"wave: expected a 1-D array (N,), got shape {wave.shape}")
+    (N,) = wave.shape
+    T = 0 if N < win_length else 1 + (N - win_length) // hop_length
+    starts = hop_length * np.arange(T)[:, None]  # (T, 1)
+    return wave[starts + np.arange(win_length)[None, :]]  # (T, win_length)
+
+
+def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=N_FFT):
+    """Hann-windowed short-time power spectrum |FFT|^2.
+
+    Parameters
+    ----------
+    wave : ndarray, shape (N,)
+    sr : int
+        Sample rate in Hz.
+    win_ms, hop_ms : float
+        Window length and hop in milliseconds (25 ms and 10 ms: 400 and 160
+        samples at 16 kHz).
+    n_fft : int
+        FFT length (>= the window length; the frame is zero-padded).
+
+    Returns
+    -------
+    power : ndarray, shape (T, n_fft // 2 + 1), float64
+    """
+    win_length = int(round(sr * win_ms / 1000.0))
+    hop_length = int(round(sr * hop_ms / 1000.0))
+    if n_fft < win_length:
+        raise ValueError(f"n_fft: expected >= the window length {win_length}, got {n_fft}")
+    frames = frame_signal(wave, win_length, hop_length)  # (T, win)
+    window = np.hanning(win_length + 2)[1:-1]  # Hann without its zero end points
+    spectrum = np.fft.rfft(frames * window, n=n_fft, axis=1)  # (T, n_fft//2+1) complex
+    return spectrum.real ** 2 + spectrum.imag ** 2
+
+
+def log_mel(wave, sr=SAMPLE_RATE, n_mels=N_MELS, win_ms=WIN_MS, hop_ms=HOP_MS,
+            n_fft=N_FFT, floor=1e-10):
+    """Log-mel spectrogram in dB: 10 log10(max(power @ fb.T, floor)).
+
+    Parameters
+    ----------
+    wave : ndarray, shape (N,)
+        Waveform, e.g. float samples in [-1, 1].
+    sr, n_mels, win_ms, hop_ms, n_fft
+        As in ``power_spectrogram`` and ``mel_filterbank``.
+    floor : float
+        Smallest power kept, so silence gives a finite value.
+
+    Returns
+    -------
+    ndarray, shape (T, n_mels), float64
+        One row per 10 ms frame.
+    """
+    power = power_spectrogram(wave, sr, win_ms, hop_ms, n_fft)  # (T, n_bins)
+    fb = mel_filterbank(n_mels, n_fft, sr)  # (n_mels, n_bins)
+    return 10.0 * np.log10(np.maximum(power @ fb.T, floor))  # (T, n_mels)
+
+
+def quantize_uint8(x, lo, step):
+    """Store values as uint8: q = clip(round((x - lo) / step), 0, 255).
+
+    Parameters
+    ----------
+    x : ndarray
+    lo, step : float
+        The value coded as 0 and the size of one step.
+
+    Returns
+    -------
+    ndarray of uint8, the shape of x
+    """
+    return np.clip(np.rint((np.asarray(x) - lo) / step), 0, 255).astype(np.uint8)
+
+
+def dequantize_uint8(q, lo, step, dtype=np.float32):
+    """Invert ``quantize_uint8``: x = lo + q * step (exact to within step / 2).
+
+    Parameters
+    ----------
+    q : ndarray of uint8
+    lo, step : float
+    dtype : numpy dtype
+        Output dtype.
+
+    Returns
+    -------
+    ndarray of dtype, the shape of q
+    """
+    q = np.asarray(q)
+    if q.dtype != np.uint8:
+        raise TypeError(f"q: expected uint8, got {q.dtype}")
+    return (dtype(lo) + q.astype(dtype) * dtype(step)).astype(dtype)

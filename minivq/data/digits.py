@@ -1,0 +1,255 @@
+"""Spoken-digit scenes: a canvas of 2 or 3 handwritten digits paired with a
+spoken caption and a token sequence naming the same digits in the same order.
+
+Every unit carries its concept (the digit, or -1 for background), which is
+what METHOD.md (LOC) and (CC) need to score localization and code-concept
+agreement:
+
+* image: an 8x8 digit is pasted at a position on a ``max(patch, 4)``-pixel
+  grid, so each ``patch`` x ``patch`` patch lies wholly inside one digit's
+  8x8 box or wholly outside all boxes. A patch is labelled with the digit
+  whose box contains it (even where that part of the box has no ink), -1
+  otherwise; patches are in ``minivq.layers.patchify`` order.
+* speech: the renderings of the words by one speaker (one take) are mixed in
+  the power domain with a noise floor, separated by short random silences; a
+  frame is labelled with the digit whose rendering covers it, -1 otherwise.
+* text: token id d + 1 for digit d, 0 for padding (``TEXT_VOCAB``).
+
+Sample i of ``digit_scenes(split, n, seed)`` is drawn from its own generator
+``SeedSequence(seed, spawn_key=(split, i))``: the same seed gives the same
+bytes in any process, and sample i does not depend on n (only the padding of
+the speech axis does).
+"""
+import numpy as np
+
+from .bank import DIGIT_WORDS, check_n_seed, digit_images, speech_bank, split_index
+
+TEXT_VOCAB = ("<pad>",) + DIGIT_WORDS
+MAX_DIGITS = 3
+DIGIT_SIZE = 8
+
+
+def _check_options(patch, height, width, n_digits):
+    """ValueError naming the argument if the canvas cannot hold the layout."""
+    if not n_digits or min(n_digits) < 1 or max(n_digits) > MAX_DIGITS:
+        raise ValueError(f"n_digits: expected counts between 1 and {MAX_DIGITS}, got {n_digits!r}")
+    if patch not in (1, 2, 4, 8):
+        raise ValueError(f"patch: expected one of 1, 2, 4, 8 (a divisor of the 8-pixel digit), got {patch!r}")
+    grid = max(patch, 4)
+    if height < DIGIT_SIZE or height % grid:
+        raise ValueError(f"height: expected a multiple of {grid} that is >= 8, got {height!r}")
+    if width % grid or width < DIGIT_SIZE * max(n_digits):
+        raise ValueError(f"width: expected a multiple of {grid} that is >= {DIGIT_SIZE * max(n_digits)}, "
+                         f"got {width!r}")
+    return grid
+
+
+def place_digits(rng, k, height, width, grid):
+    """Random boxes for k digits, left to right, on a ``grid``-pixel lattice.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    k : int
+        Number of digits.
+    height, width : int
+        Canvas size in pixels (multiples of grid).
+    grid : int
+        Every box corner lies on a multiple of ``grid`` pixels.
+
+    Returns
+    -------
+    boxes : ndarray, shape (k, 4), int64
+        [top, left, bottom, right) of each 8x8 box, left to right, not overlapping.
+    """
+    cols, size = width // grid, DIGIT_SIZE // grid  # in grid units
+    free = cols - k * size
+    cuts = np.sort(rng.integers(0, free + 1, size=k))  # k cut points in the free space
+    lefts = (cuts + size * np.arange(k)) * grid  # gap before digit j = cuts[j] - cuts[j-1]
+    tops = rng.integers(0, (height - DIGIT_SIZE) // grid + 1, size=k) * grid
+    return np.stack([tops, lefts, tops + DIGIT_SIZE, lefts + DIGIT_SIZE], axis=1).astype(np.int64)
+
+
+def render_canvas(glyphs, digits, boxes, height, width, patch):
+    """Paste 8x8 glyphs into a canvas and label its patches.
+
+    Parameters
+    ----------
+    glyphs : ndarray, shape (k, 8, 8), uint8 ink 0..16
+    digits : ndarray, shape (k,), int64
+    boxes : ndarray, shape (k, 4), int64 (from ``place_digits``)
+    height, width, patch : int
+
+    Returns
+    -------
+    image : ndarray, shape (height, width), float32 in [0, 1]
+    patch_labels : ndarray, shape (height // patch * width // patch,), int64
+        Digit of each patch in row-major (patchify) order, -1 for background.
+    """
+    image = np.zeros((height, width), dtype=np.float32)
+    pixel_labels = np.full((height, width), -1, dtype=np.int64)
+    for glyph, d, (top, left, bottom, right) in zip(glyphs, digits, boxes):
+        image[top:bottom, left:right] = glyph / np.float32(16.0)
+        pixel_labels[top:bottom, left:right] = d
+    # boxes sit on the patch grid, so a patch's top-left pixel speaks for all of it
+    return image, pixel_labels[::patch, ::patch].reshape(-1)
+
+
+def mix_caption(rng, words_db, gap_frames, edge_frames, noise_db, gain_db):
+    """Join word log-mels with silences over a noise floor, in the power domain.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    words_db : list of ndarray, each (T_j, 40), dB (peak 0 dB)
+    gap_frames, edge_frames : (int, int)
+        Inclusive ranges of the silence between words and before/after them.
+    noise_db : (float, float)
+        Range of the noise floor level in dB (per caption); each (frame, band)
+        adds N(0, 2 dB) around it.
+    gain_db : (float, float)
+        Range of a per-word gain in dB.
+
+    Returns
+    -------
+    caption_db : ndarray, shape (T, 40), float64
+        10 log10(noise power + sum of the word powers placed at their spans).
+    spans : ndarray, shape (k, 2), int64
+        [start, end) frame of each word.
+    """
+    k = len(words_db)
+    gaps = np.concatenate([rng.integers(edge_frames[0], edge_frames[1] + 1, size=1),
+                           rng.integers(gap_frames[0], gap_frames[1] + 1, size=k - 1),
+                           rng.integers(edge_frames[0], edge_frames[1] + 1, size=1)])
+    lengths = np.array([len(w) for w in words_db])
+    starts = np.cumsum(gaps[:-1]) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    T, F = int(gaps.sum() + lengths.sum()), words_db[0].shape[1]
+    noise = rng.uniform(*noise_db) + 2.0 * rng.standard_normal((T, F))  # (T, 40) dB
+    power = 10.0 ** (noise / 10.0)
+    gains = rng.uniform(*gain_db, size=k)
+    for w, s, g in zip(words_db, starts, gains):
+        power[s:s + len(w)] += 10.0 ** ((w + g) / 10.0)
+    spans = np.stack([starts, starts + lengths], axis=1).astype(np.int64)
+    return 10.0 * np.log10(power), spans
+
+
+def _draw_scene(rng, k_choices, distinct, pools, takes):
+    """The random choices of one scene: digits, glyph rows, take."""
+    k = int(rng.choice(k_choices))
+    digits = rng.choice(10, size=k, replace=not distinct).astype(np.int64)
+    rows = np.array([rng.choice(pools[d]) for d in digits], dtype=np.int64)
+    take = int(rng.choice(takes))
+    return digits, rows, take
+
+
+def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3),
+                 distinct=True, gap_frames=(3, 12), edge_frames=(2, 8),
+                 noise_db=(-70.0, -55.0), gain_db=(-6.0, 0.0), max_frames=None):
+    """Compose n spoken-digit scenes of one split, deterministically from seed.
+
+    Parameters
+    ----------
+    split : {"train", "val", "test"}
+        Images and speakers come from that split only (disjoint splits).
+    n : int
+        Number of scenes (>= 1).
+    seed : int
+        Non-negative; scene i uses ``SeedSequence(seed, spawn_key=(split, i))``.
+    patch : {1, 2, 4, 8}
+        Patch size the image labels refer to; digits sit on a max(patch, 4) grid.
+    height, width : int
+        Canvas size (default 16 x 48: T_img = 48 patches of 4 x 4).
+    n_digits : tuple of int
+        Allowed digit counts, drawn uniformly.
+    distinct : bool
+        If True, no digit repeats within a scene.
+    gap_frames, edge_frames, noise_db, gain_db
+        Caption mixing, see ``mix_caption``.
+    max_frames : int or None
+        Pad the speech axis to this length (ValueError if a caption is longer);
+        None pads to the longest caption drawn.
+
+    Returns
+    -------
+    dict of ndarray
+        The frozen keys (COMMON.md): "images" (n, H, W) float32 in [0, 1];
+        "image_mask" (n, T_img) bool; "image_labels" (n, T_img) int64;
+        "speech" (n, T_sp, 40) float32, (dB - mean_db) / std_db with the
+        train statistics, 0 on padding; "speech_mask" (n, T_sp) bool;
+        "speech_labels" (n, T_sp) int64; "word_spans" (n, 3, 2) int64
+        [start, end) frames; "text" (n, 3) int64 (0 = pad); "text_mask" (n, 3)
+        bool; "text_labels" (n, 3) int64; "digits" (n, 3) int64. Extra keys:
+        "n_digits" (n,); "boxes" (n, 3, 4) [top, left, bottom, right) pixels;
+        "image_ids" (n, 3) rows of digits_8x8.npz; "take" (n,); "speaker" (n,);
+        "rendering_ids" (n, 3). Labels, ids and spans use -1 for padding.
+    """
+    s = split_index(split)
+    check_n_seed(n, seed)
+    grid = _check_options(patch, height, width, n_digits)
+    glyphs, glyph_digits, glyph_ids = digit_images(split)
+    pools = [np.flatnonzero(glyph_digits == d) for d in range(10)]
+    bank = speech_bank()
+    takes = bank.takes_of(split)
+    out = _allocate(n, height, width, patch)
+    captions = []
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(s, i)))
+        digits, rows, take = _draw_scene(rng, tuple(n_digits), distinct, pools, takes)
+        k = len(digits)
+        boxes = place_digits(rng, k, height, width, grid)
+        out["images"][i], out["image_labels"][i] = render_canvas(
+            glyphs[rows], digits, boxes, height, width, patch)
+        renderings = bank.rendering_of[take, digits]  # (k,)
+        caption_db, spans = mix_caption(rng, [bank.rendering_db(r, np.float64) for r in renderings],
+                                        gap_frames, edge_frames, noise_db, gain_db)
+        captions.append((caption_db - bank.mean_db) / bank.std_db)
+        for key, value in (("digits", digits), ("boxes", boxes), ("image_ids", glyph_ids[rows]),
+                           ("rendering_ids", renderings), ("word_spans", spans)):
+            out[key][i, :k] = value
+        out["n_digits"][i], out["take"][i] = k, take
+    out["speaker"] = bank.take_speaker[out["take"]].copy()
+    _fill_text(out)
+    out.update(_pad_speech(captions, out["word_spans"], out["digits"], max_frames))
+    return out
+
+
+def _allocate(n, height, width, patch):
+    """The per-scene arrays, filled with their padding values."""
+    T_img = (height // patch) * (width // patch)
+
+    def pad(*shape):
+        return np.full((n,) + shape, -1, dtype=np.int64)
+
+    return {"images": np.zeros((n, height, width), dtype=np.float32),
+            "image_mask": np.ones((n, T_img), dtype=bool), "image_labels": pad(T_img),
+            "digits": pad(MAX_DIGITS), "n_digits": np.zeros(n, dtype=np.int64),
+            "boxes": pad(MAX_DIGITS, 4), "image_ids": pad(MAX_DIGITS),
+            "take": np.zeros(n, dtype=np.int64), "rendering_ids": pad(MAX_DIGITS),
+            "word_spans": pad(MAX_DIGITS, 2)}
+
+
+def _fill_text(out):
+    """Tokens from digits: id d + 1 for digit d, 0 for padding (TEXT_VOCAB)."""
+    digits = out["digits"]  # (n, 3)
+    out["text_mask"] = digits >= 0
+    out["text"] = np.where(out["text_mask"], digits + 1, 0).astype(np.int64)
+    out["text_labels"] = digits.copy()
+
+
+def _pad_speech(captions, spans, digits, max_frames):
+    """Stack normalized captions into (n, T_sp, 40) with mask and frame labels."""
+    lengths = np.array([len(c) for c in captions])
+    T_sp = int(lengths.max()) if max_frames is None else int(max_frames)
+    if lengths.max() > T_sp:
+        raise ValueError(f"max_frames: expected >= the longest caption ({lengths.max()} frames), "
+                         f"got {max_frames}")
+    n, F = len(captions), captions[0].shape[1]
+    speech = np.zeros((n, T_sp, F), dtype=np.float32)
+    labels = np.full((n, T_sp), -1, dtype=np.int64)
+    for i, c in enumerate(captions):
+        speech[i, :len(c)] = c
+        for (start, end), d in zip(spans[i], digits[i]):
+            if d >= 0:
+                labels[i, start:end] = d
+    mask = np.arange(T_sp)[None, :] < lengths[:, None]  # (n, T_sp)
+    return {"speech": speech, "speech_mask": mask, "speech_labels": labels}

@@ -1,0 +1,109 @@
+"""Synthetic toy modalities: the same concepts seen as frames and as patches.
+
+A sample holds 1 to L distinct concepts out of C. Modality "a" is a sequence
+(like speech): each concept gives a few frames drawn around its prototype,
+with background frames before, between and after. Modality "b" is a grid (like
+an image): each concept occupies random cells, background fills the rest.
+The two modalities have *unrelated* prototypes (drawn independently), so a
+model only learns that a-prototype 3 and b-prototype 3 mean the same thing
+from their co-occurrence in pairs: the situation METHOD.md (CM-1..4) is built
+for. Prototypes come from ``prototype_seed`` (fixed by default), samples from
+``seed``, so datasets drawn with different seeds share their concepts.
+"""
+import numpy as np
+
+from .bank import check_n_seed
+
+
+def toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed=0):
+    """Prototypes of the C concepts plus background (last row) in each modality.
+
+    Returns
+    -------
+    proto_a : ndarray, shape (C + 1, dim_a), float64, entries N(0, 1)
+    proto_b : ndarray, shape (C + 1, dim_b), float64, drawn independently of proto_a
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(prototype_seed, spawn_key=(0,)))
+    return rng.standard_normal((n_concepts + 1, dim_a)), rng.standard_normal((n_concepts + 1, dim_b))
+
+
+def _sequence_layout(rng, k, frames_per_concept, gap_frames):
+    """Frame labels of modality a: background gaps around k concept runs."""
+    runs = rng.integers(frames_per_concept[0], frames_per_concept[1] + 1, size=k)
+    gaps = rng.integers(gap_frames[0], gap_frames[1] + 1, size=k + 1)
+    starts = np.cumsum(gaps[:-1]) + np.concatenate([[0], np.cumsum(runs)[:-1]])
+    return np.stack([starts, starts + runs], axis=1), int(gaps.sum() + runs.sum())
+
+
+def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16, dim_b=16,
+              frames_per_concept=(2, 4), gap_frames=(1, 3), grid=(4, 4), cells_per_concept=1,
+              noise=0.5, prototype_seed=0):
+    """Draw n toy pairs (modality a: frames, modality b: grid of patches).
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs (>= 1).
+    seed : int
+        Non-negative; pair i uses ``SeedSequence(seed, spawn_key=(i,))``.
+    n_concepts : int
+        C, the number of concepts; concept ids are 0..C-1.
+    min_concepts, max_concepts : int
+        Each pair holds between these many distinct concepts (L = max_concepts).
+    dim_a, dim_b : int
+        F_a, F_b: feature size of a frame and of a patch.
+    frames_per_concept, gap_frames : (int, int)
+        Inclusive ranges: frames per concept in a, background frames before,
+        between and after the concepts.
+    grid : (int, int)
+        Rows and columns of modality b (T_b = rows * cols, row-major).
+    cells_per_concept : int
+        Cells of b each concept covers (random, distinct).
+    noise : float
+        Standard deviation of the Gaussian noise added to every unit.
+    prototype_seed : int
+        Seed of the prototypes (``toy_prototypes``); keep it fixed across splits.
+
+    Returns
+    -------
+    dict of ndarray
+        "a" (n, T_a, F_a) float32, T_a = L * max frames + (L + 1) * max gap;
+        "a_mask" (n, T_a) bool; "a_labels" (n, T_a) int64 (-1 background and
+        padding); "b" (n, T_b, F_b) float32; "b_mask" (n, T_b) bool (all
+        True); "b_labels" (n, T_b) int64; "concepts" (n, L) int64 in a's order,
+        -1 padded; extra "a_spans" (n, L, 2) int64 [start, end) frames, -1 padded.
+    """
+    check_n_seed(n, seed)
+    rows, cols = grid
+    L, T_b = max_concepts, rows * cols
+    if not 1 <= min_concepts <= max_concepts <= n_concepts:
+        raise ValueError(f"min_concepts, max_concepts: expected 1 <= min <= max <= n_concepts="
+                         f"{n_concepts}, got {min_concepts}, {max_concepts}")
+    if max_concepts * cells_per_concept > T_b:
+        raise ValueError(f"grid: expected >= {max_concepts * cells_per_concept} cells, got {grid}")
+    proto_a, proto_b = toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed)
+    T_a = L * frames_per_concept[1] + (L + 1) * gap_frames[1]
+    out = {"a_mask": np.zeros((n, T_a), dtype=bool), "a_labels": np.full((n, T_a), -1, dtype=np.int64),
+           "b_mask": np.ones((n, T_b), dtype=bool), "b_labels": np.full((n, T_b), -1, dtype=np.int64),
+           "concepts": np.full((n, L), -1, dtype=np.int64), "a_spans": np.full((n, L, 2), -1, dtype=np.int64),
+           "a": np.zeros((n, T_a, dim_a), dtype=np.float32), "b": np.zeros((n, T_b, dim_b), dtype=np.float32)}
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+        k = int(rng.integers(min_concepts, max_concepts + 1))
+        concepts = rng.choice(n_concepts, size=k, replace=False)
+        spans, length = _sequence_layout(rng, k, frames_per_concept, gap_frames)
+        out["a_mask"][i, :length] = True
+        for (start, end), c in zip(spans, concepts):
+            out["a_labels"][i, start:end] = c
+        cells = rng.choice(T_b, size=(k, cells_per_concept), replace=False)
+        out["b_labels"][i, cells] = concepts[:, None]
+        out["concepts"][i, :k], out["a_spans"][i, :k] = concepts, spans
+        out["a"][i, :length] = _render(rng, proto_a, out["a_labels"][i, :length], noise)
+        out["b"][i] = _render(rng, proto_b, out["b_labels"][i], noise)
+    return out
+
+
+def _render(rng, proto, labels, noise):
+    """Units = prototype of their label + N(0, noise^2); label -1 picks the
+    background prototype, which is the last row. Shape (T, F) for labels (T,)."""
+    return proto[labels] + noise * rng.standard_normal((len(labels), proto.shape[1]))
