@@ -57,7 +57,7 @@ def info_nce_forward(S, margin=0.0):
     (MMS): with Z = S - delta I,
     L = 1/2 [-(1/B) sum_i log softmax_j(Z_ij)|_{j=i} - (1/B) sum_j log softmax_i(Z_ij)|_{i=j}].
     """
-    check_float(S, "S", "(B, B)", ndim=2)
+    check_float(S, "S", "(B, B)", ndim=2, coerce=False)
     B = S.shape[0]
     if S.shape != (B, B) or B == 0:
         raise ValueError(f"S must be a square (B, B) matrix with B >= 1, got shape {S.shape}")

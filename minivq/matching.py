@@ -54,10 +54,10 @@ def code_distribution_forward(H, M, E, tau=1.0, squared=False):
     with ||h - e||^2 = ||h||^2 - 2 h.e + ||e||^2 (one matrix product, no (N, K, D) array).
     (CM-2) P_b(k) = sum_t M_bt p(k | h_bt) / sum_t M_bt.
     """
-    check_float(H, "H", "(B, T, D)", ndim=3)
+    check_float(H, "H", "(B, T, D)", ndim=3, coerce=False)
     B, T, D = H.shape
     check_codebook(E, D, H.dtype)
-    M = check_mask(M, (B, T))
+    M = check_mask(M, (B, T), "(B, T)", coerce=False, none_is_all=True, allow_empty=False)
     n_valid = M.sum(axis=1)  # (B,)
     if not n_valid.all():
         empty = np.flatnonzero(n_valid == 0)
@@ -143,8 +143,8 @@ def code_similarity_forward(P_a, P_b, eps=1e-10):
     with L = log(P + eps). The CMG re-implementation's P_a L_b^T + P_b L_a^T
     pairs its second term (j, i); only the diagonal agrees.
     """
-    check_float(P_a, "P_a", "(B_a, K)", ndim=2)
-    check_float(P_b, "P_b", "(B_b, K)", ndim=2)
+    check_float(P_a, "P_a", "(B_a, K)", ndim=2, coerce=False)
+    check_float(P_b, "P_b", "(B_b, K)", ndim=2, coerce=False)
     if P_a.shape[1] != P_b.shape[1]:
         raise ValueError(f"P_a and P_b must have the same K, got {P_a.shape} and {P_b.shape}")
     L_a = np.log(P_a + eps)  # (B_a, K)

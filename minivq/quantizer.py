@@ -55,7 +55,7 @@ def quantize_forward(H, E):
     (VQ-2) forward q = e_{k*(h)}; the backward is the straight-through copy
     h + sg(q - h), so dL/dh = dL/dq. The search is :func:`minivq.nearest_code`.
     """
-    check_float(H, "H", "(..., D)")
+    check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
     D = H.shape[-1]
     check_codebook(E, D, H.dtype)
     idx, _ = nearest_code(H.reshape(-1, D), E)
@@ -104,11 +104,11 @@ def commitment_loss(H, Q, M, beta=0.25):
     dH : ndarray, (..., D)
         2 beta/(N D) M (h - q); zero on padded units.
     """
-    check_float(H, "H", "(..., D)")
-    check_float(Q, "Q", "(..., D)")
+    check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
+    check_float(Q, "Q", "(..., D)", min_ndim=1, coerce=False)
     if Q.shape != H.shape:
         raise ValueError(f"Q must have the shape of H {H.shape}, got {Q.shape}")
-    M = check_mask(M, H.shape[:-1])
+    M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
     N, D = int(M.sum()), H.shape[-1]
     diff = (H - Q) * M[..., None]  # (..., D), zero on padding
     loss = beta * float(np.sum(diff * diff)) / (N * D)
@@ -141,10 +141,10 @@ def codebook_loss(H, idx, M, E):
     No beta here: beta weights (VQ-3). Used when the codebook is trained by
     gradient instead of the EMA of (VQ-5).
     """
-    check_float(H, "H", "(..., D)")
+    check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
     K, D = check_codebook(E, H.shape[-1], H.dtype).shape
     check_indices(idx, H.shape[:-1], K)
-    M = check_mask(M, H.shape[:-1])
+    M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
     X, k = H[M], idx[M]  # (N, D), (N,)
     N = len(k)
     diff = E[k] - X  # (N, D)
@@ -197,7 +197,7 @@ def ema_init(E, *, n_init=1.0):
     EMAState
         Fresh copies; E is not shared with the caller.
     """
-    check_float(E, "E", "(K, D)", ndim=2)
+    check_float(E, "E", "(K, D)", ndim=2, coerce=False)
     if not n_init > 0:
         raise ValueError(f"n_init must be > 0, got {n_init}")
     n = np.full(E.shape[0], n_init, dtype=E.dtype)
@@ -235,9 +235,9 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     counts = np.zeros(K, dtype=state.n.dtype)
     sums = np.zeros((K, D), dtype=state.m.dtype)
     for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
-        check_float(H_m, "H", "(..., D)")
+        check_float(H_m, "H", "(..., D)", min_ndim=1, coerce=False)
         check_indices(idx_m, H_m.shape[:-1], K)
-        valid = check_mask(M_m, H_m.shape[:-1], allow_empty=True)
+        valid = check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
         k = idx_m[valid]  # (N_m,)
         counts += np.bincount(k, minlength=K)
         np.add.at(sums, k, H_m[valid])
@@ -304,7 +304,8 @@ def codebook_usage(idx, M, K):
     counts = np.zeros(K, dtype=np.int64)
     for idx_m, M_m in zip(*per_modality(idx, M)):
         check_indices(idx_m, np.shape(idx_m), K)
-        counts += np.bincount(idx_m[check_mask(M_m, idx_m.shape, allow_empty=True)], minlength=K)
+        valid = check_mask(M_m, idx_m.shape, "idx.shape", coerce=False, none_is_all=True)
+        counts += np.bincount(idx_m[valid], minlength=K)
     if counts.sum() == 0:
         raise ValueError("M must mark at least one valid unit, got none")
     p = counts[counts > 0] / counts.sum()

@@ -10,7 +10,7 @@ k taps onto the input frames. Derivation:
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import check_dout, check_float, check_int, check_mask, check_shape
+from .._checks import check_dout, check_float, check_int, check_mask, check_shape
 
 __all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_output_mask"]
 
@@ -127,7 +127,7 @@ def conv1d_output_mask(M, k, stride=1, padding=0):
     M = np.asarray(M)
     if M.ndim != 2:
         raise ValueError(f"M must be 2-D (B, T), got shape {M.shape}")
-    M = check_mask(M, "M", M.shape, "(B, T)")
+    M = check_mask(M, M.shape, "(B, T)")
     B, T = M.shape
     T_out = conv1d_output_length(T, k, stride, padding)
     centre = np.arange(T_out) * stride - padding + (k - 1) // 2  # (T_out,)

@@ -10,7 +10,7 @@ forward's differentiable inputs. Derivations:
 """
 import numpy as np
 
-from ._checks import check_dout, check_float, check_positive, check_shape
+from .._checks import check_dout, check_float, check_positive, check_shape
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",

@@ -6,7 +6,7 @@ SUM-1 and CM-2). Tested in ``tests/test_layers.py``.
 """
 import numpy as np
 
-from ._checks import check_dout, check_float, check_int, check_mask
+from .._checks import check_dout, check_float, check_int, check_mask
 
 __all__ = [
     "patchify", "embedding_forward", "embedding_backward",
@@ -113,7 +113,7 @@ def masked_mean_forward(H, M):
     """
     H = check_float(H, "H", "(B, T, D)", ndim=3)
     B, T, D = H.shape
-    M = check_mask(M, "M", (B, T), "(B, T)")
+    M = check_mask(M, (B, T), "(B, T)")
     if B == 0:
         raise ValueError(f"H must hold at least one sample (B >= 1), got shape {H.shape}")
     counts = M.sum(axis=1)  # (B,)
