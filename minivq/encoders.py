@@ -1,0 +1,231 @@
+"""One small encoder per modality, x -> units H (B, T, D) with a mask (METHOD.md ENC).
+
+No encoder is shared across modalities; only the codebook is (VQ). Each
+encoder is built from the hand-derived layers of :mod:`minivq.layers`:
+
+- ``image``: patchify, affine, ReLU, affine (one unit per patch);
+- ``speech``: conv1d with stride over log-mel frames, ReLU, conv1d with
+  stride (one unit per window of frames);
+- ``text``: embedding, conv1d (one unit per token);
+- ``a`` and ``b`` (the toy modalities of :func:`minivq.data.toy_pairs`):
+  affine, ReLU, affine.
+
+With ``cfg.unit_norm`` (default) every unit is then L2-normalized, so the
+modalities meet the shared codebook on one sphere **(choice)**.
+
+Parameters live in one flat dict with keys ``"<modality>.<name>"``; the
+gradients come back in a dict with the same keys (STYLE.md).
+``unit_labels`` carries per-input concept labels to the units with the
+centre rule of :func:`minivq.layers.conv1d_output_mask`.
+"""
+import numpy as np
+
+from . import layers
+from .optim import he_uniform
+
+__all__ = ["MODALITIES", "DATA_KEYS", "modality_arrays", "input_dim", "init_encoder", "encoder_forward",
+           "encoder_backward", "unit_labels"]
+
+#: The modalities an encoder exists for.
+MODALITIES = ("image", "speech", "text", "a", "b")
+
+#: Keys of each modality's (input, input mask, input labels) in the dicts of
+#: :func:`minivq.data.digit_scenes` and :func:`minivq.data.toy_pairs`.
+DATA_KEYS = {
+    "image": ("images", "image_mask", "image_labels"),
+    "speech": ("speech", "speech_mask", "speech_labels"),
+    "text": ("text", "text_mask", "text_labels"),
+    "a": ("a", "a_mask", "a_labels"),
+    "b": ("b", "b_mask", "b_labels"),
+}
+
+
+def modality_arrays(data, modality, rows=slice(None)):
+    """(x, mask, labels) of one modality from a data dict, restricted to ``rows``."""
+    x_key, m_key, l_key = DATA_KEYS[modality]
+    labels = data[l_key][rows] if l_key in data else None
+    return data[x_key][rows], data[m_key][rows], labels
+
+
+def input_dim(modality, cfg):
+    """Features per input unit: patch*patch pixels, n_mels, vocab, or the toy dims."""
+    if modality == "image":
+        return cfg.patch * cfg.patch
+    if modality == "speech":
+        return cfg.n_mels
+    if modality == "text":
+        return cfg.vocab
+    if modality in ("a", "b"):
+        if modality not in cfg.toy_dims:
+            raise ValueError(f"cfg.toy_dims must give the feature size of {modality!r}, got {cfg.toy_dims}")
+        return int(cfg.toy_dims[modality])
+    raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+
+
+def init_encoder(modality, cfg, rng):
+    """He-uniform weights and zero biases of one encoder.
+
+    Returns
+    -------
+    dict
+        ``"<m>.W1", "<m>.b1", "<m>.W2", "<m>.b2"`` in ``cfg.dtype``; W1/W2 are
+        (D_in, hidden)/(hidden, D) for affine layers, (k, C_in, C_out) for
+        convolutions, and ``"text.W1"`` is the (vocab, hidden) embedding.
+    """
+    F, Hd, D, dt = input_dim(modality, cfg), cfg.hidden, cfg.D, cfg.dtype
+    if modality == "speech":
+        shapes = [(cfg.speech_kernel, F, Hd), (cfg.speech_kernel, Hd, D)]
+    elif modality == "text":
+        shapes = [(F, Hd), (cfg.text_kernel, Hd, D)]
+    else:
+        shapes = [(F, Hd), (Hd, D)]
+    p = {}
+    for i, shape in enumerate(shapes, start=1):
+        p[f"{modality}.W{i}"] = he_uniform(rng, shape, dtype=dt)
+        p[f"{modality}.b{i}"] = np.zeros(shape[-1], dtype=dt)
+    if modality == "text":  # an embedding table is not a fan-in layer
+        p["text.W1"] = rng.normal(0.0, 1.0, size=shapes[0]).astype(dt)
+        del p["text.b1"]
+    return p
+
+
+def _mlp_forward(x, W1, b1, W2, b2):
+    """affine, ReLU, affine on the last axis: (H, layer caches, ReLU signs)."""
+    a, c1 = layers.affine_forward(x, W1, b1)
+    h, c2 = layers.relu_forward(a)
+    H, c3 = layers.affine_forward(h, W2, b2)
+    return H, (c1, c2, c3), a > 0
+
+
+def encoder_forward(modality, params, x, mask, cfg):
+    """Encode one modality's batch into D-dimensional units (ENC).
+
+    Parameters
+    ----------
+    modality : str
+    params : dict
+        Contains this modality's ``"<m>.*"`` entries (extra keys are ignored).
+    x : ndarray
+        images (B, H, W); log-mel frames (B, T, n_mels); token ids (B, T) int;
+        toy features (B, T, F).
+    mask : ndarray of bool, shape (B, T_in)
+        Valid input units (patches for images).
+    cfg : ModelConfig
+
+    Returns
+    -------
+    H : ndarray, shape (B, T, D)
+    M : ndarray of bool, shape (B, T)
+        Valid units (for speech, after the strided convolutions).
+    cache : tuple
+        For :func:`encoder_backward`; ``cache[2]`` holds the ReLU signs
+        (the kinks of a gradient check).
+
+    Notes
+    -----
+    With ``cfg.unit_norm`` the units are L2-normalized, h <- h / ||h||
+    **(choice)**: both modalities then meet the shared codebook on the same
+    sphere, where the distances of CM-1 have one scale.
+    """
+    P = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(modality + ".")}
+    H, M, caches, signs = _encode(modality, P, x, mask, cfg)
+    c_norm = None
+    if cfg.unit_norm:
+        H, c_norm = layers.l2_normalize_forward(H)
+    return H, M, (modality, caches, signs, c_norm)
+
+
+def _encode(modality, P, x, mask, cfg):
+    """The layers of :func:`encoder_forward`: (H, M, layer caches, ReLU signs)."""
+    if modality == "speech":
+        k, s = cfg.speech_kernel, cfg.speech_stride
+        pad = (k - 1) // 2
+        M1 = layers.conv1d_output_mask(mask, k, s, pad)  # (B, T1)
+        a, c1 = layers.conv1d_forward(x.astype(cfg.dtype, copy=False), P["W1"], P["b1"], s, pad)
+        h, c2 = layers.relu_forward(a)
+        h = h * M1[:, :, None]  # padding stays zero, so H does not depend on the padded length
+        H, c3 = layers.conv1d_forward(h, P["W2"], P["b2"], s, pad)
+        M = layers.conv1d_output_mask(M1, k, s, pad)
+        return H, M, (c1, c2, c3, M1), a > 0
+    if modality == "text":
+        mask = np.asarray(mask, dtype=bool)
+        e, c1 = layers.embedding_forward(x, P["W1"])
+        e = e * mask[:, :, None]  # padding tokens read as zeros, like the conv's padding
+        pad = (cfg.text_kernel - 1) // 2
+        H, c2 = layers.conv1d_forward(e, P["W2"], P["b2"], 1, pad)
+        return H, mask, (c1, c2, mask), np.zeros(0, bool)
+    if modality == "image":
+        x, patch_mask = layers.patchify(x.astype(cfg.dtype, copy=False), cfg.patch)
+        mask = patch_mask if mask is None else np.asarray(mask, dtype=bool) & patch_mask
+    H, caches, signs = _mlp_forward(x.astype(cfg.dtype, copy=False), P["W1"], P["b1"], P["W2"], P["b2"])
+    return H, np.asarray(mask, dtype=bool), caches, signs
+
+
+def encoder_backward(dH, cache):
+    """Gradients of :func:`encoder_forward` with respect to its parameters.
+
+    Parameters
+    ----------
+    dH : ndarray, shape (B, T, D)
+    cache : tuple from :func:`encoder_forward`
+
+    Returns
+    -------
+    dict
+        ``"<m>.W1"``, ``"<m>.b1"`` (not for text), ``"<m>.W2"``, ``"<m>.b2"``.
+    """
+    m, caches, _, c_norm = cache
+    if c_norm is not None:
+        dH = layers.l2_normalize_backward(dH, c_norm)
+    if m == "text":
+        c1, c2, mask = caches
+        de, dW2, db2 = layers.conv1d_backward(dH, c2)
+        dW1 = layers.embedding_backward(de * mask[:, :, None], c1)
+        return {f"{m}.W1": dW1, f"{m}.W2": dW2, f"{m}.b2": db2}
+    c1, c2, c3 = caches[:3]
+    back = layers.conv1d_backward if m == "speech" else layers.affine_backward
+    dh, dW2, db2 = back(dH, c3)
+    if m == "speech":
+        dh = dh * caches[3][:, :, None]  # the mask applied after the ReLU
+    da = layers.relu_backward(dh, c2)
+    _, dW1, db1 = back(da, c1)
+    return {f"{m}.W1": dW1, f"{m}.b1": db1, f"{m}.W2": dW2, f"{m}.b2": db2}
+
+
+def _strided_labels(labels, k, stride, padding, T_out):
+    """Label of each conv output unit = label of its window centre (else -1)."""
+    B, T = labels.shape
+    c = np.arange(T_out) * stride - padding + (k - 1) // 2  # (T_out,) window centres
+    inside = (c >= 0) & (c < T)
+    out = np.full((B, T_out), -1, dtype=labels.dtype)
+    out[:, inside] = labels[:, c[inside]]
+    return out
+
+
+def unit_labels(modality, labels, cfg):
+    """Concept labels of the encoder's units from the labels of its inputs.
+
+    Parameters
+    ----------
+    modality : str
+    labels : ndarray of int, shape (B, T_in)
+        Per-input labels (patches in patchify order, frames, tokens), -1
+        for background.
+    cfg : ModelConfig
+
+    Returns
+    -------
+    ndarray of int, shape (B, T)
+        For speech, unit t takes the label of frame c = t*stride - pad +
+        (k-1)//2 of each convolution in turn (the centre rule of
+        ``conv1d_output_mask``); other modalities keep their labels.
+    """
+    labels = np.asarray(labels)
+    if modality != "speech":
+        return labels
+    k, s = cfg.speech_kernel, cfg.speech_stride
+    pad = (k - 1) // 2
+    for _ in range(2):
+        T_out = layers.conv1d_output_length(labels.shape[1], k, s, pad)
+        labels = _strided_labels(labels, k, s, pad, T_out)
+    return labels

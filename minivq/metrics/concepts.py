@@ -1,0 +1,137 @@
+"""Code-concept analysis (CC) and usage per modality (VQ-7).
+
+From the hard codes (VQ-1) of units with known concepts: the code x concept
+counts, code purity, the fraction of used codes both modalities share, and
+the cross-modal agreement per concept.
+"""
+import numpy as np
+
+__all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",
+           "usage_per_modality"]
+
+
+def code_concept_counts(idx, labels, mask, K, n_concepts):
+    """Count matrix of hard codes (VQ-1) against unit concepts (CC).
+
+    Parameters
+    ----------
+    idx : ndarray of int, shape (B, T)
+        Code of every unit, k*(h_bt).
+    labels : ndarray of int, shape (B, T)
+        Concept of every unit, -1 for background.
+    mask : ndarray of bool, shape (B, T)
+    K : int
+        Codebook size.
+    n_concepts : int
+        Number of concepts C.
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (C + 1, K)
+        counts[c, k] = number of valid units of concept c assigned to code k;
+        the last row (index C, i.e. -1 wraps to it) counts background units.
+    """
+    idx, labels = np.asarray(idx), np.asarray(labels)
+    mask = np.asarray(mask, dtype=bool)
+    if idx.shape != labels.shape or idx.shape != mask.shape:
+        raise ValueError(
+            f"idx, labels and mask must share one shape, got {idx.shape}, {labels.shape}, {mask.shape}")
+    rows = np.where(labels[mask] < 0, n_concepts, labels[mask])
+    counts = np.zeros((n_concepts + 1, K), dtype=np.int64)
+    np.add.at(counts, (rows, idx[mask]), 1)
+    return counts
+
+
+def code_purity(counts, include_background=False):
+    """Fraction of units whose code's majority concept is their own concept (CC).
+
+    Parameters
+    ----------
+    counts : ndarray of int, shape (C + 1, K)
+        From :func:`code_concept_counts` (sum the matrices of several
+        modalities to pool them); the last row is background.
+    include_background : bool
+        If False (default), score only the concept units (background units
+        still vote for their codes' majority, so a digit unit on a
+        background-dominated code counts as impure).
+
+    Returns
+    -------
+    float
+    """
+    counts = np.asarray(counts)
+    majority = np.argmax(counts, axis=0)  # (K,)
+    rows = counts if include_background else counts[:-1]
+    total = rows.sum()
+    if total == 0:
+        return float("nan")
+    on_rows = majority < rows.shape[0]  # codes whose majority is a scored row
+    cols = np.arange(counts.shape[1])[on_rows]
+    return float(rows[majority[on_rows], cols].sum() / total)
+
+
+def shared_code_fraction(counts_a, counts_b):
+    """Fraction of used codes that both modalities use (CC).
+
+    Parameters
+    ----------
+    counts_a, counts_b : ndarray of int, shape (C + 1, K)
+        Code-concept counts of the two modalities.
+
+    Returns
+    -------
+    float
+        |used_a & used_b| / |used_a | used_b|.
+    """
+    used_a = np.asarray(counts_a).sum(axis=0) > 0
+    used_b = np.asarray(counts_b).sum(axis=0) > 0
+    union = np.sum(used_a | used_b)
+    return float(np.sum(used_a & used_b) / union) if union else float("nan")
+
+
+def cross_modal_agreement(counts_a, counts_b):
+    """Per concept, is the most frequent code the same in both modalities (CC)?
+
+    Parameters
+    ----------
+    counts_a, counts_b : ndarray of int, shape (C + 1, K)
+        Code-concept counts of the two modalities (last row background).
+
+    Returns
+    -------
+    dict
+        ``agree`` bool (C,), ``top_a`` and ``top_b`` int64 (C,) (the most
+        frequent code per concept, -1 if the concept never occurs), and
+        ``n_agree`` (int).
+    """
+    counts_a, counts_b = np.asarray(counts_a)[:-1], np.asarray(counts_b)[:-1]
+    top_a = np.where(counts_a.sum(axis=1) > 0, np.argmax(counts_a, axis=1), -1)
+    top_b = np.where(counts_b.sum(axis=1) > 0, np.argmax(counts_b, axis=1), -1)
+    agree = (top_a == top_b) & (top_a >= 0)
+    return {"agree": agree, "top_a": top_a.astype(np.int64), "top_b": top_b.astype(np.int64),
+            "n_agree": int(agree.sum())}
+
+
+def usage_per_modality(idx, masks, K):
+    """Codebook usage of each modality and of all of them together (VQ-7).
+
+    Parameters
+    ----------
+    idx : dict of str -> ndarray of int, shape (B, T)
+        Hard codes of each modality's units.
+    masks : dict of str -> ndarray of bool, shape (B, T)
+    K : int
+
+    Returns
+    -------
+    dict
+        For each modality and for ``"all"``: the output of
+        :func:`minivq.quantizer.codebook_usage` (counts, perplexity,
+        fraction_used).
+    """
+    from ..quantizer import codebook_usage
+
+    out = {m: codebook_usage(idx[m], masks[m], K) for m in idx}
+    pooled = np.concatenate([np.asarray(idx[m])[np.asarray(masks[m], dtype=bool)] for m in idx])
+    out["all"] = codebook_usage(pooled[None, :], np.ones((1, pooled.size), dtype=bool), K)
+    return out

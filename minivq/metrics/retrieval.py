@@ -1,0 +1,135 @@
+"""Retrieval (RET): ranks, Recall@k and median rank, both directions.
+
+Rank by S (SUM-3), by S^code (CM-3), or by S + lambda_r S^code.
+"""
+import numpy as np
+
+__all__ = ["retrieval_ranks", "recall_at_k", "retrieval_metrics", "retrieval_report", "set_ceiling_r1"]
+
+
+def _check_square(S, name="S"):
+    S = np.asarray(S)
+    if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square (B, B) matrix, got shape {S.shape}")
+    if not np.all(np.isfinite(S)):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return S
+
+
+def retrieval_ranks(S):
+    """1-based rank of the true partner of every query, both directions (RET).
+
+    Parameters
+    ----------
+    S : ndarray, shape (B, B)
+        Similarities; S[i, j] compares item i of modality a with item j of
+        modality b, and the true pairs are on the diagonal.
+
+    Returns
+    -------
+    ranks_ab : ndarray of int64, shape (B,)
+        Rank of b_i among all b for the query a_i (1 = retrieved first).
+    ranks_ba : ndarray of int64, shape (B,)
+        Rank of a_j among all a for the query b_j.
+
+    Notes
+    -----
+    Ties count against the query (pessimistic rank): rank = 1 + the number of
+    wrong candidates scoring at least as high as the true one, so a constant S
+    gives rank B, never a lucky 1.
+    """
+    S = _check_square(S)
+    diag = np.diag(S)
+    off = ~np.eye(S.shape[0], dtype=bool)
+    ranks_ab = 1 + np.sum((S >= diag[:, None]) & off, axis=1)  # (B,)
+    ranks_ba = 1 + np.sum((S >= diag[None, :]) & off, axis=0)  # (B,)
+    return ranks_ab.astype(np.int64), ranks_ba.astype(np.int64)
+
+
+def recall_at_k(ranks, ks=(1, 5, 10)):
+    """Recall@k (fraction of queries with rank <= k) and the median rank.
+
+    Parameters
+    ----------
+    ranks : ndarray of int, shape (B,)
+    ks : tuple of int
+
+    Returns
+    -------
+    dict
+        ``{"R@1": float, ..., "median_rank": float}``.
+    """
+    ranks = np.asarray(ranks)
+    out = {f"R@{k}": float(np.mean(ranks <= k)) for k in ks}
+    out["median_rank"] = float(np.median(ranks))
+    return out
+
+
+def retrieval_metrics(S, ks=(1, 5, 10)):
+    """Recall@k and median rank in both directions, plus the mean R@1 (RET).
+
+    Parameters
+    ----------
+    S : ndarray, shape (B, B)
+        Similarities with the true pairs on the diagonal.
+    ks : tuple of int
+
+    Returns
+    -------
+    dict
+        ``{"a2b": {...}, "b2a": {...}, "mean_R@1": float}`` where each
+        direction holds the output of :func:`recall_at_k`.
+    """
+    ranks_ab, ranks_ba = retrieval_ranks(S)
+    a2b, b2a = recall_at_k(ranks_ab, ks), recall_at_k(ranks_ba, ks)
+    return {"a2b": a2b, "b2a": b2a, "mean_R@1": 0.5 * (a2b["R@1"] + b2a["R@1"])}
+
+
+def retrieval_report(S=None, S_code=None, lambda_r=1.0, ks=(1, 5, 10)):
+    """Retrieval ranked by S (SUM-3), by S^code (CM-3), and by S + lambda_r S^code.
+
+    Parameters
+    ----------
+    S : ndarray, shape (B, B) or None
+        Summary similarities (SUM-3).
+    S_code : ndarray, shape (B, B) or None
+        Code similarities (CM-3).
+    lambda_r : float
+        Weight of S^code in the combined ranking (RET).
+    ks : tuple of int
+
+    Returns
+    -------
+    dict
+        Keys ``"summary"``, ``"code"``, ``"combined"`` for the matrices given,
+        each the output of :func:`retrieval_metrics`.
+    """
+    out = {}
+    if S is not None:
+        out["summary"] = retrieval_metrics(S, ks)
+    if S_code is not None:
+        out["code"] = retrieval_metrics(S_code, ks)
+    if S is not None and S_code is not None:
+        out["combined"] = retrieval_metrics(np.asarray(S) + lambda_r * np.asarray(S_code), ks)
+    return out
+
+
+def set_ceiling_r1(concepts):
+    """Expected R@1 of a perfect retriever that only knows each sample's set of concepts.
+
+    Parameters
+    ----------
+    concepts : ndarray of int, shape (B, L)
+        Concepts of each sample (e.g. the digits of a scene), -1 padded.
+
+    Returns
+    -------
+    float
+        mean_i 1 / #{j : set(concepts_j) = set(concepts_i)}: samples naming
+        the same digits are indistinguishable to such a retriever, which then
+        picks the true partner among them at random. A mean-pooled model
+        (SUM-1) sees sets, not order, so this bounds what to expect (RET).
+    """
+    keys = [tuple(sorted(int(c) for c in row if c >= 0)) for row in np.asarray(concepts)]
+    _, inverse, counts = np.unique(np.array(keys, dtype=object), return_inverse=True, return_counts=True)
+    return float(np.mean(1.0 / counts[inverse]))

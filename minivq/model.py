@@ -1,0 +1,256 @@
+"""The cross-modal model: encoders, summary and discrete paths, total loss (METHOD.md 2-6).
+
+One forward pass, for every modality m of the config:
+
+    H^m, M^m = encoder(x^m)                         (ENC)   minivq.encoders
+    z^m  = W^m pool(H^m) + c^m                      (SUM-1)
+    Q^m, k* = quantize(H^m, E)   (one shared E)     (VQ-1, VQ-2)
+    zq^m = Wq^m pool(Q^m) + cq^m                    (SUM-2)
+    r^m  = normalize(z^m + zq^m)                    (SUM-3)
+
+and for every pair (a, b): S = r^a r^b^T / tau with the MMS loss, and the
+CMCM loss on the code distributions (CM-1..4). The total (LOSS) adds the
+commitment losses (VQ-3) and, for a gradient-trained codebook, the codebook
+losses (VQ-4). :func:`loss_backward` walks the same path in reverse, by
+hand, to every parameter; ``tests/test_model.py`` checks it against finite
+differences in float64.
+
+Three variants make the paper's ablation (``ModelConfig.variant``):
+``"summary"`` (z only, MMS only), ``"vq"`` (z + zq through the shared
+codebook, no CMCM) and ``"full"`` (the method).
+"""
+from itertools import combinations
+
+import numpy as np
+
+from . import layers
+from .config import VARIANTS, ModelConfig
+from .contrastive import info_nce_backward, info_nce_forward
+from .encoders import encoder_backward, encoder_forward, init_encoder
+from .matching import (code_distribution_backward, code_distribution_forward,
+                       code_similarity_backward, code_similarity_forward)
+from .optim import glorot_uniform
+from .quantizer import codebook_loss, commitment_loss, init_codebook_uniform, quantize_backward, quantize_forward
+
+__all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward",
+           "freeze_point", "represent"]
+
+
+def init_params(cfg, rng):
+    """All parameters in one dict: encoders, summary heads, and the codebook ``"E"``.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+    rng : np.random.Generator
+
+    Returns
+    -------
+    dict
+        ``"<m>.*"`` encoder weights, ``"<m>.Wz"`` (D, embed_dim) and
+        ``"<m>.cz"`` (SUM-1), and with the discrete path ``"<m>.Wq"``,
+        ``"<m>.cq"`` (SUM-2) and ``"E"`` (K, D) (VQ-8, uniform; the trainer
+        may re-seed it by k-means++ from the first batch).
+    """
+    params = {}
+    heads = ("z", "q") if cfg.use_vq else ("z",)
+    for m in cfg.modalities:
+        params.update(init_encoder(m, cfg, rng))
+        for h in heads:
+            params[f"{m}.W{h}"] = glorot_uniform(rng, (cfg.D, cfg.embed_dim), dtype=cfg.dtype)
+            params[f"{m}.c{h}"] = np.zeros(cfg.embed_dim, dtype=cfg.dtype)
+    if cfg.use_vq:
+        params["E"] = init_codebook_uniform(cfg.K, cfg.D, rng, dtype=cfg.dtype)
+    return params
+
+
+def _summary_forward(m, params, H, M, cfg, frozen):
+    """SUM-1..3 for one modality; returns (r, unit info, cache, commitment loss, dH_commit)."""
+    pH, c_pool = layers.masked_mean_forward(H, M)
+    r, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim)
+    units = {"H": H, "M": M}
+    vq, commit, dH = None, 0.0, np.zeros_like(H)
+    if cfg.use_vq:
+        Q, idx, c_q = quantize_forward(H, params["E"])  # (B, T, D), (B, T)
+        Q_sg, H_sg = Q, H
+        if frozen is not None:  # hold sg(q - h) at the base point (gradient checks)
+            Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
+            Q = H + (Q_sg - H_sg)
+        pQ, c_poolq = layers.masked_mean_forward(Q, M)
+        zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])
+        r = r + zq  # (SUM-3)
+        commit, dH = commitment_loss(H, Q_sg, M, cfg.beta)
+        units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
+        vq = (c_q, c_poolq, c_zq)
+    c_norm = None
+    if cfg.cosine:
+        r, c_norm = layers.l2_normalize_forward(r)
+    return r, units, (c_pool, c_z, vq, c_norm), commit, dH
+
+
+def _summary_backward(m, dr, cache, grads):
+    """Reverse of :func:`_summary_forward`; fills the head grads, returns dH (B, T, D)."""
+    c_pool, c_z, vq, c_norm = cache
+    if c_norm is not None:
+        dr = layers.l2_normalize_backward(dr, c_norm)
+    dpH, grads[f"{m}.Wz"], grads[f"{m}.cz"] = layers.affine_backward(dr, c_z)
+    dH = layers.masked_mean_backward(dpH, c_pool)
+    if vq is not None:
+        c_q, c_poolq, c_zq = vq
+        dpQ, grads[f"{m}.Wq"], grads[f"{m}.cq"] = layers.affine_backward(dr, c_zq)
+        dQ = layers.masked_mean_backward(dpQ, c_poolq)
+        dH = dH + quantize_backward(dQ, c_q)  # straight-through (VQ-2)
+    return dH
+
+
+def _pair_forward(a, b, r, units, params, cfg):
+    """MMS on S (SUM-3) and, for the full method, CMCM on S^code (CM-1..4)."""
+    S = (r[a] @ r[b].T) / cfg.tau  # (B, B)
+    mms, c_mms = info_nce_forward(S, cfg.margin)
+    out = {"mms": mms, "cmcm": 0.0, "c_mms": c_mms, "c_cm": None}
+    if cfg.use_cmcm:
+        E = params["E"]
+        P_a, c_a = code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
+        P_b, c_b = code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
+        S_code, c_s = code_similarity_forward(P_a, P_b)  # (B, B), CM-3
+        out["cmcm"], c_nce = info_nce_forward(S_code, 0.0)  # CM-4
+        out["c_cm"] = (c_a, c_b, c_s, c_nce)
+    return out
+
+
+def loss_forward(params, inputs, cfg, frozen=None):
+    """Total objective (LOSS) of one batch of paired samples.
+
+    Parameters
+    ----------
+    params : dict
+        From :func:`init_params`.
+    inputs : dict of str -> (x, mask)
+        The encoder input and input mask of each modality in ``cfg.modalities``.
+    cfg : ModelConfig
+    frozen : dict or None
+        From :func:`freeze_point`: holds the stop-gradient values sg(q) and
+        sg(h) fixed so that finite differences see the straight-through
+        estimator (gradient checks only).
+
+    Returns
+    -------
+    loss : float
+        L = L_MMS + lambda_cmcm L_CMCM + sum_m L_commit^m (+ sum_m L_code^m),
+        MMS and CMCM averaged over the modality pairs.
+    cache : dict
+        ``"parts"`` (the loss terms), ``"units"`` (per modality H, M, and with
+        VQ idx and Q), ``"decisions"`` (ReLU signs and codes: the kinks),
+        and what :func:`loss_backward` needs.
+    """
+    r, units, caches, dH_extra = {}, {}, {}, {}
+    parts = {"mms": 0.0, "cmcm": 0.0, "commit": 0.0, "codebook": 0.0}
+    dE = np.zeros_like(params["E"]) if cfg.use_vq else None
+    for m in cfg.modalities:
+        x, mask = inputs[m]
+        H, M, c_enc = encoder_forward(m, params, x, mask, cfg)
+        r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, frozen)
+        caches[m] = (c_enc, c_sum)
+        parts["commit"] += commit
+        if cfg.use_vq and cfg.codebook == "grad":  # (VQ-4)
+            code, dE_m = codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
+            parts["codebook"] += code
+            dE += dE_m
+    pairs = list(combinations(cfg.modalities, 2))
+    pair_out = {p: _pair_forward(*p, r, units, params, cfg) for p in pairs}
+    parts["mms"] = float(np.mean([o["mms"] for o in pair_out.values()]))
+    parts["cmcm"] = float(np.mean([o["cmcm"] for o in pair_out.values()]))
+    loss = parts["mms"] + cfg.lambda_cmcm * parts["cmcm"] + parts["commit"] + parts["codebook"]
+    decisions = [caches[m][0][2].ravel() for m in cfg.modalities]
+    decisions += [units[m]["idx"][units[m]["M"]] for m in cfg.modalities if cfg.use_vq]  # valid units
+    cache = {"parts": parts, "units": units, "r": r, "caches": caches, "pairs": pair_out,
+             "dH_extra": dH_extra, "dE": dE, "cfg": cfg, "param_keys": list(params),
+             "decisions": np.concatenate(decisions).astype(np.int64)}
+    return loss, cache
+
+
+def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
+    """Add the pair's MMS gradient to dr and its CMCM gradient to dH and dE (weight w)."""
+    dS = info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
+    dr[a] += dS @ r[b]
+    dr[b] += dS.T @ r[a]
+    if out["c_cm"] is not None:
+        c_a, c_b, c_s, c_nce = out["c_cm"]
+        dS_code = info_nce_backward(w * cfg.lambda_cmcm, c_nce)
+        dP_a, dP_b = code_similarity_backward(dS_code, c_s)
+        for m, dP, c in ((a, dP_a, c_a), (b, dP_b, c_b)):
+            dH_m, dE_m = code_distribution_backward(dP, c)
+            dH[m] += dH_m
+            dE += dE_m
+
+
+def loss_backward(cache, dloss=1.0):
+    """Gradient of :func:`loss_forward`'s loss with respect to every parameter.
+
+    Parameters
+    ----------
+    cache : dict
+        From :func:`loss_forward`.
+    dloss : float
+        Upstream gradient (1 for training).
+
+    Returns
+    -------
+    grads : dict
+        Same keys as ``params``. ``grads["E"]`` holds the CMCM (CM-4) and
+        codebook-loss (VQ-4) gradients; with the EMA codebook the trainer
+        does not apply it (METHOD.md section 5).
+    """
+    cfg, r, pairs = cache["cfg"], cache["r"], cache["pairs"]
+    dr = {m: np.zeros_like(r[m]) for m in cfg.modalities}
+    dH = {m: dloss * cache["dH_extra"][m] for m in cfg.modalities}
+    grads = {}
+    dE = None if cache["dE"] is None else dloss * cache["dE"]
+    for (a, b), out in pairs.items():
+        _pair_backward(a, b, out, r, dr, dH, dE, dloss / len(pairs), cfg)
+    for m in cfg.modalities:
+        c_enc, c_sum = cache["caches"][m]
+        dH[m] = dH[m] + _summary_backward(m, dr[m], c_sum, grads)
+        grads.update(encoder_backward(dH[m], c_enc))
+    if dE is not None:
+        grads["E"] = dE
+    return {k: grads[k] for k in cache["param_keys"]}
+
+
+def freeze_point(params, inputs, cfg):
+    """Stop-gradient values sg(q), sg(h) at the current point (for gradient checks).
+
+    Returns
+    -------
+    dict or None
+        ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``, None without the discrete path.
+    """
+    if not cfg.use_vq:
+        return None
+    _, cache = loss_forward(params, inputs, cfg)
+    return {m: {"Q": u["Q"].copy(), "H": u["H"].copy()} for m, u in cache["units"].items()}
+
+
+def represent(params, inputs, cfg):
+    """Representations r^m (SUM-3) and units of each modality, without a loss.
+
+    Parameters
+    ----------
+    params : dict
+    inputs : dict of str -> (x, mask)
+        Any subset of the config's modalities.
+    cfg : ModelConfig
+
+    Returns
+    -------
+    dict of str -> dict
+        Per modality: ``"r"`` (B, embed_dim) (L2-normalized when cfg.cosine),
+        ``"H"`` (B, T, D), ``"M"`` (B, T), and with the discrete path
+        ``"idx"`` (B, T) (VQ-1).
+    """
+    out = {}
+    for m, (x, mask) in inputs.items():
+        H, M, _ = encoder_forward(m, params, x, mask, cfg)
+        r, units, *_ = _summary_forward(m, params, H, M, cfg, None)
+        out[m] = {"r": r, **{k: v for k, v in units.items() if k in ("H", "M", "idx")}}
+    return out

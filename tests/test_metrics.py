@@ -1,0 +1,140 @@
+"""Tests of minivq.metrics (METHOD.md RET, LOC, CC, VQ-7) on hand-made cases."""
+import numpy as np
+import pytest
+
+from minivq import metrics
+
+
+def test_ranks_identity_is_perfect():
+    ranks_ab, ranks_ba = metrics.retrieval_ranks(np.eye(5))
+    assert ranks_ab.tolist() == [1] * 5 and ranks_ba.tolist() == [1] * 5
+
+
+def test_ranks_by_hand():
+    # a_0 prefers b_1; b_1 is also a_1's partner but a_0 scores it higher.
+    S = np.array([[0.5, 0.9, 0.1],
+                  [0.2, 0.8, 0.0],
+                  [0.3, 0.1, 0.7]])
+    ranks_ab, ranks_ba = metrics.retrieval_ranks(S)
+    assert ranks_ab.tolist() == [2, 1, 1]
+    # column 1: true a_1 scores 0.8 < a_0's 0.9 -> rank 2
+    assert ranks_ba.tolist() == [1, 2, 1]
+
+
+def test_ties_are_pessimistic():
+    ranks_ab, ranks_ba = metrics.retrieval_ranks(np.zeros((4, 4)))
+    assert ranks_ab.tolist() == [4] * 4 and ranks_ba.tolist() == [4] * 4
+
+
+def test_recall_and_median():
+    out = metrics.recall_at_k(np.array([1, 2, 6, 11]), ks=(1, 5, 10))
+    assert out == {"R@1": 0.25, "R@5": 0.5, "R@10": 0.75, "median_rank": 4.0}
+
+
+def test_retrieval_matches_loop_reference():
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(30, 30))
+    ranks_ab, ranks_ba = metrics.retrieval_ranks(S)
+    for i in range(30):
+        order = np.argsort(-S[i], kind="stable")
+        assert ranks_ab[i] == 1 + np.where(order == i)[0][0]
+        order = np.argsort(-S[:, i], kind="stable")
+        assert ranks_ba[i] == 1 + np.where(order == i)[0][0]
+
+
+def test_retrieval_report_combines():
+    S = np.array([[1.0, 0.0], [0.0, -1.0]])       # b2a/a2b: item 1 wrong
+    S_code = np.array([[0.0, 0.0], [0.0, 5.0]])   # fixes item 1
+    rep = metrics.retrieval_report(S, S_code, lambda_r=1.0, ks=(1,))
+    assert rep["summary"]["mean_R@1"] == 0.5
+    assert rep["combined"]["mean_R@1"] == 1.0
+    assert set(rep) == {"summary", "code", "combined"}
+
+
+def test_retrieval_rejects_bad_shape():
+    with pytest.raises(ValueError, match="square"):
+        metrics.retrieval_ranks(np.zeros((2, 3)))
+
+
+def _one_hot(codes, K):
+    return np.eye(K)[codes]
+
+
+def test_concept_distributions_pool_by_label():
+    p = _one_hot(np.array([[0, 1, 1, 2]]), 3)            # (1, 4, 3)
+    labels = np.array([[-1, 5, 5, 7]])
+    mask = np.array([[True, True, True, False]])
+    P, found = metrics.concept_distributions(p, labels, mask, np.array([[5, 7, -1]]))
+    np.testing.assert_allclose(P[0, 0], [0, 1, 0])
+    assert found.tolist() == [[True, False, False]]      # 7's only unit is masked
+
+
+def test_localization_by_hand_and_chance():
+    K = 3
+    # speech: word "4" uses code 2; image: patch 1 uses code 2 and is the 4.
+    p_sp = _one_hot(np.array([[2, 2, 0]]), K)
+    sp_labels = np.array([[4, 4, -1]])
+    P, found = metrics.concept_distributions(p_sp, sp_labels, np.ones((1, 3), bool), np.array([[4]]))
+    p_img = _one_hot(np.array([[0, 2, 1, 0]]), K)
+    img_labels = np.array([[-1, 4, 4, -1]])
+    out = metrics.localization_accuracy(P, np.array([[4]]), found, p_img, img_labels, np.ones((1, 4), bool))
+    assert out["accuracy"] == 1.0 and out["n"] == 1
+    assert out["chance"] == 0.5 and out["best_unit"].tolist() == [[1]]
+    # masking the right patch makes it impossible to pick
+    out = metrics.localization_accuracy(P, np.array([[4]]), found, p_img, img_labels,
+                                        np.array([[True, False, True, True]]))
+    assert out["accuracy"] == 0.0
+
+
+def test_code_concept_counts_and_purity():
+    idx = np.array([[0, 0, 1, 1, 2]])
+    labels = np.array([[3, 3, 3, -1, -1]])
+    counts = metrics.code_concept_counts(idx, labels, np.ones_like(idx, bool), K=3, n_concepts=4)
+    assert counts.shape == (5, 3)
+    assert counts[3].tolist() == [2, 1, 0] and counts[4].tolist() == [0, 1, 1]
+    # code 1 ties 3 vs background -> argmax picks concept 3 (lower row)
+    assert metrics.code_purity(counts) == 1.0
+    assert metrics.code_purity(counts, include_background=True) == 4 / 5
+
+
+def test_shared_fraction_and_agreement():
+    counts_a = np.zeros((3, 4), int)
+    counts_b = np.zeros((3, 4), int)
+    counts_a[0, 1], counts_a[1, 2] = 5, 5      # concept 0 -> code 1, concept 1 -> code 2
+    counts_b[0, 1], counts_b[1, 3] = 4, 4      # concept 0 -> code 1, concept 1 -> code 3
+    assert metrics.shared_code_fraction(counts_a, counts_b) == 1 / 3
+    agr = metrics.cross_modal_agreement(counts_a, counts_b)
+    assert agr["agree"].tolist() == [True, False] and agr["n_agree"] == 1
+    assert agr["top_a"].tolist() == [1, 2] and agr["top_b"].tolist() == [1, 3]
+
+
+def test_agreement_ignores_absent_concepts():
+    counts = np.zeros((3, 2), int)
+    agr = metrics.cross_modal_agreement(counts, counts)
+    assert agr["n_agree"] == 0 and agr["top_a"].tolist() == [-1, -1]
+
+
+def test_usage_per_modality():
+    pytest.importorskip("minivq.quantizer")
+    idx = {"a": np.array([[0, 1]]), "b": np.array([[1, 1]])}
+    masks = {"a": np.ones((1, 2), bool), "b": np.ones((1, 2), bool)}
+    out = metrics.usage_per_modality(idx, masks, K=4)
+    assert out["all"]["counts"].tolist() == [1, 3, 0, 0]
+    assert out["b"]["fraction_used"] == 0.25
+    assert abs(out["a"]["perplexity"] - 2.0) < 1e-12
+
+
+def test_relevance_is_the_dot_product_of_code_distributions():
+    rng = np.random.default_rng(1)
+    P = rng.dirichlet(np.ones(4), size=(2, 3))          # (B, L, K)
+    p = rng.dirichlet(np.ones(4), size=(2, 5))          # (B, T, K)
+    mask = np.ones((2, 5), bool)
+    mask[1, 4] = False
+    rel = metrics.relevance(P, p, mask)
+    assert rel.shape == (2, 3, 5) and np.isneginf(rel[1, :, 4]).all()
+    np.testing.assert_allclose(rel[0, 2, 1], P[0, 2] @ p[0, 1])
+
+
+def test_set_ceiling_counts_samples_with_the_same_digit_set():
+    concepts = np.array([[1, 2, -1], [2, 1, -1], [3, 4, 5], [0, 1, -1]])
+    assert metrics.set_ceiling_r1(concepts) == (0.5 + 0.5 + 1 + 1) / 4
