@@ -2,8 +2,8 @@
 
 The method of Liu et al., "Cross-Modal Discrete Representation Learning"
 (ACL 2022), in NumPy with hand-derived gradients and a Cython kernel for the
-nearest-codeword search. ``../shared/METHOD.md`` (the ``METHOD.md`` of the
-project) gives every equation an ID; docstrings cite those IDs.
+nearest-codeword search. ``METHOD.md``, at the root of the repository, gives
+every equation an ID; docstrings cite those IDs.
 
 ``minivq.BACKEND`` says which nearest-codeword path runs: ``"cython"`` (the
 compiled fast kernel) or ``"numpy"`` (the reference). Set the environment
