@@ -91,7 +91,8 @@ def methods_for(N, K, D, threads):
         "numpy_expanded": numpy_expanded,
         "cdist": scipy_cdist if work <= CDIST_MAX_WORK else None,
         "reference": nearest_code_reference,
-        "teaching": nearest_code_teaching if work <= TEACHING_MAX_WORK else None,
+        "teaching": (nearest_code_teaching  # compiled only: absent under MINIVQ_PUREPYTHON
+                     if work <= TEACHING_MAX_WORK and minivq.BACKEND == "cython" else None),
         "minivq": lambda X, E: minivq.nearest_code(X, E, n_threads=threads),
     }
     methods.update(optional_methods(threads))

@@ -92,8 +92,10 @@ def components(state, inputs):
         return dS @ r_b, dS.T @ r_a
 
     parts = {f"{m} encoder fwd+bwd (ENC)": encoder(m) for m in mods}
-    return {**parts, "nearest-code kernel (VQ-1)": nearest,
-            "code distributions + CMCM (CM-1..4)": cmcm, "MMS (SUM-3, MMS)": mms}, cache
+    parts["nearest-code kernel (VQ-1)"] = nearest
+    if cfg.use_cmcm:  # the "vq" variant has no CMCM term in its step
+        parts["code distributions + CMCM (CM-1..4)"] = cmcm
+    return {**parts, "MMS (SUM-3, MMS)": mms}, cache
 
 
 def update_components(state, cache):

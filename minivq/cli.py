@@ -49,9 +49,14 @@ def _train_one(variant, seed, splits, settings, modalities=("image", "speech"), 
     return state, time.perf_counter() - t0
 
 
+def _shown_run(runs):
+    """The run the figures and the report's settings describe: the full method's first seed."""
+    return runs["full"][0] if "full" in runs else next(iter(runs.values()))[0]
+
+
 def _demo_figures(out, runs, test):
     """Draw the demo's figures (the full method's codes; every variant's curves)."""
-    full = runs["full"][0] if "full" in runs else next(iter(runs.values()))[0]
+    full = _shown_run(runs)
     histories = {v: r[0]["history"] for v, r in runs.items()}
     figures.plot_training_curves(histories, out / "training_curves.png")
     shown = {"training curves": "training_curves.png"}
@@ -98,11 +103,11 @@ def demo(args):
     runs, rows = _run_variants(args, splits, settings)
     table = report.ablation_table(rows)
     shown = _demo_figures(out, runs, splits["test"])
-    last = runs[args.variants[-1]][0]
+    shown_run = _shown_run(runs)
     meta = {"command": " ".join(["minivq"] + args.argv), "seeds": list(args.seeds),
             "wall_seconds": time.perf_counter() - t_start, "eval_split": args.eval_split,
-            "data": d, "train": settings["train"], "model": last["cfg"].to_dict(),
-            "chance": {k: round(v["chance"], 3) for k, v in last["eval"].get("localization", {}).items()},
+            "data": d, "train": settings["train"], "model": shown_run["cfg"].to_dict(),
+            "chance": {k: round(v["chance"], 3) for k, v in shown_run["eval"].get("localization", {}).items()},
             "set_ceiling_r1": metrics.set_ceiling_r1(splits["test"]["digits"])}
     payload = {"meta": meta, "table": rows,
                "runs": {v: [{k: r[k] for k in ("seed", "train_seconds", "eval", "history")} for r in rs]
@@ -110,7 +115,8 @@ def demo(args):
     report.write_metrics(out / "metrics.json", payload)
     report.write_report(out / "report.md", table, meta, shown)
     print(table)
-    print(f"LOC chance: {meta['chance']}; R@1 of a perfect digit-set retriever: {meta['set_ceiling_r1']:.3f}")
+    print(f"LOC chance: {report.format_chance(meta['chance'])}; "
+          f"R@1 of a perfect digit-set retriever: {meta['set_ceiling_r1']:.3f}")
     print(f"wrote {out / 'metrics.json'}, {out / 'report.md'} and {len(shown)} figures; "
           f"wall time {meta['wall_seconds']:.1f} s")
     return payload
@@ -132,7 +138,7 @@ def train(args):
     if not args.resume:
         cfg = config_from_data(splits["train"], modalities, variant=args.variant, **overrides)
         tc = TrainConfig(**{**settings["train"], "seed": args.seed,
-                            **({"epochs": args.epochs} if args.epochs else {})})
+                            **({"epochs": args.epochs} if args.epochs is not None else {})})
         state = init_state(cfg, tc, splits["train"])
     fit(state, splits["train"], splits["val"], checkpoint=args.checkpoint)
     print(f"saved {args.checkpoint} (epoch {state.epoch}, step {state.step})")

@@ -6,7 +6,10 @@ re-exports both names.
 """
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["VARIANTS", "ModelConfig"]
+__all__ = ["MODALITIES", "VARIANTS", "ModelConfig"]
+
+#: The modalities an encoder exists for (:mod:`minivq.encoders`).
+MODALITIES = ("image", "speech", "text", "a", "b")
 
 #: The ablation variants: summary only; summary + shared VQ; the full method.
 VARIANTS = ("summary", "vq", "full")
@@ -17,8 +20,9 @@ class ModelConfig:
     """Everything that fixes the model's shapes and its loss (a plain, JSON-able record).
 
     The defaults are those of ``minivq demo`` on the spoken-digit scenes
-    (one unit per 8x8 image cell; speech units of 9 frames every 3, two
-    layers: a receptive field of 33 frames, about a third of a word).
+    (one unit per 8x8 image cell; speech: two convolutions of kernel 9 and
+    stride 3, so one unit every 9 frames with a receptive field of 33
+    frames, about three quarters of an average spoken digit, 43 frames).
 
     Attributes
     ----------
@@ -76,8 +80,15 @@ class ModelConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"modalities must name at least two distinct modalities, got {self.modalities}")
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"modalities must be among {MODALITIES}, got {self.modalities}")
         if self.codebook not in ("ema", "grad"):
             raise ValueError(f"codebook must be 'ema' or 'grad', got {self.codebook!r}")
+        if self.codebook_init not in ("uniform", "kmeans++"):
+            raise ValueError(f"codebook_init must be 'uniform' or 'kmeans++', got {self.codebook_init!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @property
     def use_vq(self):

@@ -61,6 +61,8 @@ def info_nce_forward(S, margin=0.0):
     B = S.shape[0]
     if S.shape != (B, B) or B == 0:
         raise ValueError(f"S must be a square (B, B) matrix with B >= 1, got shape {S.shape}")
+    if not (isinstance(margin, (int, float, np.integer, np.floating)) and np.isfinite(margin)):
+        raise ValueError(f"margin must be a finite number, got {margin!r}")
     Z = S - margin * np.eye(B, dtype=S.dtype)  # (B, B)
     logp_rows = log_softmax(Z, axis=1)  # a -> b: each row i over the candidates j
     logp_cols = log_softmax(Z, axis=0)  # b -> a: each column j over the candidates i

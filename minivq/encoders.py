@@ -21,13 +21,12 @@ centre rule of :func:`minivq.layers.conv1d_output_mask`.
 import numpy as np
 
 from . import layers
+from .config import MODALITIES
 from .optim import he_uniform
 
 __all__ = ["MODALITIES", "DATA_KEYS", "modality_arrays", "input_dim", "init_encoder", "encoder_forward",
            "encoder_backward", "unit_labels"]
 
-#: The modalities an encoder exists for.
-MODALITIES = ("image", "speech", "text", "a", "b")
 
 #: Keys of each modality's (input, input mask, input labels) in the dicts of
 #: :func:`minivq.data.digit_scenes` and :func:`minivq.data.toy_pairs`.
@@ -38,6 +37,10 @@ DATA_KEYS = {
     "a": ("a", "a_mask", "a_labels"),
     "b": ("b", "b_mask", "b_labels"),
 }
+
+#: Shape of each encoder's input x.
+_INPUT_SHAPES = {"image": "(B, H, W)", "speech": "(B, T, n_mels)", "text": "(B, T) token ids",
+                 "a": "(B, T, F)", "b": "(B, T, F)"}
 
 
 def modality_arrays(data, modality, rows=slice(None)):
@@ -108,8 +111,8 @@ def encoder_forward(modality, params, x, mask, cfg):
     x : ndarray
         images (B, H, W); log-mel frames (B, T, n_mels); token ids (B, T) int;
         toy features (B, T, F).
-    mask : ndarray of bool, shape (B, T_in)
-        Valid input units (patches for images).
+    mask : ndarray of bool, shape (B, T_in), or None
+        Valid input units (patches for images); None: all valid.
     cfg : ModelConfig
 
     Returns
@@ -127,12 +130,33 @@ def encoder_forward(modality, params, x, mask, cfg):
     **(choice)**: both modalities then meet the shared codebook on the same
     sphere, where the distances of CM-1 have one scale.
     """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     P = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(modality + ".")}
+    needed = ("W1", "W2", "b2") if modality == "text" else ("W1", "b1", "W2", "b2")
+    if any(name not in P for name in needed):
+        raise ValueError(f"params must hold {[f'{modality}.{n}' for n in needed]}, got {sorted(params)}")
+    mask = _check_input_mask(modality, x, mask, cfg)
     H, M, caches, signs = _encode(modality, P, x, mask, cfg)
     c_norm = None
     if cfg.unit_norm:
         H, c_norm = layers.l2_normalize_forward(H)
     return H, M, (modality, caches, signs, c_norm)
+
+
+def _check_input_mask(modality, x, mask, cfg):
+    """The input mask as bool (B, T_in): one per patch for images, per step otherwise."""
+    shape = np.shape(x)
+    ndim = 2 if modality == "text" else 3
+    if len(shape) != ndim:
+        raise ValueError(f"x of {modality!r} must be {ndim}-D {_INPUT_SHAPES[modality]}, got shape {shape}")
+    T_in = (shape[1] // cfg.patch) * (shape[2] // cfg.patch) if modality == "image" else shape[1]
+    if mask is None:
+        return np.ones((shape[0], T_in), dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (shape[0], T_in):
+        raise ValueError(f"mask of {modality!r} must have shape (B, T_in) = {(shape[0], T_in)}, got {mask.shape}")
+    return mask
 
 
 def _encode(modality, P, x, mask, cfg):
@@ -148,7 +172,6 @@ def _encode(modality, P, x, mask, cfg):
         M = layers.conv1d_output_mask(M1, k, s, pad)
         return H, M, (c1, c2, c3, M1), a > 0
     if modality == "text":
-        mask = np.asarray(mask, dtype=bool)
         e, c1 = layers.embedding_forward(x, P["W1"])
         e = e * mask[:, :, None]  # padding tokens read as zeros, like the conv's padding
         pad = (cfg.text_kernel - 1) // 2
@@ -156,9 +179,9 @@ def _encode(modality, P, x, mask, cfg):
         return H, mask, (c1, c2, mask), np.zeros(0, bool)
     if modality == "image":
         x, patch_mask = layers.patchify(x.astype(cfg.dtype, copy=False), cfg.patch)
-        mask = patch_mask if mask is None else np.asarray(mask, dtype=bool) & patch_mask
+        mask = mask & patch_mask
     H, caches, signs = _mlp_forward(x.astype(cfg.dtype, copy=False), P["W1"], P["b1"], P["W2"], P["b2"])
-    return H, np.asarray(mask, dtype=bool), caches, signs
+    return H, mask, caches, signs
 
 
 def encoder_backward(dH, cache):

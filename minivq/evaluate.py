@@ -16,6 +16,7 @@ from .model import represent
 
 __all__ = ["encode_split", "unit_assignments", "evaluate"]
 
+
 def unit_assignments(H, M, E, tau=1.0, squared=False):
     """Soft code assignment p(k | h) of every valid unit (CM-1), zero on padding.
 
@@ -36,7 +37,10 @@ def unit_assignments(H, M, E, tau=1.0, squared=False):
     Each unit is passed to :func:`minivq.matching.code_distribution_forward`
     as a sample of one unit, whose CM-2 mean is then its own p(k | h).
     """
+    if np.ndim(H) != 3 or np.shape(M) != np.shape(H)[:2]:
+        raise ValueError(f"H must have shape (B, T, D) and M (B, T), got {np.shape(H)} and {np.shape(M)}")
     B, T, D = H.shape
+    M = np.asarray(M, dtype=bool)
     p = np.zeros((B, T, E.shape[0]), dtype=H.dtype)
     if M.any():
         X = H[M][:, None, :]  # (N, 1, D)
@@ -84,8 +88,8 @@ def encode_split(params, cfg, data, modalities=None, chunk=256):
         rep = {"r": np.concatenate([p[m]["r"] for p in parts]),
                "H": _pad_cat([p[m]["H"] for p in parts], 0.0),
                "M": _pad_cat([p[m]["M"] for p in parts], False)}
-        labels = unit_labels(m, modality_arrays(data, m)[2], cfg)
-        rep["labels"] = _pad_cat([labels[:, :rep["M"].shape[1]]], -1)
+        labels = unit_labels(m, modality_arrays(data, m)[2], cfg)  # (N, T_all) >= the widest chunk
+        rep["labels"] = labels[:, :rep["M"].shape[1]]
         if cfg.use_vq:
             rep["idx"] = _pad_cat([p[m]["idx"] for p in parts], 0)
             rep["p"] = unit_assignments(rep["H"], rep["M"], params["E"], cfg.tau_code, cfg.squared)
@@ -138,7 +142,7 @@ def evaluate(params, cfg, data, lambda_r=1.0, enc=None):
     dict
         ``retrieval`` ({"summary", "code", "combined"}, RET), and with the
         discrete path ``localization`` ({"a->b", "b->a"}, LOC) and
-        ``code_concept`` (CC, VQ-7). JSON-able except arrays named in it.
+        ``code_concept`` (CC, VQ-7). Plain floats, ints and lists (JSON-able).
     """
     a, b = cfg.modalities[:2]
     enc = encode_split(params, cfg, data, (a, b)) if enc is None else enc

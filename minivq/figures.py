@@ -42,7 +42,7 @@ def plot_training_curves(histories, path):
         if any(h.get("cmcm", 0) for h in hist):
             axes[1].plot(epochs, [h["cmcm"] for h in hist], **style)
         axes[2].plot(epochs, [h.get("val_r1", np.nan) for h in hist], **style)
-    for ax, title in zip(axes, ("L_MMS (train)", "L_CMCM (train)", "mean R@1 (val, 200 pairs)")):
+    for ax, title in zip(axes, ("L_MMS (train)", "L_CMCM (train)", "mean R@1 (quick validation)")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if ax.get_lines():

@@ -19,6 +19,8 @@ backward passes.
 """
 import numpy as np
 
+from ._checks import check_int, check_positive
+
 __all__ = ["GradientCheckError", "rel_error", "numerical_gradient", "check_backward"]
 
 
@@ -64,13 +66,17 @@ def rel_error(a, b):
 
 def _weighted_sum(out, dout):
     """sum(out * dout) in float64: the scalar whose gradient backward computes."""
-    return float(np.sum(np.asarray(out, dtype=np.float64) * dout))
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape != dout.shape:  # broadcasting would silently weigh the wrong entries
+        raise ValueError(f"dout must have the shape of f(x) {out.shape}, got {dout.shape}")
+    return float(np.sum(out * dout))
 
 
 def _central_differences(f, x, dout, h, on_perturbed=None):
     """Numerical gradient of sum(f(x) * dout); ``on_perturbed(index)`` runs at x +/- h."""
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a floating ndarray, got {type(x).__name__} {getattr(x, 'dtype', '')}")
+    h = check_positive(h, "h")
     dout = np.asarray(dout, dtype=np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
@@ -100,8 +106,8 @@ def numerical_gradient(f, x, dout, h=1e-5):
     x : ndarray, floating
         Perturbed **in place**, one entry at a time, and restored.
     dout : array_like or float
-        Upstream gradient, the shape of ``f(x)``.
-    h : float
+        Upstream gradient, the shape of ``f(x)`` (a ValueError otherwise).
+    h : float > 0
         Step; the truncation error is O(h^2), the rounding error O(eps / h).
 
     Returns
@@ -159,7 +165,10 @@ def _analytic(backward, dout, cache, wrt, all_float, values):
 
 def _check_point(forward, backward, values, wrt, all_float, kinks, rng, h):
     """One attempt: analytic and numerical gradients at the current point."""
-    out, cache = forward(*values.values())
+    result = forward(*values.values())
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(f"forward must return a tuple (out, cache), got {type(result).__name__}")
+    out, cache = result
     dout = _draw_dout(out, rng)
     analytic = _analytic(backward, dout, cache, wrt, all_float, values)
     base = None if kinks is None else np.asarray(kinks(*values.values()))
@@ -223,8 +232,8 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
         Source of dout, redraws and jitter.
     h, tol : float
         Finite-difference step and the largest accepted rel_error.
-    max_redraws : int
-        Attempts to find a kink-free point before giving up.
+    max_redraws : int >= 0
+        Redraws (or jitters) allowed to find a kink-free point before giving up.
     raise_on_fail : bool
         Raise :class:`GradientCheckError` on failure (else just return).
 
@@ -242,6 +251,7 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
     much below a relative error of 1e-3.
     """
     rng = np.random.default_rng(rng)
+    max_redraws = check_int(max_redraws, "max_redraws", 0)
     values = _draw_inputs(inputs, rng)
     all_float = [n for n, v in values.items() if _is_float_array(v)]
     wrt = list(all_float if wrt is None else ([wrt] if isinstance(wrt, str) else wrt))

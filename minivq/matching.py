@@ -12,8 +12,9 @@ notebooks/04_cross_modal_code_matching.ipynb.
 """
 import numpy as np
 
-from ._checks import check_codebook, check_float, check_mask
+from ._checks import check_codebook, check_float, check_mask, check_positive
 from .contrastive import info_nce_backward, info_nce_forward
+from .layers import masked_mean_backward, masked_mean_forward
 
 __all__ = [
     "code_distribution_forward", "code_distribution_backward",
@@ -52,30 +53,28 @@ def code_distribution_forward(H, M, E, tau=1.0, squared=False):
     -----
     (CM-1) p(k | h) = softmax_k(-d(h, e_k) / tau), d = sqrt(max(||h - e_k||^2, 1e-12)),
     with ||h - e||^2 = ||h||^2 - 2 h.e + ||e||^2 (one matrix product, no (N, K, D) array).
-    (CM-2) P_b(k) = sum_t M_bt p(k | h_bt) / sum_t M_bt.
+    (CM-2) P_b(k) = sum_t M_bt p(k | h_bt) / sum_t M_bt, the masked mean of
+    :func:`minivq.layers.masked_mean_forward`.
     """
     check_float(H, "H", "(B, T, D)", ndim=3, coerce=False)
     B, T, D = H.shape
-    check_codebook(E, D, H.dtype)
-    M = check_mask(M, (B, T), "(B, T)", coerce=False, none_is_all=True, allow_empty=False)
+    K = check_codebook(E, D, H.dtype).shape[0]
+    M = check_mask(M, (B, T), "(B, T)", coerce=False, none_is_all=True)
     n_valid = M.sum(axis=1)  # (B,)
     if not n_valid.all():
         empty = np.flatnonzero(n_valid == 0)
         raise ValueError(f"M must mark at least one valid unit per sample (B, T); samples {empty} have none")
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    check_positive(tau, "tau")
     X = H[M]  # (N, D) valid units, sample by sample
     sq = (X * X).sum(1)[:, None] - 2.0 * (X @ E.T) + (E * E).sum(1)[None, :]  # (N, K)
     d = sq if squared else np.sqrt(np.maximum(sq, SQ_DIST_FLOOR))  # (N, K)
     logits = -d / tau  # (N, K)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))  # stable: the top logit gives exp(0)
     p /= p.sum(axis=1, keepdims=True)  # (N, K) softmax, CM-1
-    rows = np.nonzero(M)[0]  # (N,) the sample b of each valid unit
-    w = (1.0 / n_valid)[rows].astype(H.dtype)  # (N,) weight 1/n_b of each unit
-    P_units = np.zeros((B, T, E.shape[0]), dtype=H.dtype)
-    P_units[M] = w[:, None] * p
-    P = P_units.sum(axis=1)  # (B, K), CM-2
-    return P, (H.shape, M, rows, X, E, sq, d, p, w, tau, squared)
+    p_units = np.zeros((B, T, K), dtype=H.dtype)
+    p_units[M] = p  # padded units stay 0; CM-2 gives them weight 0 anyway
+    P, pool_cache = masked_mean_forward(p_units, M)  # (B, K), CM-2
+    return P, (M, X, E, sq, d, p, tau, squared, pool_cache)
 
 
 def code_distribution_backward(dP, cache):
@@ -96,15 +95,18 @@ def code_distribution_backward(dP, cache):
 
     Notes
     -----
-    Reverse of the forward, unit by unit (u in sample b):
+    Reverse of the forward, unit by unit (u in sample b, w_u = 1 / #valid units of b):
     dp_u = w_u dP_b; dlogit = p (dp - <p, dp>); dd = -dlogit / tau;
     dsq = dd / (2 d) where ||h - e||^2 > 1e-12, else 0 (dsq = dd if squared);
     dh_u = 2 sum_k dsq_uk (h_u - e_k); de_k = 2 sum_u dsq_uk (e_k - h_u).
     """
-    shape, M, rows, X, E, sq, d, p, w, tau, squared = cache
-    if np.shape(dP) != (shape[0], E.shape[0]):
-        raise ValueError(f"dP must have shape {(shape[0], E.shape[0])}, got {np.shape(dP)}")
-    dp = w[:, None] * dP[rows]  # (N, K)
+    M, X, E, sq, d, p, tau, squared, pool_cache = cache
+    B, K = M.shape[0], E.shape[0]
+    if np.shape(dP) != (B, K):
+        raise ValueError(f"dP must have shape (B, K) = {(B, K)}, got {np.shape(dP)}")
+    if np.asarray(dP).dtype != X.dtype:
+        raise TypeError(f"dP must have the dtype of P ({X.dtype}), got {np.asarray(dP).dtype}")
+    dp = masked_mean_backward(dP, pool_cache)[M]  # (N, K), CM-2: w_u dP_b
     dlogits = p * (dp - (p * dp).sum(axis=1, keepdims=True))  # softmax backward
     dd = -dlogits / tau
     if squared:
@@ -113,9 +115,9 @@ def code_distribution_backward(dP, cache):
         dsq = np.where(sq > SQ_DIST_FLOOR, dd / (2.0 * d), 0.0)  # (N, K)
     dX = 2.0 * (dsq.sum(axis=1)[:, None] * X - dsq @ E)  # (N, D)
     dE = 2.0 * (dsq.sum(axis=0)[:, None] * E - dsq.T @ X)  # (K, D)
-    dH = np.zeros(shape, dtype=X.dtype)
+    dH = np.zeros(M.shape + X.shape[1:], dtype=X.dtype)  # (B, T, D)
     dH[M] = dX
-    return dH, dE.astype(E.dtype, copy=False)
+    return dH, dE
 
 
 def code_similarity_forward(P_a, P_b, eps=1e-10):
@@ -144,9 +146,13 @@ def code_similarity_forward(P_a, P_b, eps=1e-10):
     pairs its second term (j, i); only the diagonal agrees.
     """
     check_float(P_a, "P_a", "(B_a, K)", ndim=2, coerce=False)
-    check_float(P_b, "P_b", "(B_b, K)", ndim=2, coerce=False)
+    check_float(P_b, "P_b", "(B_b, K)", ndim=2, dtype=P_a.dtype, like="P_a", coerce=False)
     if P_a.shape[1] != P_b.shape[1]:
         raise ValueError(f"P_a and P_b must have the same K, got {P_a.shape} and {P_b.shape}")
+    for name, P in (("P_a", P_a), ("P_b", P_b)):
+        if P.size and P.min() < 0:
+            raise ValueError(f"{name} must hold probabilities (>= 0), got a minimum of {P.min()}")
+    check_positive(eps, "eps")
     L_a = np.log(P_a + eps)  # (B_a, K)
     L_b = np.log(P_b + eps)  # (B_b, K)
     S = P_a @ L_b.T + L_a @ P_b.T  # (B_a, B_b)
@@ -207,8 +213,12 @@ def cmcm_loss(H_a, M_a, H_b, M_b, E, tau=1.0, *, squared=False, eps=1e-10):
     :func:`minivq.contrastive.info_nce_forward` on S^code, then the backward
     passes in reverse order. E receives gradient from both modalities.
     """
+    check_float(H_a, "H_a", "(B, T_a, D)", ndim=3, coerce=False)
+    check_float(H_b, "H_b", "(B, T_b, D)", ndim=3, dtype=H_a.dtype, like="H_a", coerce=False)
     if H_a.shape[0] != H_b.shape[0]:
         raise ValueError(f"H_a and H_b must hold the same number of pairs B, got {H_a.shape} and {H_b.shape}")
+    check_mask(M_a, H_a.shape[:2], "(B, T_a)", "M_a", coerce=False, none_is_all=True)
+    check_mask(M_b, H_b.shape[:2], "(B, T_b)", "M_b", coerce=False, none_is_all=True)
     P_a, cache_a = code_distribution_forward(H_a, M_a, E, tau, squared)  # (B, K)
     P_b, cache_b = code_distribution_forward(H_b, M_b, E, tau, squared)  # (B, K)
     S, cache_s = code_similarity_forward(P_a, P_b, eps)  # (B, B)

@@ -64,22 +64,39 @@ def init_params(cfg, rng):
     return params
 
 
+def _check_inputs(inputs, cfg, require_all):
+    """``inputs`` maps modalities of cfg to (x, mask) pairs of one batch size B."""
+    if not isinstance(inputs, dict) or not inputs:
+        raise TypeError(f"inputs must be a non-empty dict modality -> (x, mask), got {type(inputs).__name__}")
+    unknown = [m for m in inputs if m not in cfg.modalities]
+    missing = [m for m in cfg.modalities if m not in inputs] if require_all else []
+    if unknown or missing:
+        which = "the keys" if require_all else "keys among"
+        raise ValueError(f"inputs must have {which} {list(cfg.modalities)}, got {list(inputs)}")
+    for m, pair in inputs.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"inputs[{m!r}] must be a pair (x, mask), got {type(pair).__name__}")
+    sizes = {m: len(x) for m, (x, _) in inputs.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"inputs must hold one batch size B in every modality, got {sizes}")
+
+
 def _summary_forward(m, params, H, M, cfg, frozen):
     """SUM-1..3 for one modality; returns (r, unit info, cache, commitment loss, dH_commit)."""
     pH, c_pool = layers.masked_mean_forward(H, M)
-    r, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim)
+    r, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # z (B, embed_dim), (SUM-1)
     units = {"H": H, "M": M}
     vq, commit, dH = None, 0.0, np.zeros_like(H)
     if cfg.use_vq:
-        Q, idx, c_q = quantize_forward(H, params["E"])  # (B, T, D), (B, T)
+        Q, idx, c_q = quantize_forward(H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
         Q_sg, H_sg = Q, H
         if frozen is not None:  # hold sg(q - h) at the base point (gradient checks)
             Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
             Q = H + (Q_sg - H_sg)
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
-        zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])
-        r = r + zq  # (SUM-3)
-        commit, dH = commitment_loss(H, Q_sg, M, cfg.beta)
+        zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
+        r = r + zq  # z + zq (SUM-3)
+        commit, dH = commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
     c_norm = None
@@ -143,6 +160,7 @@ def loss_forward(params, inputs, cfg, frozen=None):
         VQ idx and Q), ``"decisions"`` (ReLU signs and codes: the kinks),
         and what :func:`loss_backward` needs.
     """
+    _check_inputs(inputs, cfg, require_all=True)
     r, units, caches, dH_extra = {}, {}, {}, {}
     parts = {"mms": 0.0, "cmcm": 0.0, "commit": 0.0, "codebook": 0.0}
     dE = np.zeros_like(params["E"]) if cfg.use_vq else None
@@ -248,6 +266,7 @@ def represent(params, inputs, cfg):
         ``"H"`` (B, T, D), ``"M"`` (B, T), and with the discrete path
         ``"idx"`` (B, T) (VQ-1).
     """
+    _check_inputs(inputs, cfg, require_all=False)
     out = {}
     for m, (x, mask) in inputs.items():
         H, M, _ = encoder_forward(m, params, x, mask, cfg)

@@ -62,6 +62,8 @@ BACKEND = "numpy" if _fast is None else "cython"
 # in the per-core L2 cache (2 MiB here) next to the packed codebook.
 _TILE_BYTES = 1024 * 1024
 _REFERENCE_CHUNK_ELEMENTS = 1 << 20
+# The fast kernel takes N, K and D as C ints (so does BLAS): larger would wrap.
+_C_INT_MAX = int(np.iinfo(np.intc).max)
 
 
 def _default_threads():
@@ -323,7 +325,8 @@ def nearest_code(X, E, *, n_threads=None):
     TypeError
         A non-float dtype, X and E of different dtypes, a non-int n_threads.
     ValueError
-        A wrong ndim, K = 0, D = 0, a D mismatch, NaN or inf, n_threads < 1.
+        A wrong ndim, K = 0, D = 0, a D mismatch, NaN or inf, n_threads < 1;
+        for the compiled kernel, N, K or D above 2^31 - 1 (split X).
 
     Notes
     -----
@@ -336,6 +339,11 @@ def nearest_code(X, E, *, n_threads=None):
         return nearest_code_reference(X, E)
     X, E = check_arrays(X, E)
     N, K = X.shape[0], E.shape[0]
+    if max(N, K, X.shape[1]) > _C_INT_MAX:
+        raise ValueError(
+            f"X {X.shape} and E {E.shape} are too large for the compiled kernel: N, K and D "
+            f"must each be at most {_C_INT_MAX}; search X in chunks of rows"
+        )
     if N == 0:
         validate_inputs(X, E)  # E must still be finite
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=X.dtype)
@@ -351,5 +359,9 @@ def nearest_code(X, E, *, n_threads=None):
         status = _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
     if status:  # a norm is not finite: the search did not run; say why
         validate_inputs(X, E)
-        raise AssertionError("minivq: the kernel found a non-finite norm that validation did not")
+        # validation passed, but the kernel sums in another order: an overflow at the edge
+        raise ValueError(
+            f"X and E are too large for {X.dtype}: a squared norm (or ||x||^2 + ||e||^2) "
+            "overflows in the kernel; rescale the data"
+        )
     return indices, sq_distances

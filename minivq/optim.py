@@ -10,6 +10,8 @@ equations step by step and trains a small MLP built from
 """
 import numpy as np
 
+from ._checks import check_positive
+
 __all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
 
 
@@ -44,28 +46,37 @@ def _check_grads(grads, params):
             raise TypeError(f"grads[{key!r}] must have the dtype of params[{key!r}] ({p.dtype}), got {g_dtype}")
 
 
+def _check_hyper(value, name, below=None):
+    """A finite real number >= 0 (and < ``below`` when given)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not (np.isfinite(value) and value >= 0 and (below is None or value < below)):
+        interval = "a finite number >= 0" if below is None else f"in [0, {below})"
+        raise ValueError(f"{name} must be {interval}, got {value!r}")
+    return float(value)
+
+
 class _Optimizer:
     """Shared bookkeeping: hyperparameters, per-parameter state, state_dict."""
 
     hyper = ()  # names of the float hyperparameters saved by state_dict
+    flags = ()  # names of the bool options saved by state_dict
     slots = ()  # names of the per-parameter state arrays
 
     def __init__(self, params, **hyper):
         self.params = _check_params(params)
         for name, value in hyper.items():
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            setattr(self, name, float(value))
+            setattr(self, name, _check_hyper(value, name))
         self.t = 0  # steps taken
         self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
 
     def state_dict(self):
         """Plain arrays and numbers: ``np.savez(path, **opt.state_dict())`` works.
 
-        Keys: the hyperparameters, ``"t"``, and ``"<slot>/<param key>"`` per
-        state array (e.g. ``"m/W1"``).
+        Keys: the hyperparameters and options, ``"t"``, and
+        ``"<slot>/<param key>"`` per state array (e.g. ``"m/W1"``).
         """
-        out = {name: getattr(self, name) for name in self.hyper}
+        out = {name: getattr(self, name) for name in self.hyper + self.flags}
         out["t"] = self.t
         for slot in self.slots:
             for key, arr in self.state[slot].items():
@@ -74,16 +85,19 @@ class _Optimizer:
 
     def load_state_dict(self, state):
         """Restore from :meth:`state_dict` (or the dict of a loaded .npz)."""
-        for name in self.hyper + ("t",):
+        slot_keys = [f"{slot}/{key}" for slot in self.slots for key in self.params]
+        for name in self.hyper + self.flags + ("t",) + tuple(slot_keys):
             if name not in state:
                 raise ValueError(f"state is missing {name!r}; expected keys from {type(self).__name__}.state_dict()")
         for slot in self.slots:
             for key, p in self.params.items():
-                arr = np.asarray(state.get(f"{slot}/{key}", None))
+                arr = np.asarray(state[f"{slot}/{key}"])
                 if arr.shape != p.shape:
                     raise ValueError(f"state[{slot + '/' + key!r}] must have shape {p.shape}, got {arr.shape}")
         for name in self.hyper:
             setattr(self, name, float(state[name]))
+        for name in self.flags:
+            setattr(self, name, bool(state[name]))
         self.t = int(state["t"])
         for slot in self.slots:
             for key, p in self.params.items():
@@ -123,8 +137,7 @@ class SGD(_Optimizer):
     slots = ("v",)
 
     def __init__(self, params, lr, momentum=0.9, weight_decay=0.0):
-        if not momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        _check_hyper(momentum, "momentum", below=1)
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def _update(self, key, p, g):
@@ -149,6 +162,9 @@ class Adam(_Optimizer):
         lambda. Added to the gradient (L2 penalty, as torch.optim.Adam), or
         with ``decoupled=True`` applied to the weights directly (AdamW,
         Loshchilov & Hutter 2019: p <- p - lr lambda p before the Adam step).
+    decoupled : bool, keyword-only
+        AdamW's decoupled weight decay instead of the L2 penalty; saved by
+        :meth:`state_dict` with the hyperparameters.
 
     Notes
     -----
@@ -160,13 +176,13 @@ class Adam(_Optimizer):
     """
 
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    flags = ("decoupled",)
     slots = ("m", "v")
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                  *, decoupled=False):
-        for name, value in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= value < 1:
-                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        _check_hyper(beta1, "beta1", below=1)
+        _check_hyper(beta2, "beta2", below=1)
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
         self.decoupled = bool(decoupled)
 
@@ -205,10 +221,14 @@ def clip_grad_norm(grads, max_norm):
     n = sqrt(sum_key ||g_key||^2); if n > max_norm every g <- g * max_norm / n,
     which keeps the direction of the whole update and sets its norm to max_norm.
     """
-    if not (np.isfinite(max_norm) and max_norm > 0):
-        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    max_norm = check_positive(max_norm, "max_norm")
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict name -> ndarray, got {type(grads).__name__}")
     total_sq = 0.0
     for key, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
+            raise TypeError(f"grads[{key!r}] must be a float32 or float64 ndarray (it is scaled in place), "
+                            f"got {type(g).__name__} {getattr(g, 'dtype', '')}")
         sq = float(np.sum(np.square(g, dtype=np.float64)))
         if not np.isfinite(sq):
             raise ValueError(f"grads[{key!r}] is not finite (NaN, inf or overflow); cannot clip")
@@ -222,6 +242,8 @@ def clip_grad_norm(grads, max_norm):
 
 def _fans(shape):
     """fan_in, fan_out of a weight: (D_in, D_out), or (k, C_in, C_out) with the k taps counted."""
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, (int, np.integer)) for s in shape):
+        raise TypeError(f"shape must be a tuple of ints, got {shape!r}")
     shape = tuple(int(s) for s in shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"shape must have at least one axis and no zero axis, got {shape}")

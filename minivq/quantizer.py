@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import (check_codebook, check_count, check_float, check_indices, check_mask,
-                      per_modality, valid_units)
+from ._checks import (FLOAT_DTYPES, check_codebook, check_count, check_float, check_indices, check_mask,
+                      check_positive, per_modality, valid_units)
 from .nearest import nearest_code
 
 __all__ = [
@@ -61,7 +61,7 @@ def quantize_forward(H, E):
     idx, _ = nearest_code(H.reshape(-1, D), E)
     idx = idx.reshape(H.shape[:-1])
     Q = E[idx]  # (..., D)
-    return Q, idx, (H.shape,)
+    return Q, idx, (H.shape, H.dtype)
 
 
 def quantize_backward(dQ, cache):
@@ -79,10 +79,13 @@ def quantize_backward(dQ, cache):
     dH : ndarray, (..., D)
         A copy of dQ (no gradient reaches E through the argmin).
     """
-    (shape,) = cache
+    shape, dtype = cache
     if np.shape(dQ) != shape:
         raise ValueError(f"dQ must have the shape of H {shape}, got {np.shape(dQ)}")
-    return np.array(dQ, copy=True)
+    dQ = np.asarray(dQ)
+    if dQ.dtype != dtype:
+        raise TypeError(f"dQ must have the dtype of H ({dtype}), got {dQ.dtype}")
+    return dQ.copy()
 
 
 # ------------------------------------------- VQ-3, VQ-4: the two VQ losses
@@ -105,10 +108,12 @@ def commitment_loss(H, Q, M, beta=0.25):
         2 beta/(N D) M (h - q); zero on padded units.
     """
     check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
-    check_float(Q, "Q", "(..., D)", min_ndim=1, coerce=False)
+    check_float(Q, "Q", "(..., D)", min_ndim=1, dtype=H.dtype, like="H", coerce=False)
     if Q.shape != H.shape:
         raise ValueError(f"Q must have the shape of H {H.shape}, got {Q.shape}")
     M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
+    if not (isinstance(beta, (int, float, np.integer, np.floating)) and np.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     N, D = int(M.sum()), H.shape[-1]
     diff = (H - Q) * M[..., None]  # (..., D), zero on padding
     loss = beta * float(np.sum(diff * diff)) / (N * D)
@@ -174,6 +179,13 @@ class EMAState:
     E: np.ndarray
 
 
+def _check_state(state):
+    """An :class:`EMAState` (e.g. from :func:`ema_init`), or a TypeError."""
+    if not isinstance(state, EMAState):
+        raise TypeError(f"state must be an EMAState (see ema_init), got {type(state).__name__}")
+    return state
+
+
 def _smoothed_counts(n, eps):
     """n~_k = (n_k + eps) / (sum_j n_j + K eps) * sum_j n_j (Laplace smoothing, VQ-5)."""
     total = n.sum()
@@ -210,7 +222,7 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     Parameters
     ----------
     state : EMAState
-    H : ndarray (..., D), or a list of them (one per modality)
+    H : ndarray (..., D) of state.E's dtype, or a list of them (one per modality)
     idx : ndarray of int (...), or a list (codes from the codebook BEFORE this step)
     M : ndarray of bool (...) or None, or a list
     decay : float
@@ -229,13 +241,17 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     assigned to k. The stored n is the raw EMA; n~ (:func:`_smoothed_counts`)
     is used only to divide. This step's Q was made with the old codebook.
     """
-    K, D = state.E.shape
+    K, D = _check_state(state).E.shape
     if not 0.0 < decay < 1.0:
         raise ValueError(f"decay must be in (0, 1), got {decay}")
+    if not (eps >= 0 and np.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     counts = np.zeros(K, dtype=state.n.dtype)
     sums = np.zeros((K, D), dtype=state.m.dtype)
     for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
-        check_float(H_m, "H", "(..., D)", min_ndim=1, coerce=False)
+        check_float(H_m, "H", "(..., D)", min_ndim=1, dtype=state.E.dtype, like="state.E", coerce=False)
+        if H_m.shape[-1] != D:
+            raise ValueError(f"H must have D = {D} features (state.E is {state.E.shape}), got shape {H_m.shape}")
         check_indices(idx_m, H_m.shape[:-1], K)
         valid = check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
         k = idx_m[valid]  # (N_m,)
@@ -270,10 +286,12 @@ def restart_dead_codes(state, H, M, threshold, rng):
     """
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
-    dead = np.flatnonzero(state.n < threshold)
+    dead = np.flatnonzero(_check_state(state).n < threshold)
     if dead.size == 0:
         return state, dead
     X = valid_units(H, M, D=state.E.shape[1])  # (N, D)
+    if X.dtype != state.E.dtype:
+        raise TypeError(f"H must have the dtype of state.E ({state.E.dtype}), got {X.dtype}")
     rng = np.random.default_rng(rng)
     rows = rng.choice(len(X), size=dead.size, replace=dead.size > len(X))
     E, n, m = state.E.copy(), state.n.copy(), state.m.copy()
@@ -316,12 +334,23 @@ def codebook_usage(idx, M, K):
 def init_codebook_uniform(K, D, rng, scale=None, dtype=np.float64):
     """Codebook drawn from U(-scale, scale), scale = 1/K by default (VQ-8).
 
+    Parameters
+    ----------
+    K, D : int
+        Codebook size and code dimension.
+    rng : np.random.Generator or int
+    scale : float > 0, or None
+        Half-width of the interval; None: 1/K (small values).
+    dtype : np.float32 or np.float64
+
     Returns
     -------
     E : ndarray, (K, D), ``dtype``
     """
     K, D = check_count(K, "K"), check_count(D, "D")
-    scale = 1.0 / K if scale is None else scale
+    scale = 1.0 / K if scale is None else check_positive(scale, "scale")
+    if np.dtype(dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng(rng)
     return rng.uniform(-scale, scale, size=(K, D)).astype(dtype)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["table_row", "ablation_table", "write_metrics", "write_report"]
+__all__ = ["table_row", "ablation_table", "format_chance", "write_metrics", "write_report"]
 
 VARIANT_NAMES = {"summary": "summary only (SUM-1)", "vq": "+ shared VQ (SUM-2,3)",
                  "full": "+ CMCM (full method)"}
@@ -76,6 +76,11 @@ def ablation_table(rows_by_variant):
     return "\n".join(lines)
 
 
+def format_chance(chance):
+    """``{"speech->image": 0.083, ...}`` as ``"speech->image 0.083, ..."`` (or ``"-"``)."""
+    return ", ".join(f"{k} {v:.3f}" for k, v in chance.items()) or "-"
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -103,21 +108,27 @@ def write_report(path, table, meta, figures):
         From :func:`ablation_table`.
     meta : dict
         ``command``, ``seeds``, ``wall_seconds``, ``data`` and ``train``
-        (settings) and ``model`` (the full method's ModelConfig as a dict).
+        (settings), ``model`` (the full method's ModelConfig as a dict), and
+        optionally ``eval_split`` (default ``"test"``), ``chance`` (LOC
+        chance per direction) and ``set_ceiling_r1``.
     figures : dict of str -> str
         Caption -> file name (relative to the report).
     """
+    split = meta.get("eval_split", "test")
+    scored_on = ("the held-out test split (unseen images and speakers)" if split == "test"
+                 else f"the {split} split (a tuning run: test not used)")
     lines = [
         "# minivq demo: cross-modal discrete representation learning in miniature", "",
         f"Command: `{meta['command']}` (seeds {meta['seeds']}, wall time {meta['wall_seconds']:.0f} s).", "",
         "Image-speech pairs of the spoken-digit scenes: trained on the train split, "
-        "numbers measured on the held-out test split (unseen images and speakers). "
-        "Retrieval ranks by S (SUM-3) among all test pairs; LOC is the fraction of spoken "
+        f"numbers measured on {scored_on}. "
+        f"Retrieval ranks by S (SUM-3) among all {split} pairs; LOC is the fraction of spoken "
         "words whose most relevant image cell lies on the named digit (and the reverse); "
         "agreement counts the digits whose most frequent image code is also their most "
-        "frequent speech code (CC).", "",
+        "frequent speech code, and purity the fraction of digit units (both modalities) whose "
+        "code's majority concept is their digit (CC).", "",
         table, "",
-        f"Chance for LOC: {meta.get('chance', {})}. Retrieval is bounded: scenes that name "
+        f"Chance for LOC: {format_chance(meta.get('chance', {}))}. Retrieval is bounded: scenes that name "
         "the same set of digits are indistinguishable to a mean-pooled model, so a perfect "
         f"digit-set retriever would reach R@1 = {meta.get('set_ceiling_r1', float('nan')):.3f} "
         "here (`minivq.metrics.set_ceiling_r1`).", "",

@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import metrics
+from .data import TEXT_VOCAB
 from .encoders import modality_arrays
 from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
 from .optim import Adam, clip_grad_norm
@@ -87,7 +88,8 @@ def config_from_data(data, modalities, **overrides):
     if "speech" in data:
         sizes["n_mels"] = int(data["speech"].shape[-1])
     if "text" in data:
-        sizes["vocab"] = int(data.get("vocab_size", int(data["text"].max()) + 1))
+        # the whole vocabulary, not the largest id seen: a split may lack a word
+        sizes["vocab"] = int(data.get("vocab_size", max(len(TEXT_VOCAB), int(data["text"].max()) + 1)))
     sizes["toy_dims"] = {m: int(data[m].shape[-1]) for m in ("a", "b") if m in data}
     return ModelConfig(modalities=tuple(modalities), **{**sizes, **overrides})
 
@@ -158,7 +160,10 @@ def train_step(state, inputs):
     cfg, tc = state.model_cfg, state.train_cfg
     loss, cache = loss_forward(state.params, inputs, cfg)
     grads = _trainable(loss_backward(cache), cfg)
-    norm = clip_grad_norm(grads, tc.clip) if tc.clip > 0 else float("nan")
+    if tc.clip > 0:
+        norm = clip_grad_norm(grads, tc.clip)
+    else:  # no clipping: still log the global norm
+        norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
     state.optimizer.step(grads)
     state.step += 1
     logs = {"loss": loss, **cache["parts"], "grad_norm": float(norm)}
@@ -272,7 +277,7 @@ def load_checkpoint(path, epochs=None):
         opt_state = {k[len("optim/"):]: z[k] for k in z.files if k.startswith("optim/")}
         ema = EMAState(n=z["ema/n"].copy(), m=z["ema/m"].copy(), E=z["ema/E"].copy()) if "ema/n" in z.files else None
     model_cfg = ModelConfig(**meta["model_cfg"])
-    train_cfg = TrainConfig(**{**meta["train_cfg"], **({"epochs": epochs} if epochs else {})})
+    train_cfg = TrainConfig(**{**meta["train_cfg"], **({"epochs": epochs} if epochs is not None else {})})
     optimizer = Adam(_trainable(params, model_cfg), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     optimizer.load_state_dict(opt_state)
     rng = np.random.default_rng()

@@ -51,3 +51,10 @@ def test_toy_modalities_train(tmp_path, capsys):
 def test_python_dash_m_help():
     res = subprocess.run([sys.executable, "-m", "minivq", "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "demo" in res.stdout and "evaluate" in res.stdout
+
+
+def test_demo_on_validation_says_so_in_the_report(tmp_path, capsys):
+    main(["demo", "--quick", "--out", str(tmp_path), "--variants", "summary", "--epochs", "1",
+          "--eval-split", "val"])
+    report = (tmp_path / "report.md").read_text()
+    assert "measured on the val split" in report and "held-out test split" not in report

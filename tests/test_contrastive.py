@@ -75,6 +75,11 @@ def test_errors_name_the_argument():
         info_nce_forward(np.full((2, 2), np.inf))
 
 
+def test_margin_must_be_finite():
+    with pytest.raises(ValueError, match="margin"):
+        info_nce_forward(np.eye(2), margin=float("nan"))
+
+
 def test_matches_torch_autograd():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)

@@ -211,3 +211,23 @@ def test_kink_gives_up_after_max_redraws():
 
     with pytest.raises(GradientCheckError, match="kink-free"):
         check_backward(relu_forward, relu_backward, draw, kinks=_relu_signs, rng=0, max_redraws=3)
+
+
+# --- argument checks --------------------------------------------------------------------
+
+def test_numerical_gradient_rejects_a_dout_of_another_shape():
+    """A (4,) dout would broadcast against f(x) of shape (3, 4) and weigh the wrong entries."""
+    with pytest.raises(ValueError, match=r"dout must have the shape of f\(x\) \(3, 4\), got \(4,\)"):
+        numerical_gradient(lambda v: 2 * v, np.zeros((3, 4)), np.ones(4))
+
+
+def test_numerical_gradient_rejects_a_bad_step():
+    with pytest.raises(ValueError, match="h must be a finite number > 0"):
+        numerical_gradient(lambda v: v, np.zeros(3), np.ones(3), h=0.0)
+
+
+def test_check_backward_argument_errors():
+    with pytest.raises(TypeError, match=r"forward must return a tuple \(out, cache\)"):
+        check_backward(lambda x: 2 * x, lambda d, c: 2 * d, {"x": np.ones(3)}, rng=0)
+    with pytest.raises(ValueError, match="max_redraws must be an int >= 0"):
+        check_backward(relu_forward, relu_backward, {"x": np.ones(3)}, kinks=_relu_signs, max_redraws=-1)

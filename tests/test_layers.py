@@ -353,3 +353,15 @@ def test_against_torch_autograd(case):
     for g, t in zip(grads, tensors, strict=True):
         err = np.max(np.abs(g - t.grad.numpy()))
         assert err < 1e-9, f"{name} gradient differs from torch autograd by {err:.1e}, expect < 1e-9"
+
+
+def test_backward_checks_dout_against_the_cache():
+    """The caches carry what the checks need: masked mean its D, ReLU its dtype."""
+    _, cache = masked_mean_forward(np.zeros((2, 3, 4)), np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(2, 4\), got \(2, 5\)"):
+        masked_mean_backward(np.zeros((2, 5)), cache)
+    _, cache = relu_forward(np.zeros(3))
+    with pytest.raises(TypeError, match="dout must have the forward output's dtype float64, got float32"):
+        relu_backward(np.zeros(3, np.float32), cache)
+    with pytest.raises(ValueError, match=r"D >= 1"):
+        layernorm_forward(np.zeros((2, 0)), np.ones(0), np.zeros(0))

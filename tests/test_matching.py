@@ -209,6 +209,28 @@ def test_errors_name_the_argument():
         cmcm_loss(args["H_a"][:1], args["M_a"][:1], args["H_b"], args["M_b"], args["E"])
 
 
+def test_more_errors_name_the_argument():
+    args = draw_pairs(np.random.default_rng(13), 2, 3, 3, 2, 4)
+    H_a, M_a, H_b, M_b, E = args.values()
+    P, cache = code_distribution_forward(H_a, M_a, E)
+    with pytest.raises(ValueError, match="dP"):
+        code_distribution_backward(np.ones((2, 3)), cache)
+    with pytest.raises(TypeError, match="dP"):
+        code_distribution_backward(np.ones((2, 4), dtype=np.float32), cache)
+    with pytest.raises(TypeError, match="P_b"):
+        code_similarity_forward(P, P.astype(np.float32))
+    with pytest.raises(ValueError, match="P_a"):
+        code_similarity_forward(-P, P)
+    with pytest.raises(ValueError, match="eps"):
+        code_similarity_forward(P, P, eps=0.0)
+    with pytest.raises(TypeError, match="H_a"):
+        cmcm_loss(H_a.tolist(), M_a, H_b, M_b, E)
+    with pytest.raises(TypeError, match="H_b"):
+        cmcm_loss(H_a, M_a, H_b.astype(np.float32), M_b, E)
+    with pytest.raises(ValueError, match="M_b"):
+        cmcm_loss(H_a, M_a, H_b, M_b[:, :2], E)
+
+
 def test_matches_torch_autograd():
     """An independent autograd implementation of METHOD.md CM-1..4 (direct distances, pair-by-pair S^code)."""
     torch = pytest.importorskip("torch")

@@ -115,7 +115,6 @@ def test_agreement_ignores_absent_concepts():
 
 
 def test_usage_per_modality():
-    pytest.importorskip("minivq.quantizer")
     idx = {"a": np.array([[0, 1]]), "b": np.array([[1, 1]])}
     masks = {"a": np.ones((1, 2), bool), "b": np.ones((1, 2), bool)}
     out = metrics.usage_per_modality(idx, masks, K=4)
@@ -138,3 +137,29 @@ def test_relevance_is_the_dot_product_of_code_distributions():
 def test_set_ceiling_counts_samples_with_the_same_digit_set():
     concepts = np.array([[1, 2, -1], [2, 1, -1], [3, 4, 5], [0, 1, -1]])
     assert metrics.set_ceiling_r1(concepts) == (0.5 + 0.5 + 1 + 1) / 4
+
+
+def test_set_ceiling_when_every_sample_names_the_same_number_of_concepts():
+    concepts = np.array([[1, 2], [2, 1], [0, 1], [3, 4]])   # equal lengths: no ragged rows
+    assert metrics.set_ceiling_r1(concepts) == (0.5 + 0.5 + 1 + 1) / 4
+
+
+def test_metrics_reject_mismatched_shapes():
+    p = np.full((2, 4, 3), 1 / 3)
+    mask, labels = np.ones((2, 4), bool), np.zeros((2, 4), int)
+    with pytest.raises(ValueError, match="concepts"):
+        metrics.concept_distributions(p, labels, mask, np.array([1, 2]))
+    with pytest.raises(ValueError, match="P_query"):
+        metrics.relevance(np.ones((2, 1, 5)), p, mask)
+    with pytest.raises(ValueError, match="query_concepts"):
+        metrics.localization_accuracy(np.ones((2, 1, 3)), np.zeros((2, 2), int), np.ones((2, 1), bool),
+                                      p, labels, mask)
+    valid = np.ones((1, 2), bool)
+    with pytest.raises(ValueError, match="idx"):
+        metrics.code_concept_counts(np.array([[0, 3]]), np.array([[0, 0]]), valid, K=3, n_concepts=1)
+    with pytest.raises(ValueError, match="labels"):
+        metrics.code_concept_counts(np.array([[0, 1]]), np.array([[0, 2]]), valid, K=3, n_concepts=2)
+    with pytest.raises(ValueError, match="counts_a and counts_b"):
+        metrics.cross_modal_agreement(np.zeros((3, 4)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="S and S_code"):
+        metrics.retrieval_report(np.eye(3), np.eye(4))

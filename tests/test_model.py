@@ -72,6 +72,29 @@ def test_config_rejects_bad_variant():
         ModelConfig(variant="nope")
     with pytest.raises(ValueError, match="modalities"):
         ModelConfig(modalities=("image",))
+    with pytest.raises(ValueError, match="modalities"):
+        ModelConfig(modalities=("image", "audio"))
+    with pytest.raises(ValueError, match="codebook_init"):
+        ModelConfig(codebook_init="kmeans")
+    with pytest.raises(ValueError, match="dtype"):
+        ModelConfig(dtype="float16")
+
+
+def test_inputs_are_checked_by_name():
+    cfg = tiny_config(("image", "speech"), "full")
+    rng = np.random.default_rng(0)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    with pytest.raises(ValueError, match="inputs must have the keys"):
+        loss_forward(params, {"image": inputs["image"]}, cfg)
+    with pytest.raises(TypeError, match=r"inputs\['image'\] must be a pair"):
+        loss_forward(params, {**inputs, "image": inputs["image"][0]}, cfg)
+    with pytest.raises(ValueError, match="one batch size"):
+        loss_forward(params, {**inputs, "image": (inputs["image"][0][:2], None)}, cfg)
+    x, mask = inputs["speech"]
+    with pytest.raises(ValueError, match="mask of 'speech'"):
+        encoder_forward("speech", params, x, mask[:, :5], cfg)
+    with pytest.raises(ValueError, match="modality"):
+        encoder_forward("audio", params, x, mask, cfg)
 
 
 def test_gradient_check_catches_a_wrong_backward(monkeypatch):

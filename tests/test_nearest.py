@@ -303,3 +303,29 @@ def test_agrees_with_faiss(layout):
     clear = np.sort(d, 1)[:, 1] - d.min(1) > 1e-3
     np.testing.assert_array_equal(idx[clear], f_idx[clear, 0])
     np.testing.assert_allclose(dist, f_dist[:, 0], rtol=1e-4, atol=1e-4)
+
+
+@needs_compiled
+def test_sizes_beyond_a_c_int_are_refused(monkeypatch):
+    """The fast kernel takes N, K, D as C ints: larger sizes must raise, not wrap around."""
+    monkeypatch.setattr(minivq.nearest, "_C_INT_MAX", 99)
+    with pytest.raises(ValueError, match="too large for the compiled kernel"):
+        minivq.nearest_code(np.ones((100, 2)), np.ones((3, 2)))
+    idx, _ = minivq.nearest_code(np.ones((99, 2)), np.ones((3, 2)))
+    assert idx.shape == (99,)
+
+
+@needs_compiled
+def test_a_kernel_overflow_that_validation_missed_is_a_value_error(monkeypatch):
+    """The kernel sums squared norms in another order than validation; at the edge of
+    overflow it may see an inf that validation did not. That is a ValueError too."""
+    class KernelSaysOverflow:
+        TILE_MAX_ROWS = minivq.nearest._fast.TILE_MAX_ROWS
+
+        @staticmethod
+        def nearest_fast(*args):
+            return 1
+
+    monkeypatch.setattr(minivq.nearest, "_fast", KernelSaysOverflow)
+    with pytest.raises(ValueError, match="overflows in the kernel"):
+        minivq.nearest_code(np.ones((4, 2)), np.ones((3, 2)))

@@ -206,3 +206,33 @@ def test_against_torch_optim(name):
     for k in params:
         err = np.max(np.abs(params[k] - tensors[k].detach().numpy()))
         assert err < 1e-12, f"{name} {k} differs from torch.optim by {err:.1e}"
+
+
+def test_state_dict_restores_the_decoupled_option():
+    params = {"w": np.ones(3)}
+    state = Adam(params, weight_decay=0.1, decoupled=True).state_dict()
+    resumed = Adam({"w": np.ones(3)}, weight_decay=0.1)
+    resumed.load_state_dict(state)
+    assert resumed.decoupled is True, "AdamW must resume as AdamW"
+    del state["decoupled"]
+    with pytest.raises(ValueError, match="state is missing 'decoupled'"):
+        resumed.load_state_dict(state)
+
+
+def test_bad_arguments_name_themselves():
+    params = {"w": np.zeros(2)}
+    with pytest.raises(TypeError, match="lr must be a number, got NoneType"):
+        SGD(params, lr=None)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 1.0"):
+        SGD(params, lr=0.1, momentum=1.0)
+    with pytest.raises(TypeError, match="beta1 must be a number, got str"):
+        Adam(params, beta1="0.9")
+    with pytest.raises(ValueError, match="state is missing 'v/w'"):
+        opt = SGD(params, lr=0.1)
+        opt.load_state_dict({"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "t": 0})
+    with pytest.raises(TypeError, match="grads must be a dict"):
+        clip_grad_norm([np.ones(2)], 1.0)
+    with pytest.raises(TypeError, match=r"grads\['a'\] must be a float32 or float64 ndarray"):
+        clip_grad_norm({"a": [3.0, 4.0]}, 1.0)
+    with pytest.raises(TypeError, match="shape must be a tuple of ints"):
+        glorot_uniform(np.random.default_rng(0), 5)

@@ -155,6 +155,22 @@ def test_vq_errors_name_the_argument():
         quantize_forward(np.full_like(H, np.nan), E)
 
 
+def test_vq_dtype_mix_and_bad_numbers_name_the_argument():
+    rng = np.random.default_rng(19)
+    H, M, E = draw_units(rng, 2, 3, 4, 5)
+    Q, _, cache = quantize_forward(H, E)
+    with pytest.raises(TypeError, match="dQ"):
+        quantize_backward(np.ones(H.shape, dtype=np.float32), cache)
+    with pytest.raises(TypeError, match="Q"):
+        commitment_loss(H, Q.astype(np.float32), M)
+    with pytest.raises(ValueError, match="beta"):
+        commitment_loss(H, Q, M, beta=-1.0)
+    with pytest.raises(ValueError, match="scale"):
+        init_codebook_uniform(4, 2, rng=0, scale=-1.0)
+    with pytest.raises(TypeError, match="dtype"):
+        init_codebook_uniform(4, 2, rng=0, dtype=np.int64)
+
+
 # ------------------------------------------------------------------ VQ-5
 def test_ema_init_is_consistent():
     E = np.arange(6.0).reshape(3, 2)
@@ -235,6 +251,23 @@ def test_ema_update_returns_a_new_state():
     for old, kept in zip(before, (state.n, state.m, state.E)):
         np.testing.assert_array_equal(old, kept)
     assert new.E is not state.E
+
+
+def test_ema_errors_name_the_argument():
+    rng = np.random.default_rng(18)
+    H, M, E = draw_units(rng, 2, 3, 4, 5)
+    state = ema_init(E)
+    _, idx, _ = quantize_forward(H, E)
+    with pytest.raises(TypeError, match="state"):
+        ema_update((state.n, state.m, state.E), H, idx, M)
+    with pytest.raises(ValueError, match="H must have D = 4"):
+        ema_update(state, H[..., :3], idx, M)
+    with pytest.raises(TypeError, match="H"):
+        ema_update(state, H.astype(np.float32), idx, M)
+    with pytest.raises(ValueError, match="eps"):
+        ema_update(state, H, idx, M, eps=-1.0)
+    with pytest.raises(TypeError, match="H"):
+        restart_dead_codes(state, H.astype(np.float32), M, threshold=10.0, rng=0)
 
 
 # ------------------------------------------------------------------ VQ-6

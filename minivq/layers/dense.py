@@ -74,7 +74,7 @@ def relu_forward(x):
     Returns
     -------
     out : ndarray, x's shape and dtype
-    cache : tuple (positive,), the bool mask x > 0
+    cache : tuple (positive, dtype), the bool mask x > 0 and x's dtype
 
     Notes
     -----
@@ -84,14 +84,14 @@ def relu_forward(x):
     """
     x = check_float(x, "x", "(any shape)")
     positive = x > 0
-    return np.where(positive, x, x.dtype.type(0)), (positive,)
+    return np.where(positive, x, x.dtype.type(0)), (positive, x.dtype)
 
 
 def relu_backward(dout, cache):
     """dx = dout * [x > 0]."""
-    (positive,) = cache
-    dout = check_dout(dout, positive.shape)
-    return np.where(positive, dout, dout.dtype.type(0))
+    positive, dtype = cache
+    dout = check_dout(dout, positive.shape, dtype)
+    return np.where(positive, dout, dtype.type(0))
 
 
 def tanh_forward(x):
@@ -142,6 +142,8 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     """
     x = check_float(x, "x", "(..., D)", min_ndim=1)
     D = x.shape[-1]
+    if D == 0:
+        raise ValueError(f"x must have at least one feature to normalize (D >= 1), got shape {x.shape}")
     gamma = check_float(gamma, "gamma", "(D,)", dtype=x.dtype, like="x")
     check_shape(gamma, "gamma", (D,), "(D,)")
     beta = check_float(beta, "beta", "(D,)", dtype=x.dtype, like="x")

@@ -103,7 +103,7 @@ def masked_mean_forward(H, M):
     Returns
     -------
     out : ndarray, (B, D), H's dtype
-    cache : tuple (weights,), weights (B, T) = M / sum_t M
+    cache : tuple (weights, D), weights (B, T) = M / sum_t M
 
     Notes
     -----
@@ -122,15 +122,12 @@ def masked_mean_forward(H, M):
         raise ValueError(f"M must have at least one valid unit per row; rows {empty.tolist()} have none")
     weights = M / counts[:, None].astype(H.dtype)  # (B, T), H's dtype
     out = np.einsum("bt,btd->bd", weights, H)
-    return out, (weights,)
+    return out, (weights, D)
 
 
 def masked_mean_backward(dout, cache):
     """dH[b, t] = w_bt dout[b] (zero at padded units)."""
-    (weights,) = cache
+    weights, D = cache
     B, T = weights.shape
-    dout = np.asarray(dout)
-    if dout.ndim != 2 or dout.shape[0] != B:
-        raise ValueError(f"dout must have the forward output's shape (B, D) with B = {B}, got {dout.shape}")
-    dout = check_dout(dout, dout.shape, weights.dtype)
-    return weights[:, :, None] * dout[:, None, :]
+    dout = check_dout(dout, (B, D), weights.dtype)
+    return weights[:, :, None] * dout[:, None, :]  # (B, T, D)

@@ -6,6 +6,8 @@ the cross-modal agreement per concept.
 """
 import numpy as np
 
+from ..quantizer import codebook_usage
+
 __all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",
            "usage_per_modality"]
 
@@ -36,9 +38,14 @@ def code_concept_counts(idx, labels, mask, K, n_concepts):
     if idx.shape != labels.shape or idx.shape != mask.shape:
         raise ValueError(
             f"idx, labels and mask must share one shape, got {idx.shape}, {labels.shape}, {mask.shape}")
-    rows = np.where(labels[mask] < 0, n_concepts, labels[mask])
+    codes, concepts = idx[mask], labels[mask]  # (N,) valid units
+    if codes.size and (codes.min() < 0 or codes.max() >= K):
+        raise ValueError(f"idx must hold codes in [0, K={K}) on valid units, got [{codes.min()}, {codes.max()}]")
+    if concepts.size and concepts.max() >= n_concepts:
+        raise ValueError(f"labels must be -1 or in [0, n_concepts={n_concepts}), got {concepts.max()}")
+    rows = np.where(concepts < 0, n_concepts, concepts)  # background -> row C
     counts = np.zeros((n_concepts + 1, K), dtype=np.int64)
-    np.add.at(counts, (rows, idx[mask]), 1)
+    np.add.at(counts, (rows, codes), 1)
     return counts
 
 
@@ -60,6 +67,8 @@ def code_purity(counts, include_background=False):
     float
     """
     counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] < 2:
+        raise ValueError(f"counts must have shape (C + 1, K) with C >= 1, got {counts.shape}")
     majority = np.argmax(counts, axis=0)  # (K,)
     rows = counts if include_background else counts[:-1]
     total = rows.sum()
@@ -68,6 +77,15 @@ def code_purity(counts, include_background=False):
     on_rows = majority < rows.shape[0]  # codes whose majority is a scored row
     cols = np.arange(counts.shape[1])[on_rows]
     return float(rows[majority[on_rows], cols].sum() / total)
+
+
+def _check_pair(counts_a, counts_b):
+    """Two code-concept count matrices of one shape (C + 1, K)."""
+    counts_a, counts_b = np.asarray(counts_a), np.asarray(counts_b)
+    if counts_a.ndim != 2 or counts_a.shape != counts_b.shape:
+        raise ValueError(f"counts_a and counts_b must share one shape (C + 1, K), got {counts_a.shape} "
+                         f"and {counts_b.shape}")
+    return counts_a, counts_b
 
 
 def shared_code_fraction(counts_a, counts_b):
@@ -83,8 +101,8 @@ def shared_code_fraction(counts_a, counts_b):
     float
         |used_a & used_b| / |used_a | used_b|.
     """
-    used_a = np.asarray(counts_a).sum(axis=0) > 0
-    used_b = np.asarray(counts_b).sum(axis=0) > 0
+    counts_a, counts_b = _check_pair(counts_a, counts_b)
+    used_a, used_b = counts_a.sum(axis=0) > 0, counts_b.sum(axis=0) > 0  # (K,)
     union = np.sum(used_a | used_b)
     return float(np.sum(used_a & used_b) / union) if union else float("nan")
 
@@ -104,7 +122,7 @@ def cross_modal_agreement(counts_a, counts_b):
         frequent code per concept, -1 if the concept never occurs), and
         ``n_agree`` (int).
     """
-    counts_a, counts_b = np.asarray(counts_a)[:-1], np.asarray(counts_b)[:-1]
+    counts_a, counts_b = (c[:-1] for c in _check_pair(counts_a, counts_b))  # drop the background row
     top_a = np.where(counts_a.sum(axis=1) > 0, np.argmax(counts_a, axis=1), -1)
     top_b = np.where(counts_b.sum(axis=1) > 0, np.argmax(counts_b, axis=1), -1)
     agree = (top_a == top_b) & (top_a >= 0)
@@ -129,8 +147,6 @@ def usage_per_modality(idx, masks, K):
         :func:`minivq.quantizer.codebook_usage` (counts, perplexity,
         fraction_used).
     """
-    from ..quantizer import codebook_usage
-
     out = {m: codebook_usage(idx[m], masks[m], K) for m in idx}
     pooled = np.concatenate([np.asarray(idx[m])[np.asarray(masks[m], dtype=bool)] for m in idx])
     out["all"] = codebook_usage(pooled[None, :], np.ones((1, pooled.size), dtype=bool), K)

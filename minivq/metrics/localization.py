@@ -11,15 +11,29 @@ __all__ = ["concept_distributions", "relevance", "localization_accuracy"]
 
 
 def _check_units(p, labels, mask, name):
+    """p (B, T, K); labels (B, T) (or None) and mask (B, T) of the same units."""
     p = np.asarray(p)
     if p.ndim != 3:
         raise ValueError(f"{name}: p must have shape (B, T, K), got {p.shape}")
-    labels, mask = np.asarray(labels), np.asarray(mask, dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    labels = mask if labels is None else np.asarray(labels)
     if labels.shape != p.shape[:2] or mask.shape != p.shape[:2]:
         raise ValueError(
             f"{name}: labels and mask must have shape {p.shape[:2]}, got {labels.shape} and {mask.shape}"
         )
     return p, labels, mask
+
+
+def _check_queries(P_query, query_concepts, p_target, name):
+    """P_query (B, L, K) with the target's B and K; query_concepts (B, L)."""
+    P_query = np.asarray(P_query)
+    B, _, K = np.shape(p_target)
+    if P_query.ndim != 3 or P_query.shape[0] != B or P_query.shape[2] != K:
+        raise ValueError(f"{name}: P_query must have shape (B={B}, L, K={K}), got {P_query.shape}")
+    if query_concepts is not None and np.shape(query_concepts) != P_query.shape[:2]:
+        raise ValueError(f"{name}: query_concepts must have shape {P_query.shape[:2]}, "
+                         f"got {np.shape(query_concepts)}")
+    return P_query
 
 
 def concept_distributions(p, labels, mask, concepts):
@@ -50,6 +64,9 @@ def concept_distributions(p, labels, mask, concepts):
     """
     p, labels, mask = _check_units(p, labels, mask, "concept_distributions")
     concepts = np.asarray(concepts)
+    if concepts.ndim != 2 or concepts.shape[0] != p.shape[0]:
+        raise ValueError(
+            f"concept_distributions: concepts must have shape (B={p.shape[0]}, L), got {concepts.shape}")
     sel = (labels[:, None, :] == concepts[:, :, None]) & mask[:, None, :]  # (B, L, T)
     sel &= concepts[:, :, None] >= 0
     counts = sel.sum(axis=2)  # (B, L)
@@ -74,8 +91,10 @@ def relevance(P_query, p_target, target_mask):
     ndarray, shape (B, L, T)
         r_u = sum_k P_w(k) p(k | h_u); -inf on padded units.
     """
+    p_target, _, target_mask = _check_units(p_target, None, target_mask, "relevance")
+    P_query = _check_queries(P_query, None, p_target, "relevance")
     rel = np.einsum("blk,btk->blt", P_query, p_target)  # (B, L, T)
-    return np.where(np.asarray(target_mask, dtype=bool)[:, None, :], rel, -np.inf)
+    return np.where(target_mask[:, None, :], rel, -np.inf)
 
 
 def localization_accuracy(P_query, query_concepts, found, p_target, target_labels, target_mask):
@@ -109,14 +128,16 @@ def localization_accuracy(P_query, query_concepts, found, p_target, target_label
     """
     p_target, target_labels, target_mask = _check_units(
         p_target, target_labels, target_mask, "localization_accuracy")
+    P_query = _check_queries(P_query, query_concepts, p_target, "localization_accuracy")
+    query_concepts = np.asarray(query_concepts)
     best = np.argmax(relevance(P_query, p_target, target_mask), axis=2)  # (B, L)
     hit_label = np.take_along_axis(target_labels, best, axis=1)  # (B, L)
-    ok = np.asarray(found, dtype=bool) & (np.asarray(query_concepts) >= 0)
+    ok = np.asarray(found, dtype=bool) & (query_concepts >= 0)
     on_concept = (target_labels[:, None, :] == query_concepts[:, :, None]) & target_mask[:, None, :]
     frac = on_concept.sum(axis=2) / np.maximum(target_mask.sum(axis=1), 1)[:, None]  # (B, L)
     n = int(ok.sum())
     if n == 0:
-        return {"accuracy": float("nan"), "chance": float("nan"), "n": 0, "best_unit": best}
+        return {"accuracy": float("nan"), "chance": float("nan"), "n": 0, "best_unit": best.astype(np.int64)}
     return {
         "accuracy": float(np.mean((hit_label == query_concepts)[ok])),
         "chance": float(np.mean(frac[ok])),

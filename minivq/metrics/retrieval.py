@@ -2,6 +2,8 @@
 
 Rank by S (SUM-3), by S^code (CM-3), or by S + lambda_r S^code.
 """
+from collections import Counter
+
 import numpy as np
 
 __all__ = ["retrieval_ranks", "recall_at_k", "retrieval_metrics", "retrieval_report", "set_ceiling_r1"]
@@ -60,6 +62,8 @@ def recall_at_k(ranks, ks=(1, 5, 10)):
         ``{"R@1": float, ..., "median_rank": float}``.
     """
     ranks = np.asarray(ranks)
+    if ranks.ndim != 1 or ranks.size == 0:
+        raise ValueError(f"ranks must have shape (B,) with B >= 1, got {ranks.shape}")
     out = {f"R@{k}": float(np.mean(ranks <= k)) for k in ks}
     out["median_rank"] = float(np.median(ranks))
     return out
@@ -104,6 +108,8 @@ def retrieval_report(S=None, S_code=None, lambda_r=1.0, ks=(1, 5, 10)):
         Keys ``"summary"``, ``"code"``, ``"combined"`` for the matrices given,
         each the output of :func:`retrieval_metrics`.
     """
+    if S is not None and S_code is not None and np.shape(S) != np.shape(S_code):
+        raise ValueError(f"S and S_code must have the same shape (B, B), got {np.shape(S)} and {np.shape(S_code)}")
     out = {}
     if S is not None:
         out["summary"] = retrieval_metrics(S, ks)
@@ -130,6 +136,9 @@ def set_ceiling_r1(concepts):
         picks the true partner among them at random. A mean-pooled model
         (SUM-1) sees sets, not order, so this bounds what to expect (RET).
     """
-    keys = [tuple(sorted(int(c) for c in row if c >= 0)) for row in np.asarray(concepts)]
-    _, inverse, counts = np.unique(np.array(keys, dtype=object), return_inverse=True, return_counts=True)
-    return float(np.mean(1.0 / counts[inverse]))
+    concepts = np.asarray(concepts)
+    if concepts.ndim != 2 or len(concepts) == 0:
+        raise ValueError(f"concepts must have shape (B >= 1, L), got {concepts.shape}")
+    keys = [frozenset(int(c) for c in row if c >= 0) for row in concepts]
+    counts = Counter(keys)  # digit set -> number of samples naming it
+    return float(np.mean([1.0 / counts[key] for key in keys]))
