@@ -1,0 +1,160 @@
+"""The EMA codebook (METHOD.md VQ-5) and the restart of dead codes (VQ-6).
+
+The default way to train the ONE codebook shared by all modalities: no
+gradient reaches E; instead every step moves each codeword toward the mean
+of the units (of every modality) assigned to it,
+
+    n_k <- g n_k + (1 - g) c_k,   m_k <- g m_k + (1 - g) s_k,   e_k = m_k / n~_k,
+
+and a code whose count n_k falls below a threshold is moved onto a random
+unit of the batch. :mod:`minivq.quantizer` re-exports every name here.
+Derivations and plots: notebooks/03_vector_quantization.ipynb.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import check_float, check_indices, check_mask, per_modality, valid_units
+
+__all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
+
+
+@dataclass
+class EMAState:
+    """State of the EMA codebook (VQ-5).
+
+    Attributes
+    ----------
+    n : ndarray, (K,)
+        Raw EMA of the assignment counts (never the smoothed value).
+    m : ndarray, (K, D)
+        EMA of the per-code sums of assigned units.
+    E : ndarray, (K, D)
+        Codebook, e_k = m_k / n~_k.
+    """
+
+    n: np.ndarray
+    m: np.ndarray
+    E: np.ndarray
+
+
+def _check_state(state):
+    """An :class:`EMAState` (e.g. from :func:`ema_init`), or a TypeError."""
+    if not isinstance(state, EMAState):
+        raise TypeError(f"state must be an EMAState (see ema_init), got {type(state).__name__}")
+    return state
+
+
+def _smoothed_counts(n, eps):
+    """n~_k = (n_k + eps) / (sum_j n_j + K eps) * sum_j n_j (Laplace smoothing, VQ-5)."""
+    total = n.sum()
+    return (n + eps) / (total + len(n) * eps) * total
+
+
+def ema_init(E, *, n_init=1.0):
+    """EMA state whose codebook is E (VQ-5).
+
+    Parameters
+    ----------
+    E : ndarray, (K, D)
+        Initial codebook (see :func:`init_codebook_uniform`).
+    n_init : float, keyword-only
+        Initial count of every code (> 0), **(choice)**: n = n_init,
+        m = n_init E, so that E = m / n~ from the start and an unused code
+        stays where it is instead of being divided by a near-zero count.
+
+    Returns
+    -------
+    EMAState
+        Fresh copies; E is not shared with the caller.
+    """
+    check_float(E, "E", "(K, D)", ndim=2, coerce=False)
+    if not n_init > 0:
+        raise ValueError(f"n_init must be > 0, got {n_init}")
+    n = np.full(E.shape[0], n_init, dtype=E.dtype)
+    return EMAState(n=n, m=E * E.dtype.type(n_init), E=E.copy())
+
+
+def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
+    """One EMA step of the shared codebook (VQ-5); returns a new state.
+
+    Parameters
+    ----------
+    state : EMAState
+    H : ndarray (..., D) of state.E's dtype, or a list of them (one per modality)
+    idx : ndarray of int (...), or a list (codes from the codebook BEFORE this step)
+    M : ndarray of bool (...) or None, or a list
+    decay : float
+        g in (0, 1), default 0.99.
+    eps : float
+        Laplace smoothing of the counts, default 1e-5.
+
+    Returns
+    -------
+    EMAState
+        n <- g n + (1-g) c, m <- g m + (1-g) s, E = m / n~ (new arrays).
+
+    Notes
+    -----
+    (VQ-5): c_k and s_k count and sum the valid units of ALL modalities
+    assigned to k. The stored n is the raw EMA; n~ (:func:`_smoothed_counts`)
+    is used only to divide. This step's Q was made with the old codebook.
+    """
+    K, D = _check_state(state).E.shape
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"decay must be in (0, 1), got {decay}")
+    if not (eps >= 0 and np.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    counts = np.zeros(K, dtype=state.n.dtype)
+    sums = np.zeros((K, D), dtype=state.m.dtype)
+    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
+        check_float(H_m, "H", "(..., D)", min_ndim=1, dtype=state.E.dtype, like="state.E", coerce=False)
+        if H_m.shape[-1] != D:
+            raise ValueError(f"H must have D = {D} features (state.E is {state.E.shape}), got shape {H_m.shape}")
+        check_indices(idx_m, H_m.shape[:-1], K)
+        valid = check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
+        k = idx_m[valid]  # (N_m,)
+        counts += np.bincount(k, minlength=K)
+        np.add.at(sums, k, H_m[valid])
+    n = decay * state.n + (1 - decay) * counts
+    m = decay * state.m + (1 - decay) * sums
+    E = m / _smoothed_counts(n, eps)[:, None]
+    return EMAState(n=n, m=m, E=E.astype(state.E.dtype, copy=False))
+
+
+def restart_dead_codes(state, H, M, threshold, rng):
+    """Move every code with n_k < threshold onto a random unit of the batch (VQ-6).
+
+    Parameters
+    ----------
+    state : EMAState
+        After this step's :func:`ema_update`.
+    H : ndarray (..., D), or a list (one per modality)
+    M : ndarray of bool (...) or None, or a list
+    threshold : float
+        Codes whose raw EMA count n_k is below it are dead (> 0).
+    rng : np.random.Generator or int
+
+    Returns
+    -------
+    state : EMAState
+        New arrays; for every restarted k: e_k = h, n_k = threshold,
+        m_k = e_k * threshold, so the next EMA step keeps e_k near h.
+    restarted : ndarray of int64
+        The restarted codes (sorted).
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    dead = np.flatnonzero(_check_state(state).n < threshold)
+    if dead.size == 0:
+        return state, dead
+    X = valid_units(H, M, D=state.E.shape[1])  # (N, D)
+    if X.dtype != state.E.dtype:
+        raise TypeError(f"H must have the dtype of state.E ({state.E.dtype}), got {X.dtype}")
+    rng = np.random.default_rng(rng)
+    rows = rng.choice(len(X), size=dead.size, replace=dead.size > len(X))
+    E, n, m = state.E.copy(), state.n.copy(), state.m.copy()
+    E[dead] = X[rows]
+    n[dead] = threshold
+    m[dead] = E[dead] * threshold
+    return EMAState(n=n, m=m, E=E), dead
