@@ -66,7 +66,12 @@ def input_dim(modality, cfg):
 
 
 def init_encoder(modality, cfg, rng):
-    """He-uniform weights and zero biases of one encoder.
+    """He-uniform weights and biases of one encoder: b1 zero, b2 small and random.
+
+    b2 is drawn from U(-0.1, 0.1), not zero: a blank input (an image cell with
+    no ink is all zeros) would otherwise give a unit that is exactly 0 at
+    initialization, which has no direction for the unit normalization; dividing
+    by its eps (1e-12) made the first gradient about 1e10 times too large.
 
     Returns
     -------
@@ -86,6 +91,7 @@ def init_encoder(modality, cfg, rng):
     for i, shape in enumerate(shapes, start=1):
         p[f"{modality}.W{i}"] = he_uniform(rng, shape, dtype=dt)
         p[f"{modality}.b{i}"] = np.zeros(shape[-1], dtype=dt)
+    p[f"{modality}.b2"] = rng.uniform(-0.1, 0.1, size=D).astype(dt)
     if modality == "text":  # an embedding table is not a fan-in layer
         p["text.W1"] = rng.normal(0.0, 1.0, size=shapes[0]).astype(dt)
         del p["text.b1"]
