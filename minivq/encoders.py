@@ -171,7 +171,8 @@ def _encode(modality, P, x, mask, cfg):
         k, s = cfg.speech_kernel, cfg.speech_stride
         pad = (k - 1) // 2
         M1 = layers.conv1d_output_mask(mask, k, s, pad)  # (B, T1)
-        a, c1 = layers.conv1d_forward(x.astype(cfg.dtype, copy=False), P["W1"], P["b1"], s, pad)
+        x = x.astype(cfg.dtype, copy=False) * mask[:, :, None]  # padded frames read as zeros, like text
+        a, c1 = layers.conv1d_forward(x, P["W1"], P["b1"], s, pad)
         h, c2 = layers.relu_forward(a)
         h = h * M1[:, :, None]  # padding stays zero, so H does not depend on the padded length
         H, c3 = layers.conv1d_forward(h, P["W2"], P["b2"], s, pad)

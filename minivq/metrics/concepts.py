@@ -108,7 +108,7 @@ def shared_code_fraction(counts_a, counts_b):
 
 
 def cross_modal_agreement(counts_a, counts_b):
-    """Per concept, is the most frequent code the same in both modalities (CC)?
+    """For how many concepts is the top code shared, and one-to-one (CC)?
 
     Parameters
     ----------
@@ -118,16 +118,30 @@ def cross_modal_agreement(counts_a, counts_b):
     Returns
     -------
     dict
-        ``agree`` bool (C,), ``top_a`` and ``top_b`` int64 (C,) (the most
-        frequent code per concept, -1 if the concept never occurs), and
-        ``n_agree`` (int).
+        ``top_a`` and ``top_b`` int64 (C,): the most frequent code per
+        concept, -1 if the concept never occurs; ``agree`` bool (C,): the
+        concept's top code is the same in both modalities and is no other
+        concept's top code in either modality; ``n_agree`` (int), the
+        number of agreeing concepts; ``n_distinct_a`` and ``n_distinct_b``
+        (int), the number of distinct top codes among the concepts that
+        occur in that modality.
+
+    Notes
+    -----
+    Two digits whose top code is the same code 8 in both modalities do not
+    agree: code 8 names neither of them (METHOD.md section 7, CC).
     """
     counts_a, counts_b = (c[:-1] for c in _check_pair(counts_a, counts_b))  # drop the background row
-    top_a = np.where(counts_a.sum(axis=1) > 0, np.argmax(counts_a, axis=1), -1)
-    top_b = np.where(counts_b.sum(axis=1) > 0, np.argmax(counts_b, axis=1), -1)
-    agree = (top_a == top_b) & (top_a >= 0)
-    return {"agree": agree, "top_a": top_a.astype(np.int64), "top_b": top_b.astype(np.int64),
-            "n_agree": int(agree.sum())}
+    top_a = np.where(counts_a.sum(axis=1) > 0, np.argmax(counts_a, axis=1), -1).astype(np.int64)
+    top_b = np.where(counts_b.sum(axis=1) > 0, np.argmax(counts_b, axis=1), -1).astype(np.int64)
+    K = counts_a.shape[1]
+    n_top_a = np.bincount(top_a[top_a >= 0], minlength=K)  # (K,) concepts whose top code is k
+    n_top_b = np.bincount(top_b[top_b >= 0], minlength=K)
+    same = (top_a == top_b) & (top_a >= 0)
+    code = np.where(same, top_a, 0)
+    agree = same & (n_top_a[code] == 1) & (n_top_b[code] == 1)  # no other concept claims it
+    return {"agree": agree, "top_a": top_a, "top_b": top_b, "n_agree": int(agree.sum()),
+            "n_distinct_a": int(np.count_nonzero(n_top_a)), "n_distinct_b": int(np.count_nonzero(n_top_b))}
 
 
 def usage_per_modality(idx, masks, K):
