@@ -8,11 +8,39 @@ every equation an ID; docstrings cite those IDs.
 ``minivq.BACKEND`` says which nearest-codeword path runs: ``"cython"`` (the
 compiled fast kernel) or ``"numpy"`` (the reference). Set the environment
 variable ``MINIVQ_PUREPYTHON=1`` before import to force the NumPy path.
+``minivq.about()`` (also ``minivq --version``) says in one line which version,
+backend and OpenMP setting this installation has, and where it lives.
 """
-from .nearest import BACKEND, nearest_code
-from .contrastive import mms_loss
-from .matching import cmcm_loss
+# The single source of the version: pyproject.toml reads it from here
+# (setuptools' dynamic version, parsed without importing the package).
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+from .nearest import BACKEND, OPENMP, nearest_code  # noqa: E402
+from .contrastive import mms_loss  # noqa: E402
+from .matching import cmcm_loss  # noqa: E402
 
-__all__ = ["BACKEND", "nearest_code", "mms_loss", "cmcm_loss", "__version__"]
+__all__ = ["BACKEND", "OPENMP", "about", "nearest_code", "mms_loss", "cmcm_loss", "__version__"]
+
+
+def about():
+    """One line on this installation: version, backend, OpenMP, location.
+
+    Returns
+    -------
+    str
+        e.g. ``"minivq 0.2.0 (backend: cython, OpenMP: on, 2 threads) from
+        /path/to/site-packages/minivq"``. With the NumPy backend or a kernel
+        built without OpenMP, ``nearest_code`` runs on one thread whatever
+        ``n_threads`` says; this line is where that shows.
+    """
+    from pathlib import Path
+
+    from .nearest import _default_threads
+
+    if BACKEND != "cython":
+        openmp = "OpenMP: n/a (NumPy reference, one thread)"
+    elif OPENMP:
+        openmp = f"OpenMP: on, up to {_default_threads()} threads"
+    else:
+        openmp = "OpenMP: off (the compiled kernel runs on one thread)"
+    return f"minivq {__version__} (backend: {BACKEND}, {openmp}) from {Path(__file__).resolve().parent}"

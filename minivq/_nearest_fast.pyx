@@ -189,3 +189,27 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                               rows, K, D, &scratch[threadid(), 0, 0],
                               &indices[start], &sq_distances[start])
     return 0
+
+
+# --- build information (appended; owned by the packaging code) ---
+# _OPENMP is defined by the C compiler exactly when it compiles with OpenMP
+# (setup.py adds -fopenmp only after a test compile succeeds), so this is the
+# truth about the binary, not about the build script's intentions.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define MINIVQ_COMPILED_WITH_OPENMP 1
+    #else
+    #define MINIVQ_COMPILED_WITH_OPENMP 0
+    #endif
+    """
+    int MINIVQ_COMPILED_WITH_OPENMP
+
+
+def openmp_enabled():
+    """True when this kernel was compiled with OpenMP.
+
+    Without OpenMP, ``prange`` in :func:`nearest_fast` runs its tiles one
+    after another on the calling thread, whatever ``n_threads`` says.
+    """
+    return MINIVQ_COMPILED_WITH_OPENMP == 1

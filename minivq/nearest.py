@@ -22,10 +22,14 @@ distance is reported as max(||x||^2 + min_k s_k, 0).
 """
 import os
 import warnings
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
 import numpy as np
 
 __all__ = [
     "BACKEND",
+    "OPENMP",
     "nearest_code",
     "nearest_code_reference",
     "nearest_code_teaching",
@@ -37,26 +41,61 @@ __all__ = [
 #: value other than "0" (read once, at import).
 PUREPYTHON_ENV = "MINIVQ_PUREPYTHON"
 
-_compiled_error = None
-if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
-    _fast = None
-    _compiled_error = f"{PUREPYTHON_ENV} is set"
-else:
-    try:
-        from . import _nearest_fast as _fast
-    except ImportError as exc:  # not built: say so, loudly, and fall back
-        _fast = None
-        _compiled_error = repr(exc)
-        warnings.warn(
-            "minivq: the compiled kernel minivq._nearest_fast is missing "
-            f"({exc}); using the NumPy reference. Reinstall with "
-            "`pip install .` to build it.",
-            RuntimeWarning,
-            stacklevel=2,
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _kernel_missing_message():
+    """Why ``minivq._nearest_fast`` has no file to import, and what to run."""
+    root = _PACKAGE_DIR.parent
+    if (root / "setup.py").is_file() and (root / "pyproject.toml").is_file():
+        return (
+            f"minivq: you are importing minivq from the source tree at {root}, which has no "
+            "compiled kernel; build it in place with `pip install -e .` or run from outside "
+            "the source tree to use the installed package. Using the NumPy reference."
         )
+    return (
+        f"minivq: the installed package at {_PACKAGE_DIR} has no compiled kernel "
+        "(minivq/_nearest_fast); reinstall it with `pip install --force-reinstall minivq` "
+        "(a C compiler is needed when no wheel fits). Using the NumPy reference."
+    )
+
+
+def _load_fast():
+    """Import the compiled fast kernel: (module, None) or (None, why not).
+
+    Warns (RuntimeWarning) when the kernel is missing or fails to import,
+    distinguishing an extension file that is not there (a source tree never
+    built, or a broken install) from one that is there but does not load
+    (then the import error itself is shown).
+    """
+    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+        return None, f"{PUREPYTHON_ENV} is set"
+    built = [_PACKAGE_DIR / f"_nearest_fast{suffix}" for suffix in EXTENSION_SUFFIXES]
+    if not any(path.is_file() for path in built):
+        message = _kernel_missing_message()
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return None, message
+    try:
+        from . import _nearest_fast
+
+        return _nearest_fast, None
+    except ImportError as exc:
+        message = (
+            f"minivq: the compiled kernel in {_PACKAGE_DIR} is there but fails to import: "
+            f"{type(exc).__name__}: {exc}. Using the NumPy reference; rebuild it with "
+            "`pip install --force-reinstall minivq` (or `pip install -e .` in a source tree)."
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return None, message
+
+
+_fast, _compiled_error = _load_fast()
 
 #: Which nearest-codeword path :func:`nearest_code` runs: "cython" or "numpy".
 BACKEND = "numpy" if _fast is None else "cython"
+#: True when the compiled kernel was built with OpenMP (a test compile at build
+#: time decides); without it ``n_threads`` above 1 runs on one thread.
+OPENMP = bool(_fast is not None and _fast.openmp_enabled())
 
 # Rows per tile of the fast kernel: a tile's (K, rows) score block should stay
 # in the per-core L2 cache (2 MiB here) next to the packed codebook.
