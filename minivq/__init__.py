@@ -11,6 +11,8 @@ variable ``MINIVQ_PUREPYTHON=1`` before import to force the NumPy path.
 ``minivq.about()`` (also ``minivq --version``) says in one line which version,
 backend and OpenMP setting this installation has, and where it lives.
 """
+from pathlib import Path as _Path
+
 # The single source of the version: pyproject.toml reads it from here
 # (setuptools' dynamic version, parsed without importing the package).
 __version__ = "0.2.0"
@@ -28,19 +30,19 @@ def about():
     Returns
     -------
     str
-        e.g. ``"minivq 0.2.0 (backend: cython, OpenMP: on, 2 threads) from
-        /path/to/site-packages/minivq"``. With the NumPy backend or a kernel
-        built without OpenMP, ``nearest_code`` runs on one thread whatever
-        ``n_threads`` says; this line is where that shows.
+        e.g. ``"minivq 0.2.0 (backend: cython, OpenMP: on, up to 2 threads)
+        from /path/to/site-packages/minivq"``. With the NumPy backend or a
+        kernel built without OpenMP, ``nearest_code`` runs on one thread
+        whatever ``n_threads`` says; this line is where that shows.
     """
-    from pathlib import Path
-
-    from .nearest import _default_threads
+    from . import nearest
 
     if BACKEND != "cython":
-        openmp = "OpenMP: n/a (NumPy reference, one thread)"
+        forced = nearest._compiled_error == f"{nearest.PUREPYTHON_ENV} is set"
+        why = nearest._compiled_error if forced else "compiled kernel not loaded, see the import warning"
+        openmp = f"OpenMP: n/a, NumPy reference on one thread: {why}"
     elif OPENMP:
-        openmp = f"OpenMP: on, up to {_default_threads()} threads"
+        openmp = f"OpenMP: on, up to {nearest._default_threads()} threads"
     else:
-        openmp = "OpenMP: off (the compiled kernel runs on one thread)"
-    return f"minivq {__version__} (backend: {BACKEND}, {openmp}) from {Path(__file__).resolve().parent}"
+        openmp = "OpenMP: off, the compiled kernel runs on one thread"
+    return f"minivq {__version__} (backend: {BACKEND}, {openmp}) from {_Path(__file__).resolve().parent}"
