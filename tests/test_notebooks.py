@@ -1,10 +1,13 @@
-"""Every notebook in notebooks/ runs top to bottom (STYLE.md: notebooks run in CI).
+"""Every notebook in notebooks/ runs top to bottom and shows its figures (STYLE.md: notebooks run in CI).
 
 Outputs are not committed; nbclient executes each notebook in a fresh kernel
 with the working directory set to notebooks/, and any exception in a cell
-fails the test with that cell's traceback.
+fails the test with that cell's traceback. The kernel runs without
+``MPLBACKEND`` (conftest.py sets Agg for the other tests), so matplotlib
+uses Jupyter's inline backend, as a student's kernel does; the test counts
+the images the notebook displays and fails below the number its prose
+describes.
 """
-import os
 from pathlib import Path
 
 import pytest
@@ -14,14 +17,32 @@ nbclient = pytest.importorskip("nbclient", reason="install the test extras: pip 
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
+#: Images each notebook's prose describes (display_data or execute_result with image/png).
+MIN_IMAGES = {
+    "00_data": 6,  # three scenes, the mel filters, "seven" by six takes, the toy pairs
+    "01_nearest_codeword": 2,  # Voronoi cells of 2-D points, time against the GEMM
+    "02_layers_and_gradient_checks": 0,  # numbers only
+    "03_vector_quantization": 5,  # Voronoi cells, the beta mistake, EMA paths, a dead code, usage
+    "04_cross_modal_code_matching": 4,  # P of two pairs, S^code, CMCM at work, S beside S^code
+    "05_training_toy": 3,  # agreement per epoch, code x concept, the VQ-only ablation beside it
+    "06_spoken_digits": 3,  # localization, code x digit, retrieval examples
+}
 
-def test_notebooks_exist():
+
+def image_outputs(nb):
+    """Number of outputs that display a PNG."""
+    return sum(1 for cell in nb.cells for out in cell.get("outputs", [])
+               if out.get("output_type") in ("display_data", "execute_result") and "image/png" in out.get("data", {}))
+
+
+def test_notebooks_exist_and_have_expectations():
     assert NOTEBOOKS, "expected notebooks/*.ipynb, found none"
+    assert sorted(p.stem for p in NOTEBOOKS) == sorted(MIN_IMAGES), "MIN_IMAGES must list every notebook"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+def test_notebook_runs_and_shows_its_figures(path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel inherits the environment: inline backend
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -30,3 +51,5 @@ def test_notebook_runs(path, monkeypatch):
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()
+    shown, expected = image_outputs(nb), MIN_IMAGES[path.stem]
+    assert shown >= expected, f"{path.name} shows {shown} images, expected at least {expected}"
