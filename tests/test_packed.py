@@ -34,7 +34,8 @@ def packed_stack(x, mask, W1, b1, W2, b2, k, s, dH):
     offsets, L = pack_layout(mask, (k, k), (s, s))
     n_q = -(-k // s)
     T1 = layers.conv1d_output_length(L, k, s, pad)
-    xp, Mp = pack(x, mask, offsets, L, pad, max(L + 2 * pad, (T1 + n_q - 1) * s))
+    xp = np.zeros((max(L + 2 * pad, (T1 + n_q - 1) * s), x.shape[2]))
+    Mp = pack(x, mask, offsets, L, pad, xp)
     M1 = layers.conv1d_output_mask(Mp, k, s, pad)[0]
     a, c1 = conv1d_long_forward(xp, W1, b1, s, T1)
     T2 = layers.conv1d_output_length(T1, k, s, pad)

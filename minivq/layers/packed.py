@@ -71,8 +71,8 @@ def pack_layout(mask, kernels, strides):
     return offsets, int(seg.sum())
 
 
-def pack(x, mask, offsets, length, padding, tail):
-    """The valid frames of x, laid end to end, as a zero-padded buffer for :func:`conv1d_long_forward`.
+def pack(x, mask, offsets, length, padding, out):
+    """Write the valid frames of x end to end into a zero buffer, for :func:`conv1d_long_forward`.
 
     Parameters
     ----------
@@ -81,22 +81,21 @@ def pack(x, mask, offsets, length, padding, tail):
     offsets, length : from :func:`pack_layout`
     padding : int
         Zero frames before packed frame 0 (the first convolution's padding).
-    tail : int
-        Frames the buffer must hold in all (at least padding + length).
+    out : ndarray, (rows, C), zeros
+        The buffer, rows >= padding + length; out[padding + offsets[b] + t]
+        receives x[b, t] for every valid (b, t).
 
     Returns
     -------
-    xp : ndarray, (tail, C)
-        xp[padding + offsets[b] + t] = x[b, t] for every valid (b, t); zeros elsewhere.
     packed_mask : ndarray of bool, (1, length)
+        The valid packed frames.
     """
-    B, T, C = x.shape
+    T = x.shape[1]
     dest = offsets[:, None] + np.arange(T)  # (B, T) packed frame of each input frame
-    xp = np.zeros((tail, C), dtype=x.dtype)
-    xp[padding + dest[mask]] = x[mask]
+    out[padding + dest[mask]] = x[mask]
     packed_mask = np.zeros((1, length), dtype=bool)
     packed_mask[0, dest[mask]] = True
-    return xp, packed_mask
+    return packed_mask
 
 
 def unpack_index(offsets, total_stride, T_out):
