@@ -105,8 +105,9 @@ def check_writable_folder(folder, create=False):
     str or None
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} is a file, expected a folder"
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, expected a folder"
     if not folder.exists():
         if not create:
             return f"folder {folder} does not exist"

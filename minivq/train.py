@@ -8,78 +8,29 @@ codebook from before that step's update.
 
 Seeded and deterministic: one ``np.random.Generator`` drives initialization,
 the shuffling of every epoch and the dead-code restarts, and its state is
-saved in the checkpoint, so ``fit`` for 2 epochs equals ``fit`` for 1, save,
-load, ``fit`` for 1 more, to the last bit (``tests/test_train.py``).
+saved in the checkpoint (:mod:`minivq.checkpoint`), so ``fit`` for 2 epochs
+equals ``fit`` for 1, save, load, ``fit`` for 1 more, to the last bit
+(``tests/test_train.py``). A step whose loss or gradient norm is not finite
+stops the run with :class:`~minivq.train_state.TrainingDiverged`.
 """
-import json
+import math
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import metrics
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TEXT_VOCAB
 from .encoders import modality_arrays
 from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
 from .optim import Adam, clip_grad_norm
-from .quantizer import EMAState, codebook_usage, ema_init, ema_update, init_codebook_kmeanspp, restart_dead_codes
+from .progress import Clock, epoch_line
+from .quantizer import codebook_usage, ema_init, ema_update, init_codebook_kmeanspp, restart_dead_codes
+from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
 
-__all__ = ["TrainConfig", "TrainState", "config_from_data", "batch_inputs", "init_state",
+__all__ = ["TrainConfig", "TrainState", "TrainingDiverged", "config_from_data", "batch_inputs", "init_state",
            "train_step", "train_epoch", "quick_val_r1", "fit", "save_checkpoint", "load_checkpoint"]
-
-
-@dataclass
-class TrainConfig:
-    """Optimization settings (JSON-able).
-
-    Attributes
-    ----------
-    epochs, batch_size : int
-        Full passes over the training set; pairs per step (the last partial
-        batch of an epoch is dropped so every step sees B pairs).
-    lr, weight_decay, clip : float
-        Adam step size and weight decay; global gradient-norm bound (0: off).
-    ema_decay, ema_eps : float
-        g and eps of the EMA codebook (VQ-5).
-    dead_threshold : float
-        A code whose raw EMA count n_k falls below it is restarted (VQ-6).
-    seed : int
-        Seeds the one random generator of the run.
-    val_size : int
-        Validation pairs for the quick R@1 of the progress line (0: none).
-    blas_threads : int
-        BLAS threads while training. The matrices are small, so one thread
-        is fastest (and several fight over a shared CPU); results do not
-        depend on it beyond the last bits of BLAS sums.
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    clip: float = 5.0
-    ema_decay: float = 0.99
-    ema_eps: float = 1e-5
-    dead_threshold: float = 0.5
-    seed: int = 0
-    val_size: int = 200
-    blas_threads: int = 1
-
-
-@dataclass
-class TrainState:
-    """Everything a run needs to continue: weights, optimizer, EMA, RNG, progress."""
-
-    model_cfg: ModelConfig
-    train_cfg: TrainConfig
-    params: dict
-    optimizer: Adam
-    ema: EMAState = None
-    rng: np.random.Generator = None
-    epoch: int = 0
-    step: int = 0
-    history: list = field(default_factory=list)
 
 
 def config_from_data(data, modalities, **overrides):
@@ -109,11 +60,6 @@ def batch_inputs(data, modalities, rows):
             x, mask = x[:, :T], mask[:, :T]
         out[m] = (x, mask)
     return out
-
-
-def _trainable(params, cfg):
-    """The weights Adam updates: all but the codebook when the EMA trains it."""
-    return {k: v for k, v in params.items() if not (k == "E" and cfg.codebook == "ema")}
 
 
 def init_state(model_cfg, train_cfg, data):
@@ -147,6 +93,26 @@ def init_state(model_cfg, train_cfg, data):
     return TrainState(model_cfg, train_cfg, params, optimizer, ema, rng)
 
 
+def _diverged(state, loss, what):
+    return TrainingDiverged(state.epoch + 1, state.step + 1, loss, state.train_cfg.lr, what)
+
+
+def _loss_and_grads(state, inputs):
+    """Forward and backward of one step; TrainingDiverged when weights that worked before overflow."""
+    cfg = state.model_cfg
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as divergence below
+            loss, cache = loss_forward(state.params, inputs, cfg)
+            grads = _trainable(loss_backward(cache), cfg)
+    except (ValueError, FloatingPointError) as e:
+        inputs_finite = all(np.isfinite(x).all() for x, _ in inputs.values())
+        if state.step == 0 or not inputs_finite:
+            raise
+        largest = max(float(np.max(np.abs(p), initial=0.0)) for p in state.params.values())
+        raise _diverged(state, None, f"the forward pass overflowed: largest weight {largest:.2g}") from e
+    return float(loss), cache, grads
+
+
 def train_step(state, inputs):
     """One optimization step on one batch; returns the step's logs.
 
@@ -156,14 +122,26 @@ def train_step(state, inputs):
         ``loss``, its parts (``mms``, ``cmcm``, ``commit``, ``codebook``),
         ``grad_norm``, and with the discrete path ``perplexity`` (VQ-7) and
         ``restarted`` (number of codes restarted, VQ-6).
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss or the gradient norm is not finite, or the weights
+        overflow; the weights are not updated by the failing step.
     """
     cfg, tc = state.model_cfg, state.train_cfg
-    loss, cache = loss_forward(state.params, inputs, cfg)
-    grads = _trainable(loss_backward(cache), cfg)
-    if tc.clip > 0:
-        norm = clip_grad_norm(grads, tc.clip)
-    else:  # no clipping: still log the global norm
-        norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    loss, cache, grads = _loss_and_grads(state, inputs)
+    if not math.isfinite(loss):  # one float: cheap, every step
+        raise _diverged(state, loss, f"loss = {loss:g}")
+    try:
+        if tc.clip > 0:
+            norm = clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient
+        else:  # no clipping: still log the global norm
+            norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
+    except ValueError:
+        norm = math.inf
+    if not math.isfinite(norm):
+        raise _diverged(state, loss, f"loss = {loss:g}, gradient norm = inf or NaN")
     state.optimizer.step(grads)
     state.step += 1
     logs = {"loss": loss, **cache["parts"], "grad_norm": float(norm)}
@@ -198,18 +176,7 @@ def quick_val_r1(params, cfg, data, n):
     return metrics.retrieval_metrics(rep[a]["r"] @ rep[b]["r"].T)["mean_R@1"]
 
 
-def _progress_line(state, logs, seconds):
-    parts = f"mms {logs['mms']:.3f}"
-    if state.model_cfg.use_cmcm:
-        parts += f"  cmcm {logs['cmcm']:.3f}"
-    if state.model_cfg.use_vq:
-        parts += f"  commit {logs['commit']:.3f}  ppl {logs['perplexity']:.1f}  restarts {logs.get('restarted', 0):.2f}"
-    val = f"  val R@1 {logs['val_r1']:.3f}" if "val_r1" in logs else ""
-    return (f"[{state.model_cfg.variant}] epoch {state.epoch}/{state.train_cfg.epochs}  "
-            f"loss {logs['loss']:.3f} ({parts}){val}  {seconds:.1f}s")
-
-
-def fit(state, train_data, val_data=None, log=print, checkpoint=None):
+def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None, clock=None):
     """Train from ``state.epoch`` up to ``state.train_cfg.epochs``, one progress line per epoch.
 
     Parameters
@@ -217,70 +184,44 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None):
     state : TrainState
         From :func:`init_state` or :func:`load_checkpoint`.
     train_data, val_data : dict
-        Data dicts; val_data (optional) gives the quick validation R@1.
+        Data dicts; val_data (optional) gives the quick validation R@1 on its
+        first ``train_cfg.val_size`` pairs (the line names that number).
     log : callable or None
         Receives each progress line (``print`` by default).
     checkpoint : str or None
-        Path of a .npz checkpoint rewritten after every epoch.
+        Path of a .npz checkpoint rewritten (atomically) after every epoch.
+    label : str or None
+        Start of each progress line; default ``"[variant, seed s]"``.
+    clock : minivq.progress.Clock or None
+        Shared by several runs for an ETA of the whole command; default: the
+        epochs of this call.
 
     Returns
     -------
     TrainState
         The same object, trained; ``state.history`` holds one dict per epoch.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss or the gradient norm stops being finite.
     """
+    label = label or f"[{state.model_cfg.variant}, seed {state.train_cfg.seed}]"
+    clock = clock or Clock(state.train_cfg.epochs - state.epoch)
     while state.epoch < state.train_cfg.epochs:
         t0 = time.perf_counter()
         with threadpool_limits(limits=state.train_cfg.blas_threads, user_api="blas"):
             logs = train_epoch(state, train_data)
         state.epoch += 1
         if val_data is not None and state.train_cfg.val_size > 0:
-            logs["val_r1"] = quick_val_r1(state.params, state.model_cfg, val_data, state.train_cfg.val_size)
+            n_val = len(modality_arrays(val_data, state.model_cfg.modalities[0])[0])
+            logs["val_pairs"] = min(state.train_cfg.val_size, n_val)  # the line names the set size
+            logs["val_r1"] = quick_val_r1(state.params, state.model_cfg, val_data, logs["val_pairs"])
         seconds = time.perf_counter() - t0
         state.history.append({"epoch": state.epoch, **logs, "seconds": seconds})
-        if log is not None:
-            log(_progress_line(state, logs, seconds))
         if checkpoint is not None:
             save_checkpoint(checkpoint, state)
+        clock.tick(time.perf_counter() - t0)
+        if log is not None:
+            log(epoch_line(state, logs, seconds, label, clock.eta()))
     return state
-
-
-def save_checkpoint(path, state):
-    """Write params, optimizer and EMA state, RNG state and configs to one .npz."""
-    arrays = {f"param/{k}": v for k, v in state.params.items()}
-    arrays.update({f"optim/{k}": np.asarray(v) for k, v in state.optimizer.state_dict().items()})
-    if state.ema is not None:
-        arrays.update({"ema/n": state.ema.n, "ema/m": state.ema.m, "ema/E": state.ema.E})
-    meta = {"model_cfg": state.model_cfg.to_dict(), "train_cfg": asdict(state.train_cfg),
-            "rng": state.rng.bit_generator.state, "epoch": state.epoch, "step": state.step,
-            "history": state.history}
-    arrays["meta"] = np.array(json.dumps(meta))
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def load_checkpoint(path, epochs=None):
-    """Rebuild a :class:`TrainState` from :func:`save_checkpoint`'s file.
-
-    Parameters
-    ----------
-    path : str
-    epochs : int or None
-        Override the total number of epochs (to train further).
-
-    Returns
-    -------
-    TrainState
-    """
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        params = {k[len("param/"):]: z[k].copy() for k in z.files if k.startswith("param/")}
-        opt_state = {k[len("optim/"):]: z[k] for k in z.files if k.startswith("optim/")}
-        ema = EMAState(n=z["ema/n"].copy(), m=z["ema/m"].copy(), E=z["ema/E"].copy()) if "ema/n" in z.files else None
-    model_cfg = ModelConfig(**meta["model_cfg"])
-    train_cfg = TrainConfig(**{**meta["train_cfg"], **({"epochs": epochs} if epochs is not None else {})})
-    optimizer = Adam(_trainable(params, model_cfg), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    optimizer.load_state_dict(opt_state)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng"]
-    return TrainState(model_cfg, train_cfg, params, optimizer, ema, rng, meta["epoch"], meta["step"],
-                      meta["history"])

@@ -1,8 +1,12 @@
-"""Tests of minivq.train: determinism, checkpoint resume, EMA codebook, learning (LOSS, VQ-5, VQ-6)."""
+"""Tests of minivq.train: determinism, checkpoint resume, EMA codebook, learning, divergence (LOSS, VQ-5, VQ-6)."""
+import re
+
 import numpy as np
 import pytest
 
-from minivq.train import (TrainConfig, config_from_data, fit, init_state, load_checkpoint,
+import minivq.train
+from minivq.progress import Clock
+from minivq.train import (TrainConfig, TrainingDiverged, config_from_data, fit, init_state, load_checkpoint,
                           save_checkpoint, train_step, batch_inputs)
 
 
@@ -112,5 +116,56 @@ def test_training_lowers_the_loss_and_logs(capsys):
     state, data = make_state(epochs=8, val_size=50)
     fit(state, data, val_data=data)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 8 and "val R@1" in lines[-1] and "ppl" in lines[-1]
+    assert len(lines) == 8 and "ppl" in lines[-1]
+    assert "val R@1 (50 pairs)" in lines[-1], "the quick R@1 must name its set size"
     assert state.history[-1]["loss"] < 0.9 * state.history[0]["loss"], [h["loss"] for h in state.history]
+
+
+def test_progress_lines_name_the_run_and_give_an_eta():
+    state, data = make_state(epochs=3, seed=4, val_size=500)  # val_size above the 96 pairs held
+    lines = []
+    fit(state, data, val_data=data, log=lines.append)
+    assert lines[0].startswith("[full, seed 4] epoch 1/3") and "val R@1 (96 pairs)" in lines[0]
+    assert re.search(r"ETA \d+s$", lines[0]) and lines[-1].endswith("ETA 0s")
+    state2, _ = make_state(epochs=2)
+    clock = Clock(total=10)  # a command of 10 epochs in all: 8 remain after this run's 2
+    fit(state2, data, log=lines.append, label="[vq 2/3, seed 1]", clock=clock)
+    assert lines[-1].startswith("[vq 2/3, seed 1] epoch 2/2") and clock.done == 2
+    assert clock.eta() == pytest.approx(8 * clock.seconds / 2), "ETA: the command's remaining epochs"
+
+
+@pytest.mark.parametrize("clip", [5.0, 0.0])
+def test_an_extreme_learning_rate_stops_saying_the_loss_diverged(clip):
+    state, data = make_state(epochs=3, lr=1e18, clip=clip)
+    with pytest.raises(TrainingDiverged) as err:
+        fit(state, data, log=None)
+    message = str(err.value)
+    assert re.fullmatch(r"training diverged at epoch \d, step \d+ \(.*\); try a smaller learning rate "
+                        r"\(lr = 1e\+18 now\)", message), message
+    assert err.value.step == state.step + 1 and err.value.epoch == state.epoch + 1
+    assert f"epoch {state.epoch + 1}, step {state.step + 1} " in message
+    assert "must be finite" not in message.split("(")[1], "the cause is the learning rate, not a layer's input"
+    assert isinstance(err.value, FloatingPointError)
+
+
+def test_a_non_finite_loss_stops_before_the_weights_change(monkeypatch):
+    state, data = make_state(epochs=2)
+    real_forward, calls = minivq.train.loss_forward, []
+
+    def forward(params, inputs, cfg):
+        loss, cache = real_forward(params, inputs, cfg)
+        calls.append(1)
+        return (np.float32(np.inf) if len(calls) == 4 else loss), cache
+
+    monkeypatch.setattr(minivq.train, "loss_forward", forward)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, step 4 \(loss = inf\); try a smaller learning rate"):
+        fit(state, data, log=None)
+    assert state.step == 3 and state.optimizer.t == 3, "the failing step must not update the weights"
+
+
+def test_bad_input_data_is_not_called_divergence():
+    state, data = make_state(epochs=1)
+    data["a"][5:, 1] = np.nan  # finite first batch, NaN later
+    with pytest.raises(ValueError) as err:
+        fit(state, data, log=None)
+    assert not isinstance(err.value, TrainingDiverged)

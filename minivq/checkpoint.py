@@ -1,0 +1,187 @@
+"""Checkpoints: a :class:`~minivq.train_state.TrainState` as one ``.npz`` of arrays plus a JSON ``meta``.
+
+:func:`save_checkpoint` and :func:`load_checkpoint` map a state to the file
+and back (:mod:`minivq.train` re-exports both). The file layer below them:
+:func:`write_checkpoint_file` writes atomically
+(:func:`minivq.atomic.atomic_write`), so a kill at any moment leaves the
+previous checkpoint or the new one; :func:`read_checkpoint_file` reads with
+``allow_pickle=False`` and turns every way a file can fail to be a
+checkpoint (missing, a folder, empty, not a zip, truncated, no ``meta``,
+pickled objects) into a :class:`CheckpointError` that names the file.
+
+A checkpoint also records the data it was trained on (:func:`data_record`),
+so that resuming trains on the same data, and the minivq version.
+"""
+import json
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .model import ModelConfig
+from .optim import Adam
+from .quantizer import EMAState
+from .train_state import TrainConfig, TrainState, trainable_params
+
+__all__ = ["CheckpointError", "META_KEYS", "data_record", "write_checkpoint_file", "read_checkpoint_file",
+           "save_checkpoint", "load_checkpoint"]
+
+#: Entries every minivq checkpoint's meta holds.
+META_KEYS = ("model_cfg", "train_cfg", "rng", "epoch", "step")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be read as a minivq checkpoint (the message names the file)."""
+
+
+def data_record(modalities, n_train, n_val, seed=0, patch=8):
+    """What a run trained on, as stored in its checkpoint (JSON-able).
+
+    Parameters
+    ----------
+    modalities : sequence of str
+    n_train, n_val : int
+        Pairs of the train and validation splits.
+    seed : int
+        The data seed (splits are drawn from it, see :func:`minivq.demo.load_split`).
+    patch : int
+        Image patch size of the scenes.
+
+    Returns
+    -------
+    dict
+    """
+    return {"modalities": list(modalities), "n_train": int(n_train), "n_val": int(n_val),
+            "seed": int(seed), "patch": int(patch)}
+
+
+def write_checkpoint_file(path, arrays, meta):
+    """Write ``arrays`` and ``meta`` (JSON) to one .npz, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    arrays : dict of str -> ndarray
+        Numeric arrays only (the file is read without pickle).
+    meta : dict
+        JSON-able; must hold :data:`META_KEYS`.
+    """
+    entries = {**arrays, "meta": np.array(json.dumps(meta))}
+    atomic_write(path, lambda f: np.savez(f, **entries))
+
+
+def _open_checks(path):
+    """CheckpointError for a path that is no file, an empty file, or no zip at all."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, expected a checkpoint file (.npz)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path} ({e.strerror or e})") from e
+    if not head:
+        raise CheckpointError(f"{path} is empty, expected a minivq checkpoint (.npz)")
+    if head != _ZIP_MAGIC:
+        raise CheckpointError(f"{path} is not a minivq checkpoint (not an .npz archive)")
+
+
+def read_checkpoint_file(path):
+    """Read a checkpoint written by :func:`write_checkpoint_file`.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    meta : dict
+    arrays : dict of str -> ndarray
+        Every entry but ``meta`` (copies, the file is closed).
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file: missing, a folder, empty, not an .npz, truncated or
+        damaged, no ``meta`` entry, a ``meta`` that is not minivq's, or an
+        entry holding pickled objects.
+    """
+    path = Path(path)
+    _open_checks(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "meta" not in z.files:
+                raise CheckpointError(f"{path} is not a minivq checkpoint (no 'meta' entry)")
+            arrays = {k: z[k].copy() for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise CheckpointError(f"{path} is truncated or not a zip file ({e})") from e
+    except ValueError as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path} is not a minivq checkpoint (an entry holds pickled objects, "
+                              "which minivq never writes nor loads, or is damaged)") from e
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError as e:
+        raise CheckpointError(f"{path} is not a minivq checkpoint (its 'meta' entry is not JSON)") from e
+    missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise CheckpointError(f"{path} is not a minivq checkpoint (its 'meta' lacks {', '.join(missing)})")
+    return meta, arrays
+
+
+def save_checkpoint(path, state):
+    """Write params, optimizer and EMA state, RNG state, configs and the data record to one .npz.
+
+    The write is atomic (:func:`minivq.checkpoint.write_checkpoint_file`):
+    a kill at any moment leaves the previous file or the new one.
+    """
+    from . import __version__  # the package imports its modules first
+    arrays = {f"param/{k}": v for k, v in state.params.items()}
+    arrays.update({f"optim/{k}": np.asarray(v) for k, v in state.optimizer.state_dict().items()})
+    if state.ema is not None:
+        arrays.update({"ema/n": state.ema.n, "ema/m": state.ema.m, "ema/E": state.ema.E})
+    meta = {"minivq_version": __version__, "model_cfg": state.model_cfg.to_dict(),
+            "train_cfg": asdict(state.train_cfg), "rng": state.rng.bit_generator.state,
+            "epoch": state.epoch, "step": state.step, "history": state.history, "data": state.data}
+    write_checkpoint_file(path, arrays, meta)
+
+
+def load_checkpoint(path, epochs=None):
+    """Rebuild a :class:`TrainState` from :func:`save_checkpoint`'s file.
+
+    Parameters
+    ----------
+    path : str
+    epochs : int or None
+        Override the total number of epochs (to train further).
+
+    Returns
+    -------
+    TrainState
+
+    Raises
+    ------
+    minivq.checkpoint.CheckpointError
+        Naming the file, when it is not a readable minivq checkpoint.
+    """
+    meta, z = read_checkpoint_file(path)
+    params = {k[len("param/"):]: v for k, v in z.items() if k.startswith("param/")}
+    opt_state = {k[len("optim/"):]: v for k, v in z.items() if k.startswith("optim/")}
+    ema = EMAState(n=z["ema/n"], m=z["ema/m"], E=z["ema/E"]) if "ema/n" in z else None
+    try:
+        model_cfg = ModelConfig(**meta["model_cfg"])
+        train_cfg = TrainConfig(**{**meta["train_cfg"], **({"epochs": epochs} if epochs is not None else {})})
+        optimizer = Adam(trainable_params(params, model_cfg), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        optimizer.load_state_dict(opt_state)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path} is not a checkpoint this minivq can read "
+                              f"(written by minivq {meta.get('minivq_version', '0.1')}: {e})") from e
+    return TrainState(model_cfg, train_cfg, params, optimizer, ema, rng, meta["epoch"], meta["step"],
+                      meta.get("history", []), meta.get("data"))

@@ -1,0 +1,83 @@
+"""Progress lines a person can follow: where a run is, how it goes, how long it will take.
+
+:class:`Clock` counts finished units of work (epochs) against the total of a
+whole command (every variant and seed of ``minivq demo``) and estimates the
+time left from the mean time per unit so far. :func:`epoch_line` formats the
+line :func:`minivq.train.fit` prints after every epoch.
+"""
+__all__ = ["Clock", "format_duration", "epoch_line", "say"]
+
+
+def say(*parts):
+    """print, flushed at once (progress must show even when stdout is a pipe)."""
+    print(*parts, flush=True)
+
+
+def format_duration(seconds):
+    """``"45s"``, ``"3m05s"`` or ``"1h02m"`` (``"?"`` for an unknown or negative time)."""
+    if seconds is None or not seconds >= 0 or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Clock:
+    """Time left for ``total`` units of work, from the mean time of the units done so far.
+
+    Parameters
+    ----------
+    total : int
+        Units (epochs) the whole command will run.
+    """
+
+    def __init__(self, total):
+        self.total, self.done, self.seconds = int(total), 0, 0.0
+
+    def tick(self, seconds):
+        """Record one finished unit that took ``seconds``."""
+        self.done += 1
+        self.seconds += float(seconds)
+
+    def eta(self):
+        """Estimated seconds left (None before the first unit)."""
+        if self.done == 0:
+            return None
+        return self.seconds / self.done * max(self.total - self.done, 0)
+
+
+def epoch_line(state, logs, seconds, label, eta):
+    """The progress line of one epoch.
+
+    Parameters
+    ----------
+    state : minivq.train.TrainState
+        After the epoch (``state.epoch`` is the epoch just finished).
+    logs : dict
+        Means of the epoch (``loss``, ``mms``, ...) and optionally ``val_r1``
+        with ``val_pairs``, the size of the validation set it was measured on.
+    seconds : float
+        Duration of the epoch.
+    label : str
+        Where the run stands, e.g. ``"[full 3/3, seed 1]"``.
+    eta : float or None
+        Seconds left for the whole command.
+
+    Returns
+    -------
+    str
+    """
+    cfg = state.model_cfg
+    parts = f"mms {logs['mms']:.3f}"
+    if cfg.use_cmcm:
+        parts += f"  cmcm {logs['cmcm']:.3f}"
+    if cfg.use_vq:
+        parts += f"  commit {logs['commit']:.3f}  ppl {logs['perplexity']:.1f}  restarts {logs.get('restarted', 0):.2f}"
+    val = ""
+    if "val_r1" in logs:
+        val = f"  val R@1 ({logs['val_pairs']} pairs) {logs['val_r1']:.3f}"
+    return (f"{label} epoch {state.epoch}/{state.train_cfg.epochs}  loss {logs['loss']:.3f} ({parts}){val}  "
+            f"{seconds:.1f}s  ETA {format_duration(eta)}")

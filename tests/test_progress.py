@@ -1,0 +1,24 @@
+"""Tests of minivq.progress: durations, the ETA clock, the epoch line."""
+import pytest
+
+from minivq.progress import Clock, format_duration
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (44.6, "45s"), (60, "1m00s"), (185, "3m05s"),
+                                           (3720, "1h02m"), (None, "?"), (float("nan"), "?"),
+                                           (float("inf"), "?"), (-1, "?")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_clock_estimates_the_time_left_from_the_mean_unit():
+    clock = Clock(total=5)
+    assert clock.eta() is None
+    clock.tick(2.0)
+    clock.tick(4.0)
+    assert clock.eta() == pytest.approx(3 * 3.0)
+    for _ in range(3):
+        clock.tick(3.0)
+    assert clock.eta() == 0
+    clock.tick(1.0)  # more units than announced: never negative
+    assert clock.eta() == 0
