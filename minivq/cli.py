@@ -1,202 +1,171 @@
-"""The ``minivq`` command: ``train``, ``evaluate`` and ``demo``.
+"""The ``minivq`` command (also ``python -m minivq``): the parser and the error handling.
 
-``minivq demo`` (also ``python -m minivq demo``) trains the three variants of
-the ablation on the shipped spoken-digit scenes, evaluates them on the
-held-out test split, prints the table and writes ``metrics.json``,
-``report.md`` and the figures to ``--out`` (default ``results/``). With
-``--seeds 0 1 2`` every variant is trained once per seed and the table shows
-mean ± std. ``--quick`` is a much smaller run, for tests.
+``minivq demo`` trains the paper's ablation on the shipped spoken-digit
+scenes and writes a report; ``minivq train`` trains one variant with a
+checkpoint per epoch; ``minivq evaluate`` scores a checkpoint. What each does
+is in :mod:`minivq.commands` and :mod:`minivq.demo`.
+
+Every error a user can cause ends in one line on stderr,
+``minivq <command>: error: <what, naming the argument or file>``, and a
+non-zero exit: 2 for a wrong command line, 1 for a failure while running,
+130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``) shows the traceback.
 """
 import argparse
-import json
+import os
 import sys
-import time
-from pathlib import Path
+import textwrap
 
-from . import figures, metrics, report
-from .data import digit_scenes, toy_pairs
-from .evaluate import encode_split, evaluate
+from .cli_checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
+from .commands import demo_cmd, evaluate_cmd, train_cmd
+from .demo import DEMO, QUICK, Interrupted, load_split
 from .model import VARIANTS
-from .train import TrainConfig, config_from_data, fit, init_state, load_checkpoint
 
-__all__ = ["main", "load_split", "DEMO", "QUICK"]
+__all__ = ["main", "build_parser", "load_split", "DEMO", "QUICK"]
 
-#: The demo's settings (chosen on the validation split; ~40 s of training per variant).
-DEMO = {"data": {"n_train": 2000, "n_val": 500, "n_test": 500},
-        "train": {"epochs": 40, "batch_size": 64, "lr": 3e-3},
-        "model": {}}
-#: ``--quick``: a run of a few seconds that exercises every code path.
-QUICK = {"data": {"n_train": 192, "n_val": 48, "n_test": 48},
-         "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3},
-         "model": {"D": 16, "K": 16, "hidden": 32, "embed_dim": 32}}
-TOY_SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}
+MODALITY_HELP = ("image and speech: the spoken-digit scenes (an image of 2-3 handwritten digits and a "
+                 "synthesized caption naming them); text: the same digits as tokens; a and b: two "
+                 "synthetic toy modalities of 8 shared concepts (a: a sequence of frames, b: a 4x4 grid "
+                 "of patches, with unrelated prototypes, minivq.data.toy_pairs), which go together and "
+                 "train in seconds")
+VARIANT_HELP = "summary: continuous summary only (SUM-1); vq: + shared VQ codebook; full: + CMCM (the method)"
 
-
-def load_split(modalities, split, n, patch=8, seed=0):
-    """Data of one split: toy pairs for modalities a/b, spoken-digit scenes otherwise."""
-    if set(modalities) <= {"a", "b"}:
-        return toy_pairs(n, seed + TOY_SPLIT_SEEDS[split])
-    return digit_scenes(split, n, seed, patch=patch)
-
-
-def _train_one(variant, seed, splits, settings, modalities=("image", "speech"), log=print):
-    """Train one variant from scratch; returns the state and the training seconds."""
-    cfg = config_from_data(splits["train"], modalities, variant=variant, **settings["model"])
-    tc = TrainConfig(seed=seed, **settings["train"])
-    state = init_state(cfg, tc, splits["train"])
-    t0 = time.perf_counter()
-    fit(state, splits["train"], splits["val"], log=log)
-    return state, time.perf_counter() - t0
+DEMO_EPILOG = """examples:
+  minivq demo                          # the README's table: 3 variants, 40 epochs, ~2 minutes
+  minivq demo --quick --out /tmp/q     # a few seconds, every code path
+  minivq demo --seeds 0 1 2 --out results_3seeds
+  minivq demo --variants vq full --eval-split val   # tune on validation, test untouched"""
+TRAIN_EPILOG = """examples:
+  minivq train --epochs 10 --checkpoint run.npz
+  minivq train --resume --epochs 20 --checkpoint run.npz   # continue on the same data
+  minivq train --quick --modalities a b --checkpoint toy.npz
+  minivq train --model '{"K": 64, "tau_code": 0.2}' --checkpoint k64.npz"""
+EVALUATE_EPILOG = """examples:
+  minivq evaluate run.npz
+  minivq evaluate run.npz --split val --n 200 --json val.json"""
 
 
-def _shown_run(runs):
-    """The run the figures and the report's settings describe: the full method's first seed."""
-    return runs["full"][0] if "full" in runs else next(iter(runs.values()))[0]
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless it is None or False, or the help states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        default = action.default
+        if isinstance(default, (list, tuple)):
+            default = " ".join(map(str, default))
+        return f"{text} (default: {default})"
 
 
-def _demo_figures(out, runs, test):
-    """Draw the demo's figures (the full method's codes; every variant's curves)."""
-    full = _shown_run(runs)
-    histories = {v: r[0]["history"] for v, r in runs.items()}
-    figures.plot_training_curves(histories, out / "training_curves.png")
-    shown = {"training curves": "training_curves.png"}
-    cc = full["eval"].get("code_concept")
-    if cc is not None:
-        figures.plot_code_usage(cc, out / "code_usage.png")
-        figures.plot_code_digit(cc, out / "code_digit.png")
-        figures.plot_localization(test, full["enc"], full["cfg"], out / "localization.png")
-        shown.update({"codebook usage per modality": "code_usage.png",
-                      "code x digit, per modality": "code_digit.png",
-                      "localization, both ways": "localization.png"})
-    figures.plot_retrieval(test, full["enc"], out / "retrieval.png")
-    shown["retrieval examples"] = "retrieval.png"
-    return shown
+def _subparser(sub, name, help, description, epilog, debug):
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 79), epilog=epilog,
+                          formatter_class=_Formatter, parents=[debug])
 
 
-def _run_variants(args, splits, settings):
-    """Train and evaluate every (variant, seed); returns the runs and the table rows."""
-    runs, rows = {}, {}
-    for variant in args.variants:
-        for seed in args.seeds:
-            state, seconds = _train_one(variant, seed, splits, settings)
-            enc = encode_split(state.params, state.model_cfg, splits["test"])
-            ev = evaluate(state.params, state.model_cfg, splits["test"], enc=enc)
-            runs.setdefault(variant, []).append({"seed": seed, "train_seconds": seconds, "eval": ev,
-                                                 "history": state.history, "enc": enc,
-                                                 "cfg": state.model_cfg})
-            rows.setdefault(variant, []).append(report.table_row(ev))
-    return runs, rows
+def _add_demo(sub, debug):
+    p = _subparser(sub, "demo", "train the 3 variants, score them on test, write the report",
+                   "Train the variants of the paper's ablation on the spoken-digit scenes (2000 train pairs), "
+                   "score each on 500 held-out test pairs, print each row as soon as it is scored, and write "
+                   "metrics.json, report.md and the figures to --out.", DEMO_EPILOG, debug)
+    p.add_argument("--out", default="results", help="output folder (created if needed)")
+    p.add_argument("--quick", action="store_true", help="a tiny run of a few seconds (192 train pairs, 2 epochs)")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
+                   help="training seeds; with several, the table shows mean ± std")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"epochs per run (default: {DEMO['train']['epochs']}, or {QUICK['train']['epochs']} with --quick)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help=VARIANT_HELP)
+    p.add_argument("--eval-split", default="test", choices=["test", "val"],
+                   help="split to score (val: for tuning settings without looking at test)")
+    p.set_defaults(func=demo_cmd)
 
 
-def demo(args):
-    """Train the variants, evaluate on test, print the table, write the report."""
-    t_start = time.perf_counter()
-    settings = QUICK if args.quick else DEMO
-    if args.epochs is not None:
-        settings = {**settings, "train": {**settings["train"], "epochs": args.epochs}}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    d = settings["data"]
-    splits = {s: load_split(("image", "speech"), s, d[f"n_{s}"]) for s in ("train", "val", "test")}
-    if args.eval_split == "val":  # for tuning: score on validation, never look at test
-        splits["test"] = splits["val"]
-    runs, rows = _run_variants(args, splits, settings)
-    table = report.ablation_table(rows)
-    shown = _demo_figures(out, runs, splits["test"])
-    shown_run = _shown_run(runs)
-    meta = {"command": " ".join(["minivq"] + args.argv), "seeds": list(args.seeds),
-            "wall_seconds": time.perf_counter() - t_start, "eval_split": args.eval_split,
-            "data": d, "train": settings["train"], "model": shown_run["cfg"].to_dict(),
-            "chance": {k: round(v["chance"], 3) for k, v in shown_run["eval"].get("localization", {}).items()},
-            "set_ceiling_r1": metrics.set_ceiling_r1(splits["test"]["digits"])}
-    payload = {"meta": meta, "table": rows,
-               "runs": {v: [{k: r[k] for k in ("seed", "train_seconds", "eval", "history")} for r in rs]
-                        for v, rs in runs.items()}}
-    report.write_metrics(out / "metrics.json", payload)
-    report.write_report(out / "report.md", table, meta, shown)
-    print(table)
-    print(f"LOC chance: {report.format_chance(meta['chance'])}; "
-          f"R@1 of a perfect digit-set retriever: {meta['set_ceiling_r1']:.3f}")
-    print(f"wrote {out / 'metrics.json'}, {out / 'report.md'} and {len(shown)} figures; "
-          f"wall time {meta['wall_seconds']:.1f} s")
-    return payload
+def _add_train(sub, debug):
+    p = _subparser(sub, "train", "train one variant, with a checkpoint after every epoch",
+                   "Train one variant on one pair of modalities, writing the checkpoint (atomically) after every "
+                   "epoch. The checkpoint records the data it was trained on; --resume continues on that data, "
+                   "and a flag that contradicts the checkpoint is an error.", TRAIN_EPILOG, debug)
+    p.add_argument("--modalities", nargs=2, default=None, choices=["image", "speech", "text", "a", "b"],
+                   metavar="M", help=f"two modalities (default: image speech). {MODALITY_HELP}")
+    p.add_argument("--variant", default=None, choices=VARIANTS, help=f"{VARIANT_HELP} (default: full)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"train up to this epoch (default: {DEMO['train']['epochs']}, {QUICK['train']['epochs']} "
+                   "with --quick; with --resume, the checkpoint's, and it must exceed the checkpoint's epoch)")
+    p.add_argument("--n-train", type=positive_int, default=None,
+                   help=f"training pairs (default: {DEMO['data']['n_train']}, {QUICK['data']['n_train']} with --quick)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="training seed (default: 0)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"Adam learning rate (default: {DEMO['train']['lr']:g})")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help=f"pairs per step (default: {DEMO['train']['batch_size']}, {QUICK['train']['batch_size']} with --quick)")
+    p.add_argument("--model", type=json_object, default=None,
+                   help='ModelConfig fields as a JSON object, e.g. \'{"K": 64}\' (default: none; '
+                   "--quick sets D, K, hidden, embed_dim smaller)")
+    p.add_argument("--checkpoint", default="minivq_checkpoint.npz", help="checkpoint file (.npz)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint, on its data, up to --epochs")
+    p.add_argument("--quick", action="store_true", help="a tiny model and data set, for tests")
+    p.set_defaults(func=train_cmd)
 
 
-def train(args):
-    """Train one variant on one modality pair, with a checkpoint per epoch."""
-    settings = QUICK if args.quick else DEMO
-    d = settings["data"]
-    if args.resume:
-        state = load_checkpoint(args.checkpoint, epochs=args.epochs)
-        modalities = state.model_cfg.modalities
-    else:
-        modalities = tuple(args.modalities)
-    overrides = {**settings["model"], **json.loads(args.model)}
-    patch = state.model_cfg.patch if args.resume else overrides.get("patch", 8)
-    n = {"train": args.n_train or d["n_train"], "val": d["n_val"]}
-    splits = {s: load_split(modalities, s, n[s], patch) for s in ("train", "val")}
-    if not args.resume:
-        cfg = config_from_data(splits["train"], modalities, variant=args.variant, **overrides)
-        tc = TrainConfig(**{**settings["train"], "seed": args.seed,
-                            **({"epochs": args.epochs} if args.epochs is not None else {})})
-        state = init_state(cfg, tc, splits["train"])
-    fit(state, splits["train"], splits["val"], checkpoint=args.checkpoint)
-    print(f"saved {args.checkpoint} (epoch {state.epoch}, step {state.step})")
-    return state
+def _add_evaluate(sub, debug):
+    p = _subparser(sub, "evaluate", "score a checkpoint on a split",
+                   "Score a checkpoint on n pairs of a split: retrieval (RET), and with codes localization (LOC) "
+                   "and code-concept agreement (CC). Prints the table row; --json also writes the numbers.",
+                   EVALUATE_EPILOG, debug)
+    p.add_argument("checkpoint", help="a checkpoint written by minivq train")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    p.add_argument("--n", type=positive_int, default=500, help="pairs to score (memory grows as n^2)")
+    p.add_argument("--lambda-r", type=finite_float, default=1.0, help="weight of S^code in the combined ranking")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.set_defaults(func=evaluate_cmd)
 
 
-def evaluate_cmd(args):
-    """Evaluate a checkpoint on a split and print (or save) the numbers."""
-    state = load_checkpoint(args.checkpoint)
-    cfg = state.model_cfg
-    data = load_split(cfg.modalities, args.split, args.n, cfg.patch)
-    ev = evaluate(state.params, cfg, data, lambda_r=args.lambda_r)
-    print(report.ablation_table({cfg.variant: [report.table_row(ev)]}))
-    if args.json:
-        report.write_metrics(args.json, ev)
-        print(f"wrote {args.json}")
-    return ev
+def _version():
+    import minivq
+    about = getattr(minivq, "about", None)
+    return about() if callable(about) else f"minivq {minivq.__version__}"
 
 
 def build_parser():
     """The argparse parser of the three subcommands."""
-    parser = argparse.ArgumentParser(prog="minivq", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train the 3 variants, evaluate on test, write the report")
-    p.add_argument("--out", default="results", help="output folder (default: results/)")
-    p.add_argument("--quick", action="store_true", help="a tiny run, for tests")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
-    p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--eval-split", default="test", choices=["test", "val"],
-                   help="split to score (val: for tuning settings; default test)")
-    p.set_defaults(func=demo)
-    p = sub.add_parser("train", help="train one variant, checkpoint every epoch")
-    p.add_argument("--modalities", nargs=2, default=["image", "speech"],
-                   choices=["image", "speech", "text", "a", "b"])
-    p.add_argument("--variant", default="full", choices=VARIANTS)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--n-train", type=int, default=None, help="training pairs (default: as the demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="{}", help='ModelConfig overrides as JSON, e.g. \'{"K": 64}\'')
-    p.add_argument("--checkpoint", default="minivq_checkpoint.npz")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint up to --epochs")
-    p.add_argument("--quick", action="store_true")
-    p.set_defaults(func=train)
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a split")
-    p.add_argument("checkpoint")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--n", type=int, default=500)
-    p.add_argument("--lambda-r", type=float, default=1.0, help="weight of S^code in the combined ranking")
-    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    p.set_defaults(func=evaluate_cmd)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
+    parser = argparse.ArgumentParser(
+        prog="minivq", formatter_class=_Formatter,
+        description="Cross-modal discrete representation learning (Liu et al., ACL 2022) in miniature.",
+        epilog="run `minivq <command> --help` for each command's options and examples")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    _add_demo(sub, debug)
+    _add_train(sub, debug)
+    _add_evaluate(sub, debug)
     return parser
 
 
+def _fail(command, message, code):
+    print(f"minivq {command}: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
 def main(argv=None):
-    """Entry point of the ``minivq`` console script and of ``python -m minivq``."""
+    """Entry point of the ``minivq`` console script and of ``python -m minivq``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    args.func(args)
+    if args.debug or os.environ.get("MINIVQ_DEBUG", "") not in ("", "0"):
+        args.func(args)
+        return 0
+    try:
+        args.func(args)
+    except UsageError as e:
+        return _fail(args.command, e, 2)
+    except Interrupted as e:  # the demo: says what it kept
+        return _fail(args.command, e, 130)
+    except KeyboardInterrupt as e:
+        return _fail(args.command, "interrupted" + (f"; {e}" if str(e) else ""), 130)
+    except MemoryError:
+        return _fail(args.command, "out of memory; try smaller sizes (--n, --n-train)", 1)
+    except (ValueError, TypeError, OSError, ArithmeticError) as e:
+        return _fail(args.command, str(e).splitlines()[0] if str(e) else type(e).__name__, 1)
+    except Exception as e:  # a bug: say so, in one line, and how to see more
+        return _fail(args.command, f"internal error {type(e).__name__}: {e} (rerun with --debug for the traceback)", 1)
     return 0

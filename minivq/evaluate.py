@@ -105,7 +105,7 @@ def _localization(enc, a, b, concepts):
 
 
 def _code_concept(enc, a, b, K, n_concepts):
-    """CC: purity, shared codes, agreement per concept, usage per modality (VQ-7)."""
+    """CC: purity, shared codes, agreement and distinct top codes, usage per modality (VQ-7)."""
     counts = {m: metrics.code_concept_counts(enc[m]["idx"], enc[m]["labels"], enc[m]["M"], K, n_concepts)
               for m in (a, b)}
     agreement = metrics.cross_modal_agreement(counts[a], counts[b])
@@ -114,7 +114,8 @@ def _code_concept(enc, a, b, K, n_concepts):
         "purity": metrics.code_purity(counts[a] + counts[b]),
         "purity_per_modality": {m: metrics.code_purity(counts[m]) for m in (a, b)},
         "shared_codes": metrics.shared_code_fraction(counts[a], counts[b]),
-        "agreement": agreement["n_agree"],
+        "agreement": agreement["n_agree"],  # one-to-one: a shared top code no other concept has
+        "distinct_top_codes": {a: agreement["n_distinct_a"], b: agreement["n_distinct_b"]},
         "agree_per_concept": agreement["agree"].tolist(),
         "top_codes": {a: agreement["top_a"].tolist(), b: agreement["top_b"].tolist()},
         "counts": {m: counts[m].tolist() for m in (a, b)},

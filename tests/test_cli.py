@@ -1,51 +1,178 @@
-"""Tests of the ``minivq`` command (minivq.cli): demo --quick, train/resume, evaluate."""
+"""Tests of the ``minivq`` command (minivq.cli, minivq.commands): errors, help, train/resume, evaluate.
+
+Each wrong usage is judged as a user sees it: the last line of stderr (one
+line, naming the argument or file, no traceback) and the exit code.
+"""
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
+from minivq.checkpoint import load_checkpoint
 from minivq.cli import main
 
-
-def test_demo_quick_writes_table_metrics_report_and_figures(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "| variant |" in out and "+ CMCM (full method)" in out and "wall time" in out
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics["runs"]) == {"summary", "vq", "full"}
-    full = metrics["runs"]["full"][0]["eval"]
-    assert {"retrieval", "localization", "code_concept"} <= set(full)
-    assert set(full["retrieval"]) == {"summary", "code", "combined"}
-    assert "localization" not in metrics["runs"]["summary"][0]["eval"]  # no codes, no LOC
-    report = (tmp_path / "report.md").read_text()
-    assert "| variant |" in report and "![localization, both ways](localization.png)" in report
-    assert "`minivq demo --quick --out" in report
-    for name in ("training_curves", "code_usage", "code_digit", "localization", "retrieval"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 1000, f"{name}.png missing or empty"
+QUICK_TOY = ["--quick", "--modalities", "a", "b"]
 
 
-def test_demo_two_seeds_reports_mean_and_std(tmp_path, capsys):
-    main(["demo", "--quick", "--out", str(tmp_path), "--seeds", "0", "1", "--variants", "summary",
-          "--epochs", "1"])
-    assert "±" in capsys.readouterr().out
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert [r["seed"] for r in metrics["runs"]["summary"]] == [0, 1]
+def cli(capsys, *argv):
+    """Run ``minivq argv`` in-process; returns (exit code, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors and --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_train_resume_and_evaluate(tmp_path, capsys):
-    ckpt = str(tmp_path / "m.npz")
-    main(["train", "--quick", "--modalities", "image", "text", "--epochs", "1", "--checkpoint", ckpt])
-    main(["train", "--quick", "--resume", "--epochs", "2", "--checkpoint", ckpt])
-    out = capsys.readouterr().out
-    assert "epoch 2/2" in out and "epoch 1/2" not in out.split("saved")[1]
-    main(["evaluate", ckpt, "--n", "40", "--json", str(tmp_path / "ev.json")])
-    ev = json.loads((tmp_path / "ev.json").read_text())
-    assert ev["modalities"] == ["image", "text"] and "localization" in ev
+def last_line(err):
+    lines = err.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
-def test_toy_modalities_train(tmp_path, capsys):
-    main(["train", "--quick", "--modalities", "a", "b", "--epochs", "1", "--checkpoint",
-          str(tmp_path / "t.npz")])
-    assert "epoch 1/1" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def toy_ckpt(tmp_path_factory):
+    """A 1-epoch toy checkpoint (the data record says n_train 64)."""
+    path = tmp_path_factory.mktemp("ckpt") / "toy.npz"
+    assert main(["train", *QUICK_TOY, "--epochs", "1", "--n-train", "64", "--checkpoint", str(path)]) == 0
+    return path
+
+
+@pytest.fixture
+def files(tmp_path, toy_ckpt):
+    """Files a user might pass by mistake."""
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "truncated.npz").write_bytes(toy_ckpt.read_bytes()[:300])
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "minivq <command>: error: ...")
+    (["evaluate", "{d}/missing.npz"], 2, r"minivq evaluate: error: checkpoint \S*missing.npz: no such file"),
+    (["evaluate", "{d}/truncated.npz"], 1, r"minivq evaluate: error: \S*truncated.npz is truncated or not a zip file"),
+    (["evaluate", "{d}/notes.txt"], 1, r"minivq evaluate: error: \S*notes.txt is not a minivq checkpoint"),
+    (["evaluate", "{d}/other.npz"], 1, r"minivq evaluate: error: \S*other.npz is not a minivq checkpoint \(no 'meta' entry\)"),
+    (["evaluate", "{d}/folder"], 2, r"minivq evaluate: error: checkpoint \S*folder is a folder, expected a file"),
+    (["evaluate", "{ckpt}", "--n", "100000"], 2,
+     r"minivq evaluate: error: --n 100000 needs about [\d.]+ GiB of memory \(.*100000 x 100000 similarity.*\), "
+     r"but [\d.]+ GiB is available; expected at most about \d+"),
+    (["evaluate", "{ckpt}", "--n", "0"], 2, r"minivq evaluate: error: argument --n: expected a positive integer \(>= 1\), got 0"),
+    (["evaluate", "{ckpt}", "--json", "{d}/folder"], 2, r"minivq evaluate: error: --json \S*folder is a folder"),
+    (["evaluate", "{ckpt}", "--lambda-r", "nan"], 2, r"argument --lambda-r: expected a finite number >= 0, got nan"),
+    (["train", "--seed", "-1"], 2, r"minivq train: error: argument --seed: expected a non-negative integer \(>= 0\), got -1"),
+    (["train", "--model", "{{bad"], 2, r"minivq train: error: argument --model: expected a JSON object .*got '\{{bad'"),
+    (["train", "--model", "[1]"], 2, r"argument --model: expected a JSON object"),
+    (["train", "--model", '{{"lr": 0.1}}'], 2, r"minivq train: error: --model: unknown field 'lr'; expected ModelConfig fields \(D, K,"),
+    (["train", "--model", '{{"variant": "vq"}}'], 2, r"--model: field 'variant' cannot be set here \(set it with --variant\)"),
+    (["train", "--model", '{{"codebook": "nope"}}'], 2, r"minivq train: error: --model: .*codebook .*'nope'"),
+    (["train", "--model", '{{"K": -3}}'], 2, r"minivq train: error: --model: .*\bK\b.*-3"),
+    (["train", "--modalities", "image", "a"], 2,
+     r"minivq train: error: --modalities: the toy modalities a and b .* cannot be mixed with image, speech or text; got image a"),
+    (["train", "--modalities", "text", "text"], 2, r"--modalities: expected two different modalities, got text text"),
+    (["train", "--epochs", "0"], 2, r"minivq train: error: argument --epochs: expected a positive integer \(>= 1\), got 0"),
+    (["train", "--n-train", "0"], 2, r"argument --n-train: expected a positive integer \(>= 1\), got 0"),
+    (["train", "--n-train", "-3"], 2, r"argument --n-train: expected a positive integer \(>= 1\), got -3"),
+    (["train", "--n-train", "10000000000"], 2, r"minivq train: error: --n-train 10000000000 needs about [\d.]+ GiB of memory"),
+    (["train", "--lr", "0"], 2, r"argument --lr: expected a finite number > 0, got 0"),
+    (["train", "--checkpoint", "{d}/folder"], 2, r"minivq train: error: --checkpoint \S*folder is a folder, expected a file name"),
+    (["train", "--checkpoint", "{d}/nowhere/x.npz"], 2, r"--checkpoint \S*nowhere/x.npz: folder \S*nowhere does not exist"),
+    (["train", "--checkpoint", "{d}/notes.txt/x.npz"], 2, r"--checkpoint \S*: \S*notes.txt is a file, expected a folder"),
+    (["train", "--resume", "--checkpoint", "{d}/missing.npz"], 2, r"--checkpoint \(with --resume\) \S*missing.npz: no such file"),
+    (["train", "--resume", "--checkpoint", "{d}/other.npz", "--epochs", "3"], 1, r"other.npz is not a minivq checkpoint"),
+    (["train", "--resume", "--checkpoint", "{ckpt}", "--n-train", "192", "--epochs", "3"], 2,
+     r"minivq train: error: --n-train 192 conflicts with the checkpoint's n_train 64"),
+    (["train", "--resume", "--checkpoint", "{ckpt}", "--modalities", "image", "speech", "--epochs", "3"], 2,
+     r"--modalities image speech conflicts with the checkpoint's modalities a b"),
+    (["train", "--resume", "--checkpoint", "{ckpt}", "--seed", "5", "--epochs", "3"], 2,
+     r"--seed 5 conflicts with the checkpoint's seed 0"),
+    (["train", "--resume", "--checkpoint", "{ckpt}", "--model", '{{"K": 64}}', "--epochs", "3"], 2,
+     r'--model \{{"K": 64\}} conflicts with the checkpoint\'s K 16'),
+    (["train", "--resume", "--checkpoint", "{ckpt}", "--epochs", "1"], 2,
+     r"minivq train: error: --epochs 1: the checkpoint \S*toy.npz is at epoch 1 already; expected --epochs > 1"),
+    (["train", "--resume", "--checkpoint", "{ckpt}"], 2, r"--resume: the checkpoint \S* has finished its 1 epochs; pass --epochs N"),
+    (["demo", "--out", "{d}/notes.txt"], 2, r"minivq demo: error: --out \S*notes.txt: \S*notes.txt is a file, expected a folder"),
+    (["demo", "--seeds", "-1"], 2, r"argument --seeds: expected a non-negative integer"),
+    (["demo", "--seeds", "1", "1"], 2, r"minivq demo: error: --seeds: expected distinct values, got 1 1"),
+    (["demo", "--epochs", "0"], 2, r"argument --epochs: expected a positive integer"),
+    (["demo", "--variants", "full", "nope"], 2, r"argument --variants: invalid choice: 'nope'"),
+]
+
+
+@pytest.mark.parametrize("argv, code, pattern", WRONG_USAGES, ids=[" ".join(u[0])[:60] for u in WRONG_USAGES])
+def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, files, toy_ckpt, argv, code, pattern):
+    argv = [a.format(d=files, ckpt=toy_ckpt) for a in argv]
+    got, out, err = cli(capsys, *argv)
+    assert got == code, f"exit {got}, expected {code}; stderr: {err}"
+    line = last_line(err)
+    assert line.startswith(f"minivq {argv[0]}: error: ") and re.search(pattern.format(), line), line
+    assert "Traceback" not in err and "saved" not in out
+
+
+def test_checkpoint_unchanged_by_refused_resumes(capsys, toy_ckpt):
+    before = toy_ckpt.read_bytes()
+    cli(capsys, "train", "--resume", "--checkpoint", toy_ckpt, "--epochs", "1")
+    assert toy_ckpt.read_bytes() == before
+
+
+def test_errors_from_python_dash_m_have_no_traceback_unless_asked(tmp_path):
+    cmd = [sys.executable, "-m", "minivq", "evaluate", str(tmp_path / "missing.npz")]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 2 and plain.stderr.strip().count("\n") == 0
+    assert plain.stderr.startswith("minivq evaluate: error: checkpoint")
+    (tmp_path / "notes.txt").write_text("hi")
+    cmd[-1] = str(tmp_path / "notes.txt")
+    for extra, env in (([], {"MINIVQ_DEBUG": "1"}), (["--debug"], {})):
+        debug = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+        assert debug.returncode != 0 and "Traceback" in debug.stderr and "CheckpointError" in debug.stderr
+
+
+def test_an_extreme_learning_rate_says_the_loss_diverged(capsys, tmp_path):
+    code, out, err = cli(capsys, "train", *QUICK_TOY, "--lr", "1e18", "--checkpoint", tmp_path / "lr.npz")
+    assert code == 1 and "saved" not in out
+    assert re.fullmatch(r"minivq train: error: training diverged at epoch \d+, step \d+ \(.*\); "
+                        r"try a smaller learning rate \(lr = 1e\+18 now\)", last_line(err)), err
+
+
+def test_ctrl_c_during_train_is_one_line_and_exit_130(tmp_path):
+    ckpt = tmp_path / "m.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "minivq", "train", *QUICK_TOY, "--epochs", "10000",
+                             "--checkpoint", str(ckpt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "epoch 2/" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert re.fullmatch(rf"minivq train: error: interrupted; {re.escape(str(ckpt))} holds epoch \d+; continue with --resume",
+                        last_line(err)), err
+    assert load_checkpoint(ckpt).epoch >= 2
+
+
+def test_help_of_every_subcommand_shows_defaults_examples_and_no_markup(capsys):
+    texts = {}
+    for sub in ("", "demo", "train", "evaluate"):
+        code, out, _ = cli(capsys, *([sub] if sub else []), "--help")
+        assert code == 0
+        assert "``" not in out and ":func:" not in out and ":mod:" not in out
+        texts[sub] = out
+    assert "(default: results)" in texts["demo"] and "(default: 0)" in texts["demo"]
+    assert "(default: minivq_checkpoint.npz)" in " ".join(texts["train"].split())
+    assert "(default: 500)" in texts["evaluate"] and "(default: test)" in texts["evaluate"]
+    for sub in ("demo", "train", "evaluate"):
+        assert f"examples:\n  minivq {sub}" in texts[sub]
+    train = " ".join(texts["train"].split())
+    assert "a and b: two synthetic toy modalities" in train and "shared concepts" in train
+
+
+def test_version(capsys):
+    import minivq
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and out.startswith(f"minivq {minivq.__version__}")
 
 
 def test_python_dash_m_help():
@@ -53,8 +180,38 @@ def test_python_dash_m_help():
     assert res.returncode == 0 and "demo" in res.stdout and "evaluate" in res.stdout
 
 
-def test_demo_on_validation_says_so_in_the_report(tmp_path, capsys):
-    main(["demo", "--quick", "--out", str(tmp_path), "--variants", "summary", "--epochs", "1",
-          "--eval-split", "val"])
-    report = (tmp_path / "report.md").read_text()
-    assert "measured on the val split" in report and "held-out test split" not in report
+def test_train_says_what_it_does_and_saves_only_what_it_wrote(capsys, tmp_path):
+    ckpt = tmp_path / "m.npz"
+    code, out, _ = cli(capsys, "train", "--quick", "--modalities", "image", "text", "--epochs", "1",
+                       "--checkpoint", ckpt)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("minivq train: full on image + text, 192 train pairs, epochs 1..1")
+    assert lines[1].startswith("loading the spoken-digit scenes")
+    assert re.match(r"\[full, seed 0\] epoch 1/1 .*val R@1 \(48 pairs\) .*ETA", lines[3])
+    assert lines[-1] == f"saved {ckpt} (epoch 1, step 6)" and load_checkpoint(ckpt).epoch == 1
+
+
+def test_resume_trains_on_the_checkpoints_data(capsys, tmp_path):
+    # the issue's case: --n-train 64, then --resume --quick without --n-train
+    ckpt = tmp_path / "m.npz"
+    cli(capsys, "train", *QUICK_TOY, "--n-train", "64", "--epochs", "1", "--checkpoint", ckpt)
+    code, out, _ = cli(capsys, "train", "--quick", "--resume", "--epochs", "2", "--checkpoint", ckpt,
+                       "--seed", "0", "--model", '{"K": 16}', "--modalities", "a", "b")  # agreeing flags are fine
+    assert code == 0 and "64 train pairs, epochs 2..2" in out and "(resumed)" in out
+    assert "epoch 1/2" not in out and "epoch 2/2" in out
+    state = load_checkpoint(ckpt)
+    assert state.data["n_train"] == 64 and state.epoch == 2
+    assert state.step == 2 * (64 // 32), "steps of 64 pairs in batches of 32"
+
+
+def test_evaluate_prints_the_row_and_writes_strict_json(capsys, tmp_path, toy_ckpt):
+    code, out, _ = cli(capsys, "evaluate", toy_ckpt, "--n", "40", "--json", tmp_path / "ev.json")
+    assert code == 0 and "evaluating" in out and "on 40 test pairs" in out and "| + CMCM (full method) |" in out
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    ev = json.loads((tmp_path / "ev.json").read_text(), parse_constant=refuse)
+    assert ev["modalities"] == ["a", "b"] and "localization" in ev and ev["n"] == 40
+    assert ev["retrieval"]["summary"]["mean_r1"] >= 0 and ev["config"]["data"]["n_train"] == 64
+    assert "a_to_b" in ev["localization"]

@@ -46,3 +46,8 @@ def test_evaluate_keys_by_variant():
         if has_codes:
             assert set(ev["localization"]) == {"a->b", "b->a"}
             assert len(ev["code_concept"]["agree_per_concept"]) == int(data["concepts"].max()) + 1
+            cc = ev["code_concept"]
+            for m in ("a", "b"):  # distinct top codes among the concepts that occur
+                tops = [k for k in cc["top_codes"][m] if k >= 0]
+                assert cc["distinct_top_codes"][m] == len(set(tops))
+            assert cc["agreement"] <= min(cc["distinct_top_codes"].values())

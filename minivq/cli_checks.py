@@ -1,0 +1,197 @@
+"""Checks of the ``minivq`` command's arguments, made before any work starts.
+
+Argument types for argparse (:func:`positive_int`, :func:`non_negative_int`,
+:func:`finite_float`, :func:`json_object`) report a bad value as argparse
+does (``minivq train: error: argument --seed: ...``, exit 2). The checks
+that need more than one value raise :class:`UsageError`, which the command
+turns into the same one-line error (exit 2). Every message names the
+argument as it was typed, what was expected and what came.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+from .atomic import check_writable_folder
+from .config import ModelConfig
+
+__all__ = ["UsageError", "positive_int", "non_negative_int", "finite_float", "positive_float", "json_object",
+           "check_modalities", "check_model_overrides", "check_output_file", "check_output_folder",
+           "check_input_file", "check_memory", "available_memory"]
+
+TOY_MODALITIES = ("a", "b")
+#: ModelConfig fields that other flags or the data set; --model may not set them.
+NOT_IN_MODEL = {"modalities": "set them with --modalities", "variant": "set it with --variant",
+                "n_mels": "it is fixed by the data", "vocab": "it is fixed by the data",
+                "toy_dims": "it is fixed by the data"}
+
+
+class UsageError(ValueError):
+    """A wrong command line: the command prints the message as one line and exits with 2."""
+
+
+def _parse(text, kind):
+    """int(text) or float(text), or argparse's error saying what was expected."""
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def positive_int(text):
+    """argparse type: an int >= 1."""
+    value = _parse(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {text}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an int >= 0."""
+    value = _parse(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (>= 0), got {text}")
+    return value
+
+
+def finite_float(text):
+    """argparse type: a finite float >= 0."""
+    value = _parse(text, float)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite float > 0."""
+    value = _parse(text, float)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def json_object(text):
+    """argparse type: a JSON object (dict)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"K\": 64}}', got {text!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"K\": 64}}', got {text!r}")
+    return value
+
+
+def check_modalities(modalities):
+    """The modality pair as a tuple; UsageError for a repeat or toy and real modalities mixed."""
+    modalities = tuple(modalities)
+    if len(set(modalities)) != len(modalities):
+        raise UsageError(f"--modalities: expected two different modalities, got {' '.join(modalities)}")
+    toy = [m in TOY_MODALITIES for m in modalities]
+    if any(toy) and not all(toy):
+        raise UsageError(f"--modalities: the toy modalities a and b (synthetic) go together and cannot be "
+                         f"mixed with image, speech or text; got {' '.join(modalities)}")
+    return modalities
+
+
+def check_model_overrides(overrides, modalities, variant):
+    """Validate --model's fields by building a ModelConfig; UsageError naming --model and the field."""
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    for key in overrides:
+        if key in NOT_IN_MODEL:
+            raise UsageError(f"--model: field {key!r} cannot be set here ({NOT_IN_MODEL[key]})")
+        if key not in fields:
+            allowed = ", ".join(f for f in fields if f not in NOT_IN_MODEL)
+            raise UsageError(f"--model: unknown field {key!r}; expected ModelConfig fields ({allowed})")
+    toy_dims = {m: 16 for m in modalities if m in TOY_MODALITIES}
+    try:
+        ModelConfig(modalities=modalities, variant=variant, toy_dims=toy_dims, **overrides)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--model: {e}") from None
+    return overrides
+
+
+def check_output_folder(folder, arg="--out"):
+    """Create ``folder`` if needed and make sure files can be written there (before any training)."""
+    problem = check_writable_folder(folder, create=True)
+    if problem:
+        raise UsageError(f"{arg} {folder}: {problem}")
+    return Path(folder)
+
+
+def check_output_file(path, arg):
+    """The file ``path`` can be written: not a folder, its folder exists and is writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{arg} {path} is a folder, expected a file name")
+    problem = check_writable_folder(path.parent if str(path.parent) else ".")
+    if problem:
+        raise UsageError(f"{arg} {path}: {problem}")
+    return path
+
+
+def check_input_file(path, arg):
+    """An existing file (not a folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{arg} {path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{arg} {path} is a folder, expected a file")
+    return path
+
+
+def available_memory():
+    """Bytes of memory available to this process (MemAvailable on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n_bytes):
+    return f"{n_bytes / 2 ** 30:.1f} GiB"
+
+
+#: Upper estimate of the memory of one pair of the data and its encodings (bytes).
+BYTES_PER_PAIR = 96 * 1024
+#: Bytes per entry of the (N, N) similarity matrices alive at once during evaluation
+#: (S and S^code in float32, their sum, and the boolean masks of the ranking).
+BYTES_PER_SIMILARITY = 24
+
+
+def check_memory(arg, n, square=False, available=None):
+    """UsageError when ``n`` pairs (and, with ``square``, the N x N similarities) cannot fit in memory.
+
+    Parameters
+    ----------
+    arg : str
+        The argument as typed, e.g. ``"--n 100000"``.
+    n : int
+    square : bool
+        Also count the (n, n) similarity matrices of the evaluation.
+    available : int or None
+        Bytes available; default :func:`available_memory`.
+    """
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    need = n * BYTES_PER_PAIR + (n * n * BYTES_PER_SIMILARITY if square else 0)
+    if need <= available:
+        return
+    if square:  # the largest n that fits: solve S n^2 + P n = available
+        a, b = BYTES_PER_SIMILARITY, BYTES_PER_PAIR
+        fits = int((-b + math.sqrt(b * b + 4 * a * available)) / (2 * a))
+        what = f"the data and the {n} x {n} similarity matrices"
+    else:
+        fits, what = int(available // BYTES_PER_PAIR), "the data"
+    raise UsageError(f"{arg} needs about {_gib(need)} of memory ({what}), but {_gib(available)} is "
+                     f"available; expected at most about {fits}")

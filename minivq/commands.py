@@ -1,0 +1,157 @@
+"""``minivq train``, ``minivq evaluate`` and ``minivq demo``: what each subcommand does.
+
+Each checks its arguments first (:mod:`minivq.cli_checks`: sizes, files,
+folders, memory) and only then loads data or trains, so a mistake costs
+seconds, not an epoch. :mod:`minivq.cli` builds the parser and turns errors
+into one line.
+"""
+import json
+import time
+
+from . import report
+from .checkpoint import data_record
+from .cli_checks import (UsageError, check_input_file, check_memory, check_modalities, check_model_overrides,
+                         check_output_file, check_output_folder)
+from .demo import QUICK, demo_settings, load_split, run_demo
+from .evaluate import evaluate
+from .progress import say
+from .train import TrainConfig, config_from_data, fit, init_state, load_checkpoint
+
+__all__ = ["train_cmd", "evaluate_cmd", "demo_cmd"]
+
+DEFAULT_MODALITIES = ("image", "speech")
+
+
+def _fresh(args):
+    """A new run's data record, model overrides and TrainConfig, all checked."""
+    settings = demo_settings(args.quick, args.epochs)
+    modalities = check_modalities(args.modalities or DEFAULT_MODALITIES)
+    variant = args.variant or "full"
+    overrides = check_model_overrides({**settings["model"], **(args.model or {})}, modalities, variant)
+    d = settings["data"]
+    record = data_record(modalities, args.n_train or d["n_train"], d["n_val"], seed=0,
+                         patch=overrides.get("patch", 8))
+    given = {k: getattr(args, k) for k in ("lr", "batch_size") if getattr(args, k) is not None}
+    tc = TrainConfig(**{**settings["train"], "seed": args.seed or 0, **given})
+    return record, {"variant": variant, **overrides}, tc
+
+
+def _conflicts(args, state, record):
+    """UsageError for a flag that contradicts what the checkpoint was trained with."""
+    cfg, checks = state.model_cfg, []  # (the flag as typed, its value, the name, the checkpoint's value)
+    if args.modalities is not None:
+        checks.append((f"--modalities {' '.join(args.modalities)}", tuple(args.modalities), "modalities",
+                       tuple(record["modalities"])))
+    if args.n_train is not None:
+        checks.append((f"--n-train {args.n_train}", args.n_train, "n_train", record["n_train"]))
+    if args.variant is not None:
+        checks.append((f"--variant {args.variant}", args.variant, "variant", cfg.variant))
+    for name in ("seed", "lr", "batch_size"):
+        if getattr(args, name) is not None:
+            value = getattr(args, name)
+            checks.append((f"--{name.replace('_', '-')} {value}", value, name, getattr(state.train_cfg, name)))
+    for key, value in (args.model or {}).items():
+        check_model_overrides({key: value}, cfg.modalities, cfg.variant)
+        checks.append((f"--model {json.dumps({key: value})}", value, key, getattr(cfg, key)))
+    if args.quick:
+        checks.append((f"--quick (n_val {QUICK['data']['n_val']})", QUICK["data"]["n_val"], "n_val", record["n_val"]))
+    for flag, given, name, recorded in checks:
+        if given != recorded:
+            shown = " ".join(recorded) if isinstance(recorded, tuple) else recorded
+            raise UsageError(f"{flag} conflicts with the checkpoint's {name} {shown} "
+                             "(--resume continues on the checkpoint's data and settings; drop the flag)")
+
+
+def _resume(args, path):
+    """The checkpoint's state and data record, with --epochs applied; UsageError for conflicts."""
+    state = load_checkpoint(path)
+    record = state.data
+    if record is None:  # written by minivq 0.1: no data record, fall back to the flags
+        d = demo_settings(args.quick)["data"]
+        record = data_record(state.model_cfg.modalities, args.n_train or d["n_train"], d["n_val"], 0,
+                             state.model_cfg.patch)
+        say(f"note: {path} does not record its data (minivq 0.1); using {record['n_train']} train pairs")
+        state.data = record
+    _conflicts(args, state, record)
+    if args.epochs is not None and args.epochs <= state.epoch:
+        raise UsageError(f"--epochs {args.epochs}: the checkpoint {path} is at epoch {state.epoch} already; "
+                         f"expected --epochs > {state.epoch} to train further")
+    if args.epochs is None and state.train_cfg.epochs <= state.epoch:
+        raise UsageError(f"--resume: the checkpoint {path} has finished its {state.epoch} epochs; "
+                         f"pass --epochs N with N > {state.epoch} to train further")
+    if args.epochs is not None:
+        state.train_cfg.epochs = args.epochs
+    return state, record
+
+
+def _load(record):
+    what = "toy pairs" if set(record["modalities"]) <= {"a", "b"} else "spoken-digit scenes"
+    say(f"loading the {what} ({record['n_train']} train, {record['n_val']} val pairs) ...")
+    t0 = time.perf_counter()
+    splits = {s: load_split(record["modalities"], s, record[f"n_{s}"], record["patch"], record["seed"])
+              for s in ("train", "val")}
+    say(f"loaded in {time.perf_counter() - t0:.1f}s")
+    return splits
+
+
+def train_cmd(args):
+    """Train one variant on one modality pair, with an atomic checkpoint after every epoch."""
+    path = check_output_file(args.checkpoint, "--checkpoint")
+    if args.resume:
+        check_input_file(path, "--checkpoint (with --resume)")
+        state, record = _resume(args, path)
+    else:
+        state, (record, model_kw, tc) = None, _fresh(args)
+    check_memory(f"--n-train {record['n_train']}", record["n_train"] + record["n_val"])
+    cfg = state.model_cfg if state else None
+    variant, seed = (cfg.variant, state.train_cfg.seed) if state else (model_kw["variant"], tc.seed)
+    first, last = (state.epoch + 1, state.train_cfg.epochs) if state else (1, tc.epochs)
+    say(f"minivq train: {variant} on {' + '.join(record['modalities'])}, {record['n_train']} train pairs, "
+        f"epochs {first}..{last}, seed {seed}, checkpoint {path}" + (" (resumed)" if state else ""))
+    splits = _load(record)
+    if state is None:
+        state = init_state(config_from_data(splits["train"], record["modalities"], **model_kw), tc,
+                           splits["train"])
+        state.data = record
+    try:
+        fit(state, splits["train"], splits["val"], log=say, checkpoint=path)
+    except KeyboardInterrupt:
+        held = f"{path} holds epoch {state.epoch}" if path.exists() else "no checkpoint was written"
+        raise KeyboardInterrupt(f"{held}; continue with --resume") from None
+    say(f"saved {path} (epoch {state.epoch}, step {state.step})")
+    return state
+
+
+def evaluate_cmd(args):
+    """Evaluate a checkpoint on a split and print (and optionally save) the numbers."""
+    from . import __version__
+    path = check_input_file(args.checkpoint, "checkpoint")
+    if args.json:
+        check_output_file(args.json, "--json")
+    check_memory(f"--n {args.n}", args.n, square=True)
+    state = load_checkpoint(path)
+    cfg, record = state.model_cfg, state.data or {}
+    say(f"loading {args.n} {args.split} pairs ...")
+    data = load_split(cfg.modalities, args.split, args.n, cfg.patch, record.get("seed", 0))
+    say(f"evaluating {path} ({cfg.variant}, {' + '.join(cfg.modalities[:2])}, epoch {state.epoch}) "
+        f"on {args.n} {args.split} pairs ...")
+    t0 = time.perf_counter()
+    ev = evaluate(state.params, cfg, data, lambda_r=args.lambda_r)
+    say(f"evaluated in {time.perf_counter() - t0:.1f}s")
+    say(report.ablation_table({cfg.variant: [report.table_row(ev)]}, ev.get("n_concepts")))
+    if args.json:
+        report.write_metrics(args.json, {"minivq_version": __version__, "checkpoint": str(path),
+                                         "epoch": state.epoch, "split": args.split, "n": args.n,
+                                         "lambda_r": args.lambda_r, "config": {"data": record,
+                                         "model": cfg.to_dict()}, **ev})
+        say(f"wrote {args.json}")
+    return ev
+
+
+def demo_cmd(args):
+    """Train the variants, evaluate on test, print the table as rows come, write the report."""
+    for name, values in (("--variants", args.variants), ("--seeds", args.seeds)):
+        if len(set(values)) != len(values):
+            raise UsageError(f"{name}: expected distinct values, got {' '.join(map(str, values))}")
+    out = check_output_folder(args.out, "--out")
+    return run_demo(args, out)
