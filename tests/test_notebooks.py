@@ -20,7 +20,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 #: Images each notebook's prose describes (display_data or execute_result with image/png).
 MIN_IMAGES = {
     "00_data": 6,  # three scenes, the mel filters, "seven" by six takes, the toy pairs
-    "01_nearest_codeword": 2,  # Voronoi cells of 2-D points, time against the GEMM
+    "01_nearest_codeword": 2,  # the nearest codeword of 2-D points, time against the GEMM
     "02_layers_and_gradient_checks": 0,  # numbers only
     "03_vector_quantization": 5,  # Voronoi cells, the beta mistake, EMA paths, a dead code, usage
     "04_cross_modal_code_matching": 4,  # P of two pairs, S^code, CMCM at work, S beside S^code
