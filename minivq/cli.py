@@ -72,7 +72,8 @@ def _add_demo(sub, debug):
     p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
                    help="training seeds; with several, the table shows mean ± std")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"epochs per run (default: {DEMO['train']['epochs']}, or {QUICK['train']['epochs']} with --quick)")
+                   help=f"epochs per run (default: {DEMO['train']['epochs']}, "
+                   f"or {QUICK['train']['epochs']} with --quick)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help=VARIANT_HELP)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="split to score (val: for tuning settings without looking at test)")
@@ -96,7 +97,8 @@ def _add_train(sub, debug):
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"Adam learning rate (default: {DEMO['train']['lr']:g})")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"pairs per step (default: {DEMO['train']['batch_size']}, {QUICK['train']['batch_size']} with --quick)")
+                   help=f"pairs per step (default: {DEMO['train']['batch_size']}, "
+                   f"{QUICK['train']['batch_size']} with --quick)")
     p.add_argument("--model", type=json_object, default=None,
                    help='ModelConfig fields as a JSON object, e.g. \'{"K": 64}\' (default: none; '
                    "--quick sets D, K, hidden, embed_dim smaller)")
@@ -162,6 +164,9 @@ def main(argv=None):
         return _fail(args.command, e, 130)
     except KeyboardInterrupt as e:
         return _fail(args.command, "interrupted" + (f"; {e}" if str(e) else ""), 130)
+    except BrokenPipeError:  # stdout closed early (e.g. `minivq demo | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except MemoryError:
         return _fail(args.command, "out of memory; try smaller sizes (--n, --n-train)", 1)
     except (ValueError, TypeError, OSError, ArithmeticError) as e:

@@ -78,7 +78,8 @@ def json_object(text):
     try:
         value = json.loads(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"K\": 64}}', got {text!r} ({e})") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"K\": 64}}', got {text!r} ({e})") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"K\": 64}}', got {text!r}")
     return value
@@ -184,14 +185,18 @@ def check_memory(arg, n, square=False, available=None):
     available = available_memory() if available is None else available
     if available is None:
         return
-    need = n * BYTES_PER_PAIR + (n * n * BYTES_PER_SIMILARITY if square else 0)
+    def needs(m):
+        return m * BYTES_PER_PAIR + (m * m * BYTES_PER_SIMILARITY if square else 0)
+
+    need = needs(n)
     if need <= available:
         return
-    if square:  # the largest n that fits: solve S n^2 + P n = available
+    if square:  # the largest n that fits: the root of S n^2 + P n = available, then exact
         a, b = BYTES_PER_SIMILARITY, BYTES_PER_PAIR
         fits = int((-b + math.sqrt(b * b + 4 * a * available)) / (2 * a))
         what = f"the data and the {n} x {n} similarity matrices"
     else:
         fits, what = int(available // BYTES_PER_PAIR), "the data"
+    fits += 1 if needs(fits + 1) <= available else -1 if fits > 0 and needs(fits) > available else 0
     raise UsageError(f"{arg} needs about {_gib(need)} of memory ({what}), but {_gib(available)} is "
                      f"available; expected at most about {fits}")

@@ -56,7 +56,8 @@ def test_check_writable_folder(tmp_path):
     assert "does not exist" in check_writable_folder(tmp_path / "new")
     assert check_writable_folder(tmp_path / "new" / "deeper", create=True) is None
     assert (tmp_path / "new" / "deeper").is_dir()
-    assert check_writable_folder(tmp_path / "file" / "sub", create=True) == f"{tmp_path / 'file'} is a file, expected a folder"
+    expected = f"{tmp_path / 'file'} is a file, expected a folder"
+    assert check_writable_folder(tmp_path / "file" / "sub", create=True) == expected
 
 
 def _bad_files(tmp_path):

@@ -53,39 +53,44 @@ def files(tmp_path, toy_ckpt):
 
 
 WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "minivq <command>: error: ...")
-    (["evaluate", "{d}/missing.npz"], 2, r"minivq evaluate: error: checkpoint \S*missing.npz: no such file"),
-    (["evaluate", "{d}/truncated.npz"], 1, r"minivq evaluate: error: \S*truncated.npz is truncated or not a zip file"),
-    (["evaluate", "{d}/notes.txt"], 1, r"minivq evaluate: error: \S*notes.txt is not a minivq checkpoint"),
-    (["evaluate", "{d}/other.npz"], 1, r"minivq evaluate: error: \S*other.npz is not a minivq checkpoint \(no 'meta' entry\)"),
-    (["evaluate", "{d}/folder"], 2, r"minivq evaluate: error: checkpoint \S*folder is a folder, expected a file"),
+    (["evaluate", "{d}/missing.npz"], 2, r"checkpoint \S*missing.npz: no such file"),
+    (["evaluate", "{d}/truncated.npz"], 1, r"\S*truncated.npz is truncated or not a zip file"),
+    (["evaluate", "{d}/notes.txt"], 1, r"\S*notes.txt is not a minivq checkpoint"),
+    (["evaluate", "{d}/other.npz"], 1, r"\S*other.npz is not a minivq checkpoint \(no 'meta' entry\)"),
+    (["evaluate", "{d}/folder"], 2, r"checkpoint \S*folder is a folder, expected a file"),
     (["evaluate", "{ckpt}", "--n", "100000"], 2,
-     r"minivq evaluate: error: --n 100000 needs about [\d.]+ GiB of memory \(.*100000 x 100000 similarity.*\), "
-     r"but [\d.]+ GiB is available; expected at most about \d+"),
-    (["evaluate", "{ckpt}", "--n", "0"], 2, r"minivq evaluate: error: argument --n: expected a positive integer \(>= 1\), got 0"),
-    (["evaluate", "{ckpt}", "--json", "{d}/folder"], 2, r"minivq evaluate: error: --json \S*folder is a folder"),
+     r"--n 100000 needs about 232.7 GiB of memory \(the data and the 100000 x 100000 similarity matrices\), "
+     r"but 16.0 GiB is available; expected at most about 2\d\d\d\d$"),
+    (["evaluate", "{ckpt}", "--n", "0"], 2, r"argument --n: expected a positive integer \(>= 1\), got 0"),
+    (["evaluate", "{ckpt}", "--json", "{d}/folder"], 2, r"--json \S*folder is a folder"),
     (["evaluate", "{ckpt}", "--lambda-r", "nan"], 2, r"argument --lambda-r: expected a finite number >= 0, got nan"),
-    (["train", "--seed", "-1"], 2, r"minivq train: error: argument --seed: expected a non-negative integer \(>= 0\), got -1"),
-    (["train", "--model", "{{bad"], 2, r"minivq train: error: argument --model: expected a JSON object .*got '\{{bad'"),
+    (["train", "--seed", "-1"], 2, r"argument --seed: expected a non-negative integer \(>= 0\), got -1"),
+    (["train", "--model", "{{bad"], 2, r"argument --model: expected a JSON object .*got '\{{bad'"),
     (["train", "--model", "[1]"], 2, r"argument --model: expected a JSON object"),
-    (["train", "--model", '{{"lr": 0.1}}'], 2, r"minivq train: error: --model: unknown field 'lr'; expected ModelConfig fields \(D, K,"),
-    (["train", "--model", '{{"variant": "vq"}}'], 2, r"--model: field 'variant' cannot be set here \(set it with --variant\)"),
-    (["train", "--model", '{{"codebook": "nope"}}'], 2, r"minivq train: error: --model: .*codebook .*'nope'"),
-    (["train", "--model", '{{"K": -3}}'], 2, r"minivq train: error: --model: .*\bK\b.*-3"),
+    (["train", "--model", '{{"lr": 0.1}}'], 2, r"--model: unknown field 'lr'; expected ModelConfig fields \(D, K,"),
+    (["train", "--model", '{{"variant": "vq"}}'], 2,
+     r"--model: field 'variant' cannot be set here \(set it with --variant\)"),
+    (["train", "--model", '{{"codebook": "nope"}}'], 2, r"--model: .*codebook .*'nope'"),
+    (["train", "--model", '{{"K": -3}}'], 2, r"--model: .*\bK\b.*-3"),
     (["train", "--modalities", "image", "a"], 2,
-     r"minivq train: error: --modalities: the toy modalities a and b .* cannot be mixed with image, speech or text; got image a"),
+     r"--modalities: the toy modalities a and b .* cannot be mixed with image, speech or text; got image a"),
     (["train", "--modalities", "text", "text"], 2, r"--modalities: expected two different modalities, got text text"),
-    (["train", "--epochs", "0"], 2, r"minivq train: error: argument --epochs: expected a positive integer \(>= 1\), got 0"),
+    (["train", "--epochs", "0"], 2, r"argument --epochs: expected a positive integer \(>= 1\), got 0"),
     (["train", "--n-train", "0"], 2, r"argument --n-train: expected a positive integer \(>= 1\), got 0"),
     (["train", "--n-train", "-3"], 2, r"argument --n-train: expected a positive integer \(>= 1\), got -3"),
-    (["train", "--n-train", "10000000000"], 2, r"minivq train: error: --n-train 10000000000 needs about [\d.]+ GiB of memory"),
+    (["train", "--n-train", "10000000000"], 2, r"--n-train 10000000000 needs about [\d.]+ GiB of memory"),
     (["train", "--lr", "0"], 2, r"argument --lr: expected a finite number > 0, got 0"),
-    (["train", "--checkpoint", "{d}/folder"], 2, r"minivq train: error: --checkpoint \S*folder is a folder, expected a file name"),
-    (["train", "--checkpoint", "{d}/nowhere/x.npz"], 2, r"--checkpoint \S*nowhere/x.npz: folder \S*nowhere does not exist"),
-    (["train", "--checkpoint", "{d}/notes.txt/x.npz"], 2, r"--checkpoint \S*: \S*notes.txt is a file, expected a folder"),
-    (["train", "--resume", "--checkpoint", "{d}/missing.npz"], 2, r"--checkpoint \(with --resume\) \S*missing.npz: no such file"),
-    (["train", "--resume", "--checkpoint", "{d}/other.npz", "--epochs", "3"], 1, r"other.npz is not a minivq checkpoint"),
+    (["train", "--checkpoint", "{d}/folder"], 2, r"--checkpoint \S*folder is a folder, expected a file name"),
+    (["train", "--checkpoint", "{d}/nowhere/x.npz"], 2,
+     r"--checkpoint \S*nowhere/x.npz: folder \S*nowhere does not exist"),
+    (["train", "--checkpoint", "{d}/notes.txt/x.npz"], 2,
+     r"--checkpoint \S*: \S*notes.txt is a file, expected a folder"),
+    (["train", "--resume", "--checkpoint", "{d}/missing.npz"], 2,
+     r"--checkpoint \(with --resume\) \S*missing.npz: no such file"),
+    (["train", "--resume", "--checkpoint", "{d}/other.npz", "--epochs", "3"], 1,
+     r"other.npz is not a minivq checkpoint"),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--n-train", "192", "--epochs", "3"], 2,
-     r"minivq train: error: --n-train 192 conflicts with the checkpoint's n_train 64"),
+     r"--n-train 192 conflicts with the checkpoint's n_train 64"),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--modalities", "image", "speech", "--epochs", "3"], 2,
      r"--modalities image speech conflicts with the checkpoint's modalities a b"),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--seed", "5", "--epochs", "3"], 2,
@@ -93,24 +98,34 @@ WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "mini
     (["train", "--resume", "--checkpoint", "{ckpt}", "--model", '{{"K": 64}}', "--epochs", "3"], 2,
      r'--model \{{"K": 64\}} conflicts with the checkpoint\'s K 16'),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--epochs", "1"], 2,
-     r"minivq train: error: --epochs 1: the checkpoint \S*toy.npz is at epoch 1 already; expected --epochs > 1"),
-    (["train", "--resume", "--checkpoint", "{ckpt}"], 2, r"--resume: the checkpoint \S* has finished its 1 epochs; pass --epochs N"),
-    (["demo", "--out", "{d}/notes.txt"], 2, r"minivq demo: error: --out \S*notes.txt: \S*notes.txt is a file, expected a folder"),
+     r"--epochs 1: the checkpoint \S*toy.npz is at epoch 1 already; expected --epochs > 1"),
+    (["train", "--resume", "--checkpoint", "{ckpt}"], 2,
+     r"--resume: the checkpoint \S* has finished its 1 epochs; pass --epochs N"),
+    (["demo", "--out", "{d}/notes.txt"], 2, r"--out \S*notes.txt: \S*notes.txt is a file, expected a folder"),
     (["demo", "--seeds", "-1"], 2, r"argument --seeds: expected a non-negative integer"),
-    (["demo", "--seeds", "1", "1"], 2, r"minivq demo: error: --seeds: expected distinct values, got 1 1"),
+    (["demo", "--seeds", "1", "1"], 2, r"--seeds: expected distinct values, got 1 1"),
     (["demo", "--epochs", "0"], 2, r"argument --epochs: expected a positive integer"),
-    (["demo", "--variants", "full", "nope"], 2, r"argument --variants: invalid choice: 'nope'"),
-]
+    (["demo", "--variants", "full", "nope"], 2, r"argument --variants: invalid choice: 'nope'"),]
 
 
 @pytest.mark.parametrize("argv, code, pattern", WRONG_USAGES, ids=[" ".join(u[0])[:60] for u in WRONG_USAGES])
-def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, files, toy_ckpt, argv, code, pattern):
+def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, monkeypatch, files, toy_ckpt, argv, code, pattern):
+    monkeypatch.setattr("minivq.cli_checks.available_memory", lambda: 16 * 2 ** 30)  # the same on any machine
     argv = [a.format(d=files, ckpt=toy_ckpt) for a in argv]
     got, out, err = cli(capsys, *argv)
     assert got == code, f"exit {got}, expected {code}; stderr: {err}"
     line = last_line(err)
     assert line.startswith(f"minivq {argv[0]}: error: ") and re.search(pattern.format(), line), line
     assert "Traceback" not in err and "saved" not in out
+
+
+def test_memory_check_refuses_only_what_cannot_fit():
+    from minivq.cli_checks import BYTES_PER_PAIR, BYTES_PER_SIMILARITY, UsageError, check_memory
+    need = 20000 * BYTES_PER_PAIR + 20000 ** 2 * BYTES_PER_SIMILARITY
+    check_memory("--n 20000", 20000, square=True, available=need)  # fits exactly: no error
+    with pytest.raises(UsageError, match=r"10.8 GiB is available; expected at most about 20000$"):
+        check_memory("--n 20001", 20001, square=True, available=need)
+    check_memory("--n 20001", 20001, available=need)  # without the n x n matrices it fits
 
 
 def test_checkpoint_unchanged_by_refused_resumes(capsys, toy_ckpt):
@@ -148,7 +163,8 @@ def test_ctrl_c_during_train_is_one_line_and_exit_130(tmp_path):
             break
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert re.fullmatch(rf"minivq train: error: interrupted; {re.escape(str(ckpt))} holds epoch \d+; continue with --resume",
+    assert re.fullmatch(rf"minivq train: error: interrupted; {re.escape(str(ckpt))} holds epoch \d+; "
+                        r"continue with --resume",
                         last_line(err)), err
     assert load_checkpoint(ckpt).epoch >= 2
 
@@ -215,3 +231,13 @@ def test_evaluate_prints_the_row_and_writes_strict_json(capsys, tmp_path, toy_ck
     assert ev["modalities"] == ["a", "b"] and "localization" in ev and ev["n"] == 40
     assert ev["retrieval"]["summary"]["mean_r1"] >= 0 and ev["config"]["data"]["n_train"] == 64
     assert "a_to_b" in ev["localization"]
+
+
+def test_a_closed_stdout_stops_quietly(tmp_path):
+    """`minivq train ... | head -1`: no error message, no 'Exception ignored' noise."""
+    proc = subprocess.Popen([sys.executable, "-m", "minivq", "train", *QUICK_TOY, "--epochs", "200",
+                             "--checkpoint", str(tmp_path / "m.npz")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
