@@ -172,5 +172,6 @@ def main(argv=None):
     except (ValueError, TypeError, OSError, ArithmeticError) as e:
         return _fail(args.command, str(e).splitlines()[0] if str(e) else type(e).__name__, 1)
     except Exception as e:  # a bug: say so, in one line, and how to see more
-        return _fail(args.command, f"internal error {type(e).__name__}: {e} (rerun with --debug for the traceback)", 1)
+        first = str(e).splitlines()[0] if str(e) else ""
+        return _fail(args.command, f"internal error {type(e).__name__}: {first} (rerun with --debug for the traceback)", 1)
     return 0
