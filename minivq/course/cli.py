@@ -1,0 +1,143 @@
+"""``minivq course``: the student copy, grading, and the list of exercises.
+
+``minivq/cli.py`` registers it with ``add_parser(subparsers, parents=[debug],
+formatter_class=...)``; every action runs through :func:`run`, and errors
+reach ``minivq.cli.main`` as ``UsageError`` (a wrong command line: exit 2)
+or ``ValueError``/``OSError`` (exit 1), printed as one line.
+"""
+import json
+from pathlib import Path
+
+from ..cli_checks import UsageError, check_output_file
+from .exercises import COURSE
+from .grade import format_report, grade, write_report
+from .markers import MarkerError
+from .student import write_student_copy
+
+__all__ = ["add_parser", "run", "default_source", "format_list"]
+
+STUDENT_EPILOG = """examples:
+  minivq course student ../handout                  # every exercise
+  minivq course student ../week3 --exercises ema_update restart_dead_codes
+  cd ../handout && pip install -e . && minivq course grade"""
+GRADE_EPILOG = """examples:
+  minivq course grade                 # the current folder (a student copy, or the repository)
+  minivq course grade ../handout --json grades.json"""
+
+
+def add_parser(subparsers, parents=(), **kwargs):
+    """Add ``course`` and its actions ``student``, ``grade`` and ``list`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse subparsers action
+        From ``parser.add_subparsers()``.
+    parents : sequence of ArgumentParser
+        Parents of every action (e.g. the one that defines ``--debug``).
+    **kwargs
+        More ``add_parser`` arguments for every parser (e.g. ``formatter_class``).
+    """
+    course = subparsers.add_parser(
+        "course", help="the course kit: a student copy without the solutions, grading, the exercises",
+        description="Exercises in the library, graded by its tests: write a student copy in which every "
+        "solution region raises NotImplementedError (or holds a bug to find), grade a copy, list the exercises.",
+        **kwargs)
+    actions = course.add_subparsers(dest="course_command", required=True, metavar="action")
+    student = actions.add_parser(
+        "student", parents=list(parents), help="write a student copy of the repository",
+        description="Copy the repository (library, tests, notebooks, README, setup files, data) to OUT with "
+        "every exercise's solution replaced by a stub that raises NotImplementedError('exercise <name>: ...'), "
+        "every spot-the-bug exercise holding its bug, and the answers to the notebooks' inline questions "
+        "removed. Build the copy with `pip install -e OUT`.", epilog=STUDENT_EPILOG, **kwargs)
+    student.add_argument("out", metavar="OUT", help="the new folder (must not exist, or be empty)")
+    student.add_argument("--source", metavar="DIR", default=None,
+                         help="the instructor repository (default: the one minivq is imported from)")
+    student.add_argument("--exercises", metavar="NAME", nargs="+", default=None,
+                         help="hand out only these (default: all; the others keep their solution)")
+    grade_p = actions.add_parser(
+        "grade", parents=list(parents), help="run the graded tests, one row per exercise",
+        description="Run the graded tests of every exercise against DIR (one pytest process) and print one "
+        "row per exercise: points, pass or fail, the gradient-check error beside its threshold, why it "
+        "fails; then the total.", epilog=GRADE_EPILOG, **kwargs)
+    grade_p.add_argument("directory", metavar="DIR", nargs="?", default=".",
+                         help="a student copy or the repository (default: the current folder)")
+    grade_p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    grade_p.add_argument("--exercises", metavar="NAME", nargs="+", default=None,
+                         help="grade only these (default: those handed out)")
+    listing = actions.add_parser("list", parents=list(parents), help="the exercises: points, METHOD.md IDs, notebooks",
+                                 description="List the exercises in the order of the syllabus (COURSE.md).", **kwargs)
+    listing.add_argument("--json", metavar="FILE", default=None, help="also write the list as JSON")
+    for parser in (student, grade_p, listing):
+        parser.set_defaults(func=run)
+
+
+def default_source():
+    """The repository minivq is imported from, when it is a source tree (else UsageError)."""
+    import minivq
+
+    root = Path(minivq.__file__).resolve().parent.parent
+    if (root / "setup.py").is_file() and (root / "tests").is_dir():
+        return root
+    raise UsageError(f"--source: minivq is imported from {root}, which is not a repository (no setup.py and "
+                     "tests/); pass --source DIR, a clone of the repository")
+
+
+def format_list(course=COURSE):
+    """The exercises as a table: name, kind, points, METHOD.md IDs, file, notebooks; and the total."""
+    head = f"{'exercise':<28} {'kind':<9} {'points':>6}  {'METHOD.md':<16} {'file':<32} notebooks"
+    lines = [head, "-" * len(head)]
+    for ex in course.exercises:
+        notebooks = ", ".join(Path(n).stem[:2] for n in ex.notebooks) or "-"
+        lines.append(f"{ex.name:<28} {ex.kind:<9} {ex.points:>6}  {', '.join(ex.method_ids):<16} "
+                     f"{ex.path:<32} {notebooks}")
+    lines.append(f"{len(course.exercises)} exercises, {course.points} points")
+    return "\n".join(lines)
+
+
+def _list_json(course):
+    return {"exercises": [{"name": ex.name, "kind": ex.kind, "points": ex.points, "method_ids": list(ex.method_ids),
+                           "path": ex.path, "instruction": ex.instruction, "tests": list(ex.tests),
+                           "notebooks": list(ex.notebooks), "requires": list(ex.requires),
+                           "threshold": ex.threshold} for ex in course.exercises],
+            "points": course.points}
+
+
+def _check_names(names, course):
+    try:
+        return course.select(names)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def run(args, course=COURSE):
+    """Run the ``course`` action of parsed ``args``."""
+    action = args.course_command
+    json_path = getattr(args, "json", None)
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if action == "list":
+        print(format_list(course), flush=True)
+        if json_path is not None:
+            write_report(_list_json(course), json_path)
+        return
+    if getattr(args, "exercises", None) is not None:
+        _check_names(args.exercises, course)
+    if action == "student":
+        source = Path(args.source) if args.source is not None else default_source()
+        if not source.is_dir():
+            raise UsageError(f"--source {source}: no such folder")
+        try:
+            write_student_copy(source, args.out, exercises=args.exercises, course=course)
+        except FileExistsError as e:
+            raise UsageError(str(e)) from None
+        except MarkerError as e:
+            raise ValueError(f"--source {source}: {e}") from None
+        return
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"DIR {directory}: no such folder")
+    report = grade(directory, exercises=args.exercises, course=course)
+    print(format_report(report), flush=True)
+    if json_path is not None:
+        write_report(report, json_path)
+        print(f"course grade: wrote {json_path}", flush=True)

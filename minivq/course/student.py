@@ -1,0 +1,248 @@
+"""The student copy: the repository with every exercise's solution taken out.
+
+:func:`write_student_copy` copies the repository (library, tests,
+notebooks, README, setup files, data) to a new folder and, in every
+``.py``, ``.pyx`` and ``.ipynb`` file, replaces each solution region of a
+handed-out exercise by its stub (implementation exercises) or its buggy
+variant (spot-the-bug exercises); the regions of exercises not handed out
+keep their solution, without the marker lines. Answers to the notebooks'
+inline questions are removed, and a notebook that runs a handed-out
+exercise says so in its first cell. Build artefacts (what ``.gitignore``
+lists, compiled modules, the C files Cython generates) are not copied: the
+copy is built with ``pip install -e .`` like a fresh clone.
+
+The copy is written to a temporary folder beside OUT and renamed into
+place, so OUT never holds half a copy. It records what was handed out in
+:data:`HANDOUT_FILE`, which ``minivq course grade`` reads.
+"""
+import fnmatch
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .exercises import COURSE
+from .markers import MarkerError, has_markers, replace_answers, replace_regions, stub_lines
+
+__all__ = ["write_student_copy", "repository_files", "HANDOUT_FILE"]
+
+#: The file, at the root of a student copy, that lists the handed-out exercises.
+HANDOUT_FILE = ".minivq_course.json"
+#: Never copied, whatever .gitignore says.
+ALWAYS_EXCLUDED = (".git", "__pycache__", "*.pyc", "*.so", "*.pyd", ".ipynb_checkpoints", HANDOUT_FILE)
+SCANNED_SUFFIXES = (".py", ".pyx", ".ipynb")
+
+
+def _ignore_patterns(source):
+    """Patterns of ``source/.gitignore`` (comments and negations skipped) and :data:`ALWAYS_EXCLUDED`."""
+    patterns = list(ALWAYS_EXCLUDED)
+    gitignore = source / ".gitignore"
+    if gitignore.is_file():
+        for line in gitignore.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "!")):
+                patterns.append(line)
+    return patterns
+
+
+def _ignored(rel, is_dir, patterns):
+    for pattern in patterns:
+        dir_only = pattern.endswith("/")
+        pattern = pattern.rstrip("/")
+        if dir_only and not is_dir:
+            continue
+        target = rel if "/" in pattern else rel.rsplit("/", 1)[-1]
+        if fnmatch.fnmatchcase(target, pattern.lstrip("/")):
+            return True
+    return False
+
+
+def repository_files(source, skip=()):
+    """The files of the repository at ``source`` a clone would have, as sorted relative POSIX paths.
+
+    Leaves out what ``.gitignore`` and :data:`ALWAYS_EXCLUDED` exclude, the
+    ``.c`` file beside every ``.pyx`` (Cython's output), and the folders
+    ``skip`` (absolute paths, e.g. the copy being written inside the source).
+    """
+    source = Path(source)
+    patterns, skip = _ignore_patterns(source), {Path(p).resolve() for p in skip}
+    files = []
+    for folder, dirs, names in os.walk(source):
+        folder = Path(folder)
+        rel_folder = folder.relative_to(source).as_posix()
+        prefix = "" if rel_folder == "." else rel_folder + "/"
+        dirs[:] = sorted(d for d in dirs if not _ignored(prefix + d, True, patterns)
+                         and (folder / d).resolve() not in skip and not d.startswith(".tmp-student-"))
+        for name in names:
+            rel = prefix + name
+            generated = name.endswith(".c") and (folder / (name[:-2] + ".pyx")).exists()
+            if not generated and not _ignored(rel, False, patterns):
+                files.append(rel)
+    return sorted(files)
+
+
+def _replacer(rel, handed_out, course, seen):
+    """The ``replacement`` of :func:`minivq.course.markers.replace_regions` for the file ``rel``."""
+
+    def replace(region, body):
+        try:
+            ex = course.get(region.name)
+        except KeyError:
+            raise MarkerError(f"{rel}:{region.begin + 1}: the region names {region.name!r}, which is not an "
+                              f"exercise of the registry (minivq/course/exercises.py)") from None
+        if ex.path != rel:
+            raise MarkerError(f"{rel}:{region.begin + 1}: a region of {ex.name!r}, whose registry entry says "
+                              f"its regions are in {ex.path}")
+        index = len(seen.setdefault(ex.name, []))
+        seen[ex.name].append(rel)
+        if ex.name not in handed_out:
+            return body
+        if ex.buggy is None:
+            return stub_lines(ex.name, ex.method_ids, ex.instruction)
+        if index >= len(ex.buggy):
+            raise MarkerError(f"{rel}:{region.begin + 1}: region {index + 1} of {ex.name!r}, which has "
+                              f"{len(ex.buggy)} buggy variant(s) in the registry")
+        return ex.buggy[index].strip("\n").splitlines()
+
+    return replace
+
+
+def _student_source(text, rel, handed_out, course, seen):
+    new = replace_regions(text, rel, _replacer(rel, handed_out, course, seen), require_indent=True)
+    if rel.endswith(".py") and new != text:
+        try:
+            compile(new, rel, "exec")
+        except SyntaxError as e:
+            raise MarkerError(f"{rel}:{e.lineno}: the student version does not compile: {e.msg}") from None
+    return new
+
+
+def _cell_text(cell):
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _first_cell_note(names, course):
+    items = ", ".join(f"`{n}` ({course.get(n).path})" for n in names)
+    return ("> **Student copy.** This notebook runs the exercise(s) " + items + ". Until they are "
+            "implemented, the first cell that needs one stops with `NotImplementedError: exercise <name>: ...`; "
+            "the cells before it run. `minivq course grade` tells which exercises pass.\n\n")
+
+
+def _student_notebook(text, rel, handed_out, course, seen):
+    nb = json.loads(text)
+    for i, cell in enumerate(nb.get("cells", [])):
+        where, old = f"{rel} cell {i}", _cell_text(cell)
+        if cell.get("cell_type") == "code":
+            new = replace_regions(old, where, _replacer(rel, handed_out, course, seen))
+            if new != old:
+                cell["outputs"], cell["execution_count"] = [], None
+        elif cell.get("cell_type") == "markdown":
+            new = replace_answers(old, where)
+        else:
+            continue
+        cell["source"] = new.splitlines(keepends=True)
+    needs = [n for n in course.notebook_needs.get(rel, ()) if n in handed_out]
+    if needs:
+        note = _first_cell_note(needs, course)
+        cells = nb.setdefault("cells", [])
+        if cells and cells[0].get("cell_type") == "markdown":
+            cells[0]["source"] = (note + _cell_text(cells[0])).splitlines(keepends=True)
+        else:
+            cells.insert(0, {"cell_type": "markdown", "id": "student-copy-note", "metadata": {},
+                             "source": note.splitlines(keepends=True)})
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _check_out(out):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"OUT {out} exists and is not an empty folder; name a new folder")
+
+
+def _scanned(rel, course):
+    return rel.endswith(SCANNED_SUFFIXES) and not any(rel == d or rel.startswith(d.rstrip("/") + "/")
+                                                      for d in course.unscanned)
+
+
+def _copy_tree(source, tmp, files, handed_out, course):
+    """Copy ``files`` from ``source`` to ``tmp``, transformed; returns {exercise: [files of its regions]}."""
+    seen = {}
+    for rel in files:
+        src, dst = source / rel, tmp / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not _scanned(rel, course):
+            shutil.copy2(src, dst)
+            continue
+        text = src.read_text(encoding="utf-8")
+        transform = _student_notebook if rel.endswith(".ipynb") else _student_source
+        new = transform(text, rel, handed_out, course, seen)
+        if has_markers(new):
+            raise MarkerError(f"{rel}: marker lines are left in the student version (a malformed marker?)")
+        dst.write_text(new, encoding="utf-8")
+        shutil.copymode(src, dst)
+    return seen
+
+
+def _check_coverage(course, seen):
+    missing = [ex.name for ex in course.exercises if ex.name not in seen]
+    if missing:
+        raise MarkerError(f"exercise(s) {', '.join(missing)} of the registry have no solution region in the "
+                          f"files the registry names ({', '.join(course.get(n).path for n in missing)})")
+    for ex in course.exercises:
+        if ex.buggy is not None and len(seen[ex.name]) != len(ex.buggy):
+            raise MarkerError(f"{ex.path}: {ex.name!r} has {len(seen[ex.name])} region(s) and {len(ex.buggy)} "
+                              "buggy variant(s) in the registry; they must match one to one")
+
+
+def write_student_copy(source, out, *, exercises=None, course=COURSE, say=print):
+    """Write the student copy of the repository at ``source`` to the new folder ``out``.
+
+    Parameters
+    ----------
+    source : str or Path
+        Root of the instructor repository (setup.py, the package, tests/).
+    out : str or Path
+        The copy's folder: must not exist, or be empty.
+    exercises : list of str or None
+        The exercises to hand out (default: all); the others keep their
+        solution.
+    course : Course
+        The registry (default: this repository's).
+    say : callable
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        What was handed out, as written to :data:`HANDOUT_FILE`.
+
+    Raises
+    ------
+    MarkerError
+        A malformed region, a region of an unknown exercise, an exercise
+        without a region, or a student file that does not compile.
+    FileExistsError
+        OUT is not empty.
+    """
+    source, out = Path(source).resolve(), Path(out).resolve()
+    selected = course.select(exercises)
+    _check_out(out)
+    tmp = out.parent / f".tmp-student-{out.name}-{os.getpid()}"
+    files = repository_files(source, skip=(out, tmp))
+    say(f"course student: {len(files)} files from {source}, {len(selected)} exercise(s) handed out")
+    handed_out = {ex.name for ex in selected}
+    try:
+        seen = _copy_tree(source, tmp, [f for f in files if f not in course.instructor_only], handed_out, course)
+        _check_coverage(course, seen)
+        handout = {"exercises": [ex.name for ex in selected], "points": sum(ex.points for ex in selected),
+                   "source": str(source), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        (tmp / HANDOUT_FILE).write_text(json.dumps(handout, indent=1) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    say(f"course student: wrote {out}; build it with `pip install -e {out}`, grade it with "
+        f"`minivq course grade {out}`")
+    return handout

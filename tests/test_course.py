@@ -1,0 +1,375 @@
+"""Tests of the course kit (minivq.course): markers, the student copy, grading, the command.
+
+The machinery is tested on a small synthetic repository written to a temporary
+folder (a package with marked functions, its tests and a notebook), so these
+tests say what the kit does independently of the library's own exercises.
+"""
+import argparse
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from minivq.course.cli import add_parser, format_list, run
+from minivq.course.exercises import Course, Exercise
+from minivq.course.grade import format_report, grade, write_report
+from minivq.course.markers import (ANSWER_PLACEHOLDER, MarkerError, find_regions, replace_answers, replace_regions,
+                                   stub_lines)
+from minivq.course.student import HANDOUT_FILE, repository_files, write_student_copy
+
+# --------------------------------------------------------------- the synthetic repository
+OPS = '''\
+"""A toy library with two exercises."""
+import numpy as np
+
+
+def square_forward(x):
+    return x * x, (x,)
+
+
+def square_backward(dout, cache):
+    if dout is None:
+        raise ValueError("dout must be an array, got None")
+    (x,) = cache
+    ### BEGIN SOLUTION square_backward
+    dx = 2.0 * x
+    return dx * dout
+    ### END SOLUTION
+
+
+def shares(counts):
+    total = float(np.sum(counts))
+    ### BEGIN SOLUTION share_bug
+    return np.asarray(counts) / total
+    ### END SOLUTION
+
+
+def double_square_backward(dout, cache):
+    ### BEGIN SOLUTION double_backward
+    return 2.0 * square_backward(dout, cache)
+    ### END SOLUTION
+'''
+KERNEL = '''\
+def loop(double[::1] x):
+    cdef Py_ssize_t i
+    cdef double s = 0
+    ### BEGIN SOLUTION kernel_loop
+    for i in range(x.shape[0]):
+        s += x[i]
+    ### END SOLUTION
+    return s
+'''
+TESTS = '''\
+import numpy as np
+import pytest
+
+from minivq.gradcheck import check_backward
+from toyvq.ops import double_square_backward, shares, square_backward, square_forward
+
+
+def test_square_gradient():
+    errors = check_backward(square_forward, square_backward, {"x": np.linspace(-1.0, 2.0, 5)}, rng=0)
+    assert errors["x"] < 1e-7, f"dx rel_error {errors['x']:.1e}, expect < 1e-7"
+
+
+def test_square_checks_dout():
+    with pytest.raises(ValueError, match="dout"):
+        square_backward(None, (np.ones(2),))
+
+
+def test_shares_sum_to_one():
+    assert abs(shares([1, 2, 5]).sum() - 1.0) < 1e-12
+
+
+def test_double_square():
+    x = np.array([1.0, -2.0])
+    np.testing.assert_allclose(double_square_backward(np.ones(2), (x,)), 4 * x)
+
+
+def test_kernel_has_its_loop():
+    text = open("toyvq/kernel.pyx").read()
+    assert "for i in range" in text, "the loop of kernel_loop is missing"
+'''
+
+
+def notebook(cells):
+    return json.dumps({"cells": [{"cell_type": kind, "id": f"c{i}", "metadata": {}, "source": source,
+                                  **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+                                 for i, (kind, source) in enumerate(cells)],
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5}, indent=1)
+
+
+NOTEBOOK = notebook([
+    ("markdown", "# Toy notebook\n\nSquares."),
+    ("code", "import numpy as np\nfrom toyvq.ops import square_backward\nprint('before the exercise')"),
+    ("markdown", "**Inline question 1.** Why 2x?\n\n### BEGIN ANSWER\nBecause d(x^2)/dx = 2x.\n### END ANSWER"),
+    ("code", "print(square_backward(np.ones(2), (np.ones(2),)))"),
+    ("code", "print('after the exercise')"),
+])
+
+TOY_COURSE = Course(
+    exercises=(
+        Exercise("square_backward", 2, ("SQ-1",), "toyvq/ops.py", "return dout times 2x",
+                 ("tests/test_ops.py::test_square_gradient",), ("notebooks/toy.ipynb",), threshold=1e-7),
+        Exercise("share_bug", 1, ("SQ-2",), "toyvq/ops.py", "shares must sum to one",
+                 ("tests/test_ops.py::test_shares_sum_to_one",), buggy=("return np.asarray(counts) / (total + 1.0)",)),
+        Exercise("double_backward", 1, ("SQ-3",), "toyvq/ops.py", "twice the square's backward",
+                 ("tests/test_ops.py::test_double_square",), requires=("square_backward",)),
+        Exercise("kernel_loop", 1, ("SQ-4",), "toyvq/kernel.pyx", "sum x in a loop",
+                 ("tests/test_ops.py::test_kernel_has_its_loop",)),
+    ),
+    notebook_needs={"notebooks/toy.ipynb": ("square_backward",)},
+    package="toyvq",
+    instructor_only=("tests/test_instructor.py",),
+    unscanned=(),
+)
+
+
+def write_repo(root):
+    files = {
+        "setup.py": "from setuptools import setup\nsetup(name='toyvq', packages=['toyvq'])\n",
+        "README.md": "# toyvq\n",
+        ".gitignore": "# build artefacts\nbuild/\n*.so\n",
+        "toyvq/__init__.py": "",
+        "toyvq/ops.py": OPS,
+        "toyvq/kernel.pyx": KERNEL,
+        "toyvq/kernel.c": "/* generated by Cython from the solution */\n",
+        "build/lib/toyvq/ops.py": OPS,
+        "tests/test_ops.py": TESTS,
+        "tests/test_instructor.py": "def test_instructor_only():\n    pass\n",
+        "notebooks/toy.ipynb": NOTEBOOK,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The synthetic repository and its student copy (built once)."""
+    root = write_repo(tmp_path_factory.mktemp("toy") / "repo")
+    copy = root.parent / "student"
+    handout = write_student_copy(root, copy, course=TOY_COURSE, say=lambda *a: None)
+    return root, copy, handout
+
+
+# --------------------------------------------------------------- markers
+def test_regions_are_found_with_their_names_and_indentation():
+    regions = find_regions(OPS, "ops.py", require_indent=True)
+    assert [(r.name, r.indent) for r in regions] == [("square_backward", "    "), ("share_bug", "    "),
+                                                       ("double_backward", "    ")]
+    assert OPS.splitlines()[regions[0].begin].strip() == "### BEGIN SOLUTION square_backward"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("def f():\n    ### BEGIN SOLUTION a\n    ### BEGIN SOLUTION b\n    ### END SOLUTION\n", "x.py:3: BEGIN SOLUTION inside"),
+    ("def f():\n    ### BEGIN SOLUTION a\n    pass\n", "x.py:2: the region of 'a' is never closed"),
+    ("def f():\n    pass\n    ### END SOLUTION\n", "x.py:3: END SOLUTION without"),
+    ("def f():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION\n", "x.py:2: BEGIN SOLUTION must name"),
+    ("### BEGIN SOLUTION a\nx = 1\n### END SOLUTION\n", "x.py:1: the region of 'a' is at module level"),
+], ids=["nested", "unclosed", "end-alone", "unnamed", "module-level"])
+def test_malformed_regions_name_the_file_and_line(text, words):
+    with pytest.raises(MarkerError) as info:
+        find_regions(text, "x.py", require_indent=True)
+    assert words in str(info.value)
+
+
+def test_stub_keeps_indentation_and_the_code_around_it():
+    stub = lambda region, body: stub_lines(region.name, ("SQ-1",), "return dout times 2x")  # noqa: E731
+    new = replace_regions(OPS, "ops.py", stub)
+    assert '    (x,) = cache\n    # YOUR CODE HERE: exercise square_backward (METHOD.md SQ-1)\n' \
+           '    raise NotImplementedError(\'exercise square_backward: return dout times 2x\')\n' in new
+    assert 'raise ValueError("dout must be an array, got None")' in new  # the checks stay
+    assert "BEGIN SOLUTION" not in new and "dx = 2.0 * x" not in new
+    keep = replace_regions(OPS, "ops.py", lambda region, body: body)
+    assert keep == "\n".join(line for line in OPS.splitlines() if "### " not in line) + "\n"
+    compile(new, "ops.py", "exec")
+
+
+def test_answers_are_replaced_by_the_placeholder():
+    text = "Question?\n\n### BEGIN ANSWER\nThe answer,\non two lines.\n### END ANSWER\nAfter."
+    assert replace_answers(text, "nb") == f"Question?\n\n{ANSWER_PLACEHOLDER}\nAfter."
+    with pytest.raises(MarkerError, match="nb:1: the answer is never closed"):
+        replace_answers("### BEGIN ANSWER\nno end", "nb")
+
+
+# --------------------------------------------------------------- the student copy
+def test_student_copy_stubs_implementations_and_plants_bugs(toy):
+    root, copy, handout = toy
+    ops = (copy / "toyvq/ops.py").read_text()
+    assert "raise NotImplementedError('exercise square_backward: return dout times 2x')" in ops
+    assert "raise NotImplementedError('exercise double_backward: twice the square's backward')" not in ops
+    assert "exercise double_backward: twice the square" in ops
+    assert "    return np.asarray(counts) / (total + 1.0)\n" in ops  # the bug, at the region's indentation
+    assert "dx = 2.0 * x" not in ops and "### " not in ops
+    assert 'raise ValueError("dout must be an array, got None")' in ops
+    kernel = (copy / "toyvq/kernel.pyx").read_text()
+    assert "for i in range" not in kernel and "NotImplementedError('exercise kernel_loop" in kernel
+    assert kernel.splitlines()[-1] == "    return s"
+    assert handout["exercises"] == ["square_backward", "share_bug", "double_backward", "kernel_loop"]
+    assert json.loads((copy / HANDOUT_FILE).read_text())["points"] == 5
+
+
+def test_student_copy_leaves_out_build_artefacts_and_instructor_files(toy):
+    root, copy, _ = toy
+    files = repository_files(copy)
+    assert "build/lib/toyvq/ops.py" not in files and "toyvq/kernel.c" not in files
+    assert "tests/test_instructor.py" not in files
+    assert {"setup.py", "README.md", "tests/test_ops.py", "notebooks/toy.ipynb", "toyvq/kernel.pyx"} <= set(files)
+    assert (root / "toyvq/ops.py").read_text() == OPS, "the source must not change"
+
+
+def test_student_notebook_says_what_it_needs_and_loses_its_answers(toy):
+    _, copy, _ = toy
+    nb = json.loads((copy / "notebooks/toy.ipynb").read_text())
+    first = "".join(nb["cells"][0]["source"])
+    assert first.startswith("> **Student copy.**") and "`square_backward` (toyvq/ops.py)" in first
+    assert "# Toy notebook" in first
+    question = "".join(nb["cells"][2]["source"])
+    assert ANSWER_PLACEHOLDER in question and "d(x^2)/dx" not in question and "BEGIN ANSWER" not in question
+
+
+def test_handing_out_a_subset_keeps_the_other_solutions(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    write_student_copy(root, tmp_path / "week1", exercises=["share_bug"], course=TOY_COURSE, say=lambda *a: None)
+    ops = (tmp_path / "week1/toyvq/ops.py").read_text()
+    assert "dx = 2.0 * x" in ops and "NotImplementedError" not in ops and "(total + 1.0)" in ops
+    assert "### " not in ops
+    nb = json.loads((tmp_path / "week1/notebooks/toy.ipynb").read_text())
+    assert "Student copy" not in "".join(nb["cells"][0]["source"])
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.replace("SOLUTION share_bug", "SOLUTION unknown_one"), "toyvq/ops.py:21: the region names 'unknown_one'"),
+    (lambda s: s.replace("SOLUTION double_backward", "SOLUTION kernel_loop"), "registry entry says its regions are in toyvq/kernel.pyx"),
+    (lambda s: s.replace("    ### BEGIN SOLUTION share_bug\n", "").replace(
+        "    return np.asarray(counts) / total\n    ### END SOLUTION\n", "    return np.asarray(counts) / total\n"),
+     "share_bug of the registry have no solution region"),
+], ids=["unknown", "wrong-file", "unmarked"])
+def test_registry_and_markers_must_agree(tmp_path, edit, words):
+    root = write_repo(tmp_path / "repo")
+    (root / "toyvq/ops.py").write_text(edit(OPS))
+    with pytest.raises(MarkerError) as info:
+        write_student_copy(root, tmp_path / "out", course=TOY_COURSE, say=lambda *a: None)
+    assert words in str(info.value)
+    assert not (tmp_path / "out").exists(), "no half-written copy"
+
+
+def test_student_copy_refuses_a_folder_that_is_not_empty(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/keep.txt").write_text("work")
+    with pytest.raises(FileExistsError, match="OUT .* is not an empty folder"):
+        write_student_copy(root, tmp_path / "out", course=TOY_COURSE, say=lambda *a: None)
+    assert (tmp_path / "out/keep.txt").read_text() == "work"
+
+
+def test_a_stub_that_breaks_the_module_is_refused(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    broken = Course(exercises=(Exercise("share_bug", 1, ("SQ-2",), "toyvq/ops.py", "x", ("t",), buggy=("return (",)),)
+                    + TOY_COURSE.exercises[:1] + TOY_COURSE.exercises[2:], package="toyvq")
+    with pytest.raises(MarkerError, match="toyvq/ops.py:.*does not compile"):
+        write_student_copy(root, tmp_path / "out", course=broken, say=lambda *a: None)
+
+
+# --------------------------------------------------------------- grading
+def test_grade_fails_every_exercise_of_the_copy_with_the_reason(toy):
+    _, copy, _ = toy
+    report = grade(copy, course=TOY_COURSE, say=lambda *a: None)
+    rows = {r["name"]: r for r in report["exercises"]}
+    assert report["student_copy"] and not any(r["passed"] for r in rows.values())
+    assert rows["square_backward"]["reason"] == "not implemented"
+    assert "NotImplementedError: exercise square_backward: return dout times 2x" in rows["square_backward"]["failed"][0]["message"]
+    assert rows["square_backward"]["rel_error"] is None and rows["square_backward"]["threshold"] == 1e-7
+    assert rows["double_backward"]["reason"] == "not implemented"
+    assert rows["share_bug"]["reason"].startswith("1 test(s) fail: assert ")
+    assert rows["kernel_loop"]["reason"].startswith("1 test(s) fail: AssertionError: the loop of kernel_loop")
+    assert report["total"] == {"score": 0, "points": 5, "passed": 0, "exercises": 4}
+
+
+def test_grade_passes_every_exercise_of_the_solution_and_reports_the_error(tmp_path, toy):
+    root, _, _ = toy
+    report = grade(root, course=TOY_COURSE, say=lambda *a: None)
+    assert all(r["passed"] for r in report["exercises"]), format_report(report)
+    row = report["exercises"][0]
+    assert 0 <= row["rel_error"] < 1e-7 and row["tests"] == 1
+    assert report["total"]["score"] == 5 and not report["student_copy"]
+    table = format_report(report)
+    assert "square_backward" in table and f"{row['rel_error']:.1e} < 1e-07" in table
+    assert table.splitlines()[-1] == "total: 5/5 points, 4/4 exercises pass"
+    write_report(report, tmp_path / "grades.json")
+    assert json.loads((tmp_path / "grades.json").read_text())["total"]["score"] == 5
+
+
+def test_grade_names_what_another_exercise_blocks(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    write_student_copy(root, tmp_path / "copy", exercises=["square_backward"], course=TOY_COURSE, say=lambda *a: None)
+    report = grade(tmp_path / "copy", exercises=["square_backward", "double_backward"], course=TOY_COURSE,
+                   say=lambda *a: None)
+    rows = {r["name"]: r for r in report["exercises"]}
+    assert rows["double_backward"]["reason"] == "needs exercise square_backward first"
+    assert [r["name"] for r in report["exercises"]] == ["square_backward", "double_backward"]
+
+
+def test_grade_reports_a_missing_test_and_a_broken_test_file(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    (root / "tests/test_ops.py").write_text(TESTS.replace("def test_shares_sum_to_one", "def test_renamed"))
+    rows = {r["name"]: r for r in grade(root, course=TOY_COURSE, say=lambda *a: None)["exercises"]}
+    assert rows["share_bug"]["reason"] == "graded test not found: tests/test_ops.py::test_shares_sum_to_one"
+    assert rows["square_backward"]["passed"]
+    (root / "tests/test_ops.py").write_text("import no_such_module\n" + TESTS)
+    rows = {r["name"]: r for r in grade(root, course=TOY_COURSE, say=lambda *a: None)["exercises"]}
+    assert not any(r["passed"] for r in rows.values())
+    assert "cannot collect tests/test_ops.py" in rows["square_backward"]["reason"]
+
+
+# --------------------------------------------------------------- the command
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="minivq")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_course_list_prints_every_exercise(capsys, tmp_path):
+    args = parse(["course", "list", "--json", str(tmp_path / "list.json")])
+    run(args, course=TOY_COURSE)
+    out = capsys.readouterr().out
+    assert "square_backward" in out and "bug" in out and out.strip().endswith("4 exercises, 5 points")
+    listed = json.loads((tmp_path / "list.json").read_text())
+    assert [e["name"] for e in listed["exercises"]] == TOY_COURSE.names() and listed["points"] == 5
+    assert format_list(TOY_COURSE) in out
+
+
+def test_course_student_command_and_its_errors(tmp_path):
+    root = write_repo(tmp_path / "repo")
+    run(parse(["course", "student", str(tmp_path / "copy"), "--source", str(root)]), course=TOY_COURSE)
+    assert (tmp_path / "copy" / HANDOUT_FILE).is_file()
+    with pytest.raises(ValueError, match="--exercises: unknown exercise 'nope'"):
+        run(parse(["course", "student", str(tmp_path / "c2"), "--source", str(root), "--exercises", "nope"]),
+            course=TOY_COURSE)
+    with pytest.raises(ValueError, match="not an empty folder"):
+        run(parse(["course", "student", str(tmp_path / "copy"), "--source", str(root)]), course=TOY_COURSE)
+    with pytest.raises(ValueError, match="--source .*: no such folder"):
+        run(parse(["course", "student", str(tmp_path / "c3"), "--source", str(tmp_path / "none")]), course=TOY_COURSE)
+    with pytest.raises(ValueError, match="DIR .*: no such folder"):
+        run(parse(["course", "grade", str(tmp_path / "none")]), course=TOY_COURSE)
+
+
+# --------------------------------------------------------------- notebooks of the copy
+def test_student_notebook_runs_up_to_its_first_exercise(toy, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    _, copy, _ = toy
+    monkeypatch.setenv("PYTHONPATH", str(copy))
+    nb = nbformat.read(copy / "notebooks/toy.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": str(copy / "notebooks")}})
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        client.execute()
+    assert info.value.ename == "NotImplementedError" and "exercise square_backward:" in info.value.evalue
+    assert "before the exercise" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert not nb.cells[4].outputs, "cells after the first exercise do not run"
