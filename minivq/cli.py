@@ -17,6 +17,7 @@ import textwrap
 
 from .cli_checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
+from .course.cli import add_parser as _add_course
 from .demo import DEMO, QUICK, Interrupted, load_split
 from .model import VARIANTS
 
@@ -128,7 +129,7 @@ def _version():
 
 
 def build_parser():
-    """The argparse parser of the three subcommands."""
+    """The argparse parser of the subcommands."""
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
     parser = argparse.ArgumentParser(
@@ -140,6 +141,7 @@ def build_parser():
     _add_demo(sub, debug)
     _add_train(sub, debug)
     _add_evaluate(sub, debug)
+    _add_course(sub, parents=[debug], formatter_class=_Formatter)
     return parser
 
 
