@@ -6,16 +6,17 @@ tests say what the kit does independently of the library's own exercises.
 """
 import argparse
 import json
-import textwrap
+import re
 from pathlib import Path
 
 import pytest
 
-from minivq.course.cli import add_parser, format_list, run
-from minivq.course.exercises import Course, Exercise
+from minivq.course.cli import add_parser, format_list, format_markdown, run
+from minivq.course.exercises import COURSE, Course, Exercise
 from minivq.course.grade import format_report, grade, write_report
 from minivq.course.markers import (ANSWER_PLACEHOLDER, MarkerError, find_regions, replace_answers, replace_regions,
                                    stub_lines)
+from minivq.course.plugin import matches
 from minivq.course.student import HANDOUT_FILE, repository_files, write_student_copy
 
 # --------------------------------------------------------------- the synthetic repository
@@ -373,3 +374,52 @@ def test_student_notebook_runs_up_to_its_first_exercise(toy, monkeypatch):
     assert info.value.ename == "NotImplementedError" and "exercise square_backward:" in info.value.evalue
     assert "before the exercise" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert not nb.cells[4].outputs, "cells after the first exercise do not run"
+
+
+@pytest.mark.parametrize("nodeid, pattern, expected", [
+    ("t.py::test_a", "t.py::test_a", True),
+    ("t.py::test_a[1-float32-teaching]", "t.py::test_a", True),
+    ("t.py::test_ab", "t.py::test_a", False),
+    ("t.py::test_a[1-float32-teaching]", "t.py::test_a[*-teaching]", True),
+    ("t.py::test_a[1-float32-fast]", "t.py::test_a[*-teaching]", False),
+    ("t.py::test_b[1-teaching]", "t.py::test_a[*-teaching]", False),
+    ("t.py::test_b[1-teaching]", "t.py", True),
+    ("u.py::test_b", "t.py", False),
+])
+def test_graded_test_patterns(nodeid, pattern, expected):
+    assert matches(nodeid, pattern) is expected
+
+
+# --------------------------------------------------------------- the registry of this repository
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_registry_names_files_tests_and_equations_that_exist():
+    method = (ROOT / "METHOD.md").read_text(encoding="utf-8")
+    names = COURSE.names()
+    assert len(set(names)) == len(names) and len(names) >= 12
+    for i, ex in enumerate(COURSE.exercises):
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", ex.name) and ex.points > 0 and ex.tests, ex.name
+        assert (ROOT / ex.path).is_file(), f"{ex.name}: {ex.path} does not exist"
+        for mid in ex.method_ids:
+            assert f"({mid})" in method, f"{ex.name}: METHOD.md has no equation ({mid})"
+        for nb in ex.notebooks:
+            assert (ROOT / nb).is_file(), f"{ex.name}: no notebook {nb}"
+        for pattern in ex.tests:
+            file, _, test = pattern.partition("::")
+            assert (ROOT / file).is_file(), f"{ex.name}: no test file {file}"
+            function = test.split("[", 1)[0]
+            assert not test or re.search(rf"^def {function}\(", (ROOT / file).read_text(), re.M), \
+                f"{ex.name}: {file} has no test {function}"
+        for required in ex.requires:
+            assert required in names[:i], f"{ex.name} requires {required}, which must come before it"
+        assert (ex.buggy is None) == (ex.kind == "implement") and "\n" not in ex.instruction
+    for notebook, needs in COURSE.notebook_needs.items():
+        assert (ROOT / notebook).is_file() and set(needs) <= set(names), notebook
+
+
+def test_syllabus_lists_every_exercise():
+    syllabus = (ROOT / "COURSE.md").read_text(encoding="utf-8")
+    missing = [name for name in COURSE.names() if f"`{name}`" not in syllabus]
+    assert not missing, f"COURSE.md does not list {missing}"
+    assert format_markdown(COURSE) in syllabus, "COURSE.md's exercise table must be format_markdown()'s output"

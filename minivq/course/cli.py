@@ -14,7 +14,7 @@ from .grade import format_report, grade, write_report
 from .markers import MarkerError
 from .student import write_student_copy
 
-__all__ = ["add_parser", "run", "default_source", "format_list"]
+__all__ = ["add_parser", "run", "default_source", "format_list", "format_markdown"]
 
 STUDENT_EPILOG = """examples:
   minivq course student ../handout                  # every exercise
@@ -91,6 +91,19 @@ def format_list(course=COURSE):
         lines.append(f"{ex.name:<28} {ex.kind:<9} {ex.points:>6}  {', '.join(ex.method_ids):<16} "
                      f"{ex.path:<32} {notebooks}")
     lines.append(f"{len(course.exercises)} exercises, {course.points} points")
+    return "\n".join(lines)
+
+
+def format_markdown(course=COURSE):
+    """The exercises as the markdown table of COURSE.md (tests/test_course.py keeps the two equal)."""
+    lines = ["| exercise | kind | points | METHOD.md | file | notebook | graded by |",
+             "|---|---|---:|---|---|---|---|"]
+    for ex in course.exercises:
+        tests = "<br>".join(f"`{t.replace('tests/', '')}`" for t in ex.tests)
+        notebooks = ", ".join(Path(n).stem[:2] for n in ex.notebooks) or "-"
+        lines.append(f"| `{ex.name}` | {ex.kind} | {ex.points} | {', '.join(ex.method_ids)} | `{ex.path}` | "
+                     f"{notebooks} | {tests} |")
+    lines.append(f"| total | | {course.points} | | | | |")
     return "\n".join(lines)
 
 

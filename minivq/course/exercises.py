@@ -129,7 +129,86 @@ class Course:
         return sum(ex.points for ex in self.exercises)
 
 
+N01, N02, N03 = ("notebooks/01_nearest_codeword.ipynb",), ("notebooks/02_layers_and_gradient_checks.ipynb",), \
+    ("notebooks/03_vector_quantization.ipynb",)
+N04, N05, N06 = ("notebooks/04_cross_modal_code_matching.ipynb",), ("notebooks/05_training_toy.ipynb",), \
+    ("notebooks/06_spoken_digits.ipynb",)
+T_NEAREST, T_LAYERS, T_QUANT = "tests/test_nearest.py::", "tests/test_layers.py::", "tests/test_quantizer.py::"
+T_MATCH, T_METRICS = "tests/test_matching.py::", "tests/test_metrics.py::"
+
 EXERCISES = (
+    # session 1: the nearest codeword
+    Exercise("nearest_reference", 2, ("VQ-1",), "minivq/nearest.py",
+             "score every code by s_k = ||e_k||^2 - 2 x.e_k (one matrix product) and return argmin_k and min_k s_k",
+             (T_NEAREST + "test_matches_brute_force[*-reference]", T_NEAREST + "test_ties_go_to_the_lowest_index[*-reference]"),
+             N01),
+    Exercise("nearest_teaching", 3, ("VQ-1",), "minivq/_nearest_teaching.pyx",
+             "fill e_sq, indices and sq_distances with plain loops over codes, rows and features (then pip install -e .)",
+             (T_NEAREST + "test_matches_brute_force[*-teaching]", T_NEAREST + "test_ties_go_to_the_lowest_index[*-teaching]"),
+             N01),
+    # session 2: backward passes by hand
+    Exercise("affine_backward", 2, ("SUM-1",), "minivq/layers/dense.py",
+             "return dx = dout W^T, dW = x^T dout, db = sum of dout over the rows, for x of any leading shape",
+             (T_LAYERS + "test_affine_gradients",), N02, threshold=1e-7),
+    Exercise("masked_mean_backward", 2, ("SUM-1", "CM-2"), "minivq/layers/sequence.py",
+             "return dH[b, t] = M[b, t] / (number of valid units of b) * dout[b]",
+             (T_LAYERS + "test_masked_mean_gradient",), N02, threshold=1e-7),
+    Exercise("l2_normalize_backward", 3, ("SUM-3",), "minivq/layers/dense.py",
+             "return (dout - y <y, dout>) / max(||x||, eps), without the radial term where ||x|| <= eps",
+             (T_LAYERS + "test_l2_normalize_gradient", T_LAYERS + "test_l2_normalize_gradient_below_eps"),
+             N02, threshold=1e-7),
+    Exercise("conv1d_backward", 4, ("ENC",), "minivq/layers/conv.py",
+             "return dx, dW, db of the strided, padded conv1d: db, dW = cols^T dY, then scatter-add dcols tap by tap",
+             (T_LAYERS + "test_conv1d_gradients",), N02, threshold=1e-7),
+    # session 3: vector quantization
+    Exercise("straight_through", 1, ("VQ-2",), "minivq/quantizer.py",
+             "return dH for q = h + sg(q - h): the upstream gradient dQ, copied",
+             (T_QUANT + "test_ste_backward_is_a_copy", T_QUANT + "test_ste_is_the_gradient_of_the_copy"),
+             N03, threshold=1e-7),
+    Exercise("vq_loss_gradients", 3, ("VQ-3", "VQ-4"), "minivq/quantizer.py",
+             "return the commitment gradient dH = 2 beta/(N D) M (h - q) / the codebook gradient dE, summed per code",
+             (T_QUANT + "test_commitment_gradient_kink_aware", T_QUANT + "test_codebook_gradient_kink_aware",
+              T_QUANT + "test_vq_losses_ignore_padding"), N03, threshold=1e-7),
+    Exercise("ema_update", 3, ("VQ-5",), "minivq/ema.py",
+             "count c_k and sum s_k the valid units of every modality per code; n, m <- EMA; E = m / smoothed n",
+             (T_QUANT + "test_ema_one_step_by_hand", T_QUANT + "test_ema_update_returns_a_new_state"), N03),
+    Exercise("restart_dead_codes", 2, ("VQ-6",), "minivq/ema.py",
+             "find the codes with n_k < threshold and move each onto a randomly drawn row of X (rng.choice)",
+             (T_QUANT + "test_restart_pools_modalities_and_leaves_live_codes",), N03),
+    Exercise("bug_ema_smoothed_count", 2, ("VQ-5",), "minivq/ema.py",
+             "find and fix the bug: the EMA state drifts from VQ-5",
+             (T_QUANT + "test_ema_stores_the_raw_count_not_the_smoothed_one",
+              T_QUANT + "test_ema_fifty_masked_steps_two_modalities_against_the_formula"), N03,
+             requires=("ema_update",),
+             buggy=("return EMAState(n=_smoothed_counts(n, eps), m=m, E=E.astype(state.E.dtype, copy=False))",)),
+    Exercise("bug_restart_keeps_ema_state", 2, ("VQ-6",), "minivq/ema.py",
+             "find and fix the bug: a restarted code is dragged back",
+             (T_QUANT + "test_restart_dead_code_is_not_dragged_back",), N03,
+             requires=("ema_update", "restart_dead_codes"), buggy=("",)),
+    # session 4: contrastive losses and cross-modal code matching
+    Exercise("info_nce_backward", 3, ("MMS", "CM-4"), "minivq/contrastive.py",
+             "return dS = dloss / (2B) [(softmax over rows - I) + (softmax over columns - I)]",
+             ("tests/test_contrastive.py::test_info_nce_gradient",), N04, threshold=1e-7),
+    Exercise("bug_cmg_pairing", 2, ("CM-3",), "minivq/matching.py",
+             "find and fix the bug: S^code disagrees with CM-3 off the diagonal",
+             (T_MATCH + "test_code_similarity_matches_the_pairwise_loop",), N04,
+             buggy=("S = P_a @ L_b.T + P_b @ L_a.T  # (B_a, B_b)",)),
+    Exercise("code_similarity_backward", 3, ("CM-3",), "minivq/matching.py",
+             "return dP_a = dS L_b + (dS P_b) / (P_a + eps) and dP_b, its mirror image",
+             (T_MATCH + "test_code_similarity_gradient",), N04, requires=("bug_cmg_pairing",), threshold=1e-7),
+    Exercise("code_distribution_backward", 5, ("CM-1", "CM-2"), "minivq/matching.py",
+             "return dH and dE: the masked mean, the softmax, -1/tau, d = sqrt(sq) and the expansion, in reverse",
+             (T_MATCH + "test_code_distribution_gradient", T_MATCH + "test_unit_on_a_codeword_has_finite_gradients"),
+             N04, requires=("masked_mean_backward",), threshold=1e-7),
+    # session 6: the claims, measured
+    Exercise("loc_relevance", 2, ("LOC",), "minivq/metrics/localization.py",
+             "return rel[b, l, u] = sum_k P_query[b, l, k] p_target[b, u, k], -inf on padded target units",
+             (T_METRICS + "test_relevance_is_the_dot_product_of_code_distributions",
+              T_METRICS + "test_localization_by_hand_and_chance"), N06),
+    Exercise("cc_agreement", 3, ("CC",), "minivq/metrics/concepts.py",
+             "a concept agrees when its top code is the same in both modalities and no other concept's top code",
+             ("tests/test_concepts.py", T_METRICS + "test_shared_fraction_and_agreement",
+              T_METRICS + "test_agreement_ignores_absent_concepts"), N06),
 )
 
 #: Notebook -> the exercises its cells run, in the order they first run.

@@ -2,8 +2,7 @@
 
 ``python -m pytest -p minivq.course.plugin --course-select SEL --course-out OUT FILES``
 keeps, among the tests of FILES, those whose node id matches a pattern of
-the JSON list in SEL (an exact id, the id of a parametrized function, or a
-shell wildcard), runs them, and writes to OUT one JSON object:
+the JSON list in SEL (see :func:`matches`), runs them, and writes to OUT one JSON object:
 
 - ``tests``: node id -> ``{"outcome", "message", "rel_error"}``, outcome
   ``passed``, ``failed`` or ``skipped``; message the first line of the
@@ -28,8 +27,21 @@ __all__ = ["matches"]
 
 
 def matches(nodeid, pattern):
-    """True when ``nodeid`` is ``pattern``, a parametrization of it, or matches it as a wildcard."""
-    return nodeid == pattern or nodeid.startswith(pattern + "[") or fnmatch.fnmatchcase(nodeid, pattern)
+    """True when ``nodeid`` is selected by ``pattern``.
+
+    ``file`` selects every test of the file; ``file::test`` that test and
+    all its parametrizations;
+    ``file::test[glob]`` the parametrizations whose id (between the
+    brackets) matches the shell wildcard ``glob``, e.g. ``[*-teaching]``.
+    """
+    if "::" not in pattern:
+        return nodeid.split("::", 1)[0] == pattern
+    if "[" not in pattern:
+        return nodeid == pattern or nodeid.startswith(pattern + "[")
+    base, params = pattern.split("[", 1)
+    if not (nodeid.startswith(base + "[") and nodeid.endswith("]") and params.endswith("]")):
+        return False
+    return fnmatch.fnmatchcase(nodeid[len(base) + 1:-1], params[:-1])
 
 
 def pytest_addoption(parser):
