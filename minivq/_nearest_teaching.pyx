@@ -3,9 +3,10 @@
 """Teaching kernel for the nearest-codeword search (METHOD.md VQ-1).
 
 The plainest compiled version: a loop over rows, over codes, over features.
-It is the first kernel notebooks/01_nearest_codeword.ipynb shows. It is not
-called on unchecked input: ``minivq.nearest.nearest_code_teaching`` validates
-and converts the arrays first (C-contiguous, finite, same float dtype).
+It is the first kernel notebooks/01_nearest_codeword.ipynb shows. Its entry
+checks only that the buffers' shapes fit together;
+``minivq.nearest.nearest_code_teaching`` validates and converts the arrays
+first (C-contiguous, finite, same float dtype).
 """
 from libc.stdint cimport int64_t
 
@@ -30,10 +31,19 @@ def nearest_teaching(const floating[:, ::1] X,      # IN  (N, D) rows to quantiz
     s_k = ||e_k||^2 - 2 x.e_k; only the dot products x.e_k remain in the inner
     loop (that is the matrix product X E^T the fast kernel hands to BLAS).
     A strict ``<`` keeps the first of equal scores: ties go to the lowest index.
+    Equal codewords get bitwise equal scores here (the same loop computes
+    each dot product in the same order), so the first copy always wins.
+    The shapes are checked first (a ValueError if they do not fit).
     """
     cdef Py_ssize_t N = X.shape[0], K = E.shape[0], D = X.shape[1]
     cdef Py_ssize_t i, k, d, best_k
     cdef floating dot, x_sq, score, best, dist
+    # shapes must fit together, so no call from Python can read or write out of bounds
+    if K < 1 or E.shape[1] != D:
+        raise ValueError(f"E must have shape (K >= 1, D = {D}), got {(K, E.shape[1])}")
+    if e_sq.shape[0] != K or indices.shape[0] != N or sq_distances.shape[0] != N:
+        raise ValueError(f"e_sq must have shape ({K},), indices and sq_distances ({N},), got "
+                         f"{e_sq.shape[0]}, {indices.shape[0]}, {sq_distances.shape[0]}")
 
     with nogil:
         for k in range(K):                     # ||e_k||^2, once per code

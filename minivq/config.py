@@ -6,6 +6,8 @@ re-exports both names.
 """
 from dataclasses import asdict, dataclass, field
 
+from ._checks import check_bool, check_int, check_number, describe
+
 __all__ = ["MODALITIES", "VARIANTS", "ModelConfig"]
 
 #: The modalities an encoder exists for (:mod:`minivq.encoders`).
@@ -13,6 +15,20 @@ MODALITIES = ("image", "speech", "text", "a", "b")
 
 #: The ablation variants: summary only; summary + shared VQ; the full method.
 VARIANTS = ("summary", "vq", "full")
+
+#: Integer fields (sizes and geometry) and their largest accepted value.
+_INT_FIELDS = ("D", "K", "hidden", "embed_dim", "patch", "n_mels", "vocab", "speech_kernel", "speech_stride",
+               "text_kernel")
+_MAX_SIZE = 1 << 20
+#: Float fields and their accepted range [low, high]. A temperature below
+#: 0.01 makes the similarities (up to 1 / tau) and their gradients so large
+#: that float32 training diverges or overflows; weights and the margin above
+#: 100 swamp the other terms of the loss.
+_FLOAT_RANGES = {"tau": (0.01, 100.0), "tau_code": (0.01, 100.0), "margin": (0.0, 100.0),
+                 "lambda_cmcm": (0.0, 100.0), "beta": (0.0, 100.0)}
+_BOOL_FIELDS = ("unit_norm", "cosine", "squared")
+_CHOICES = {"variant": VARIANTS, "codebook": ("ema", "grad"), "codebook_init": ("uniform", "kmeans++"),
+            "dtype": ("float32", "float64")}
 
 
 @dataclass
@@ -75,20 +91,22 @@ class ModelConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
-        self.modalities = tuple(self.modalities)
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(f"modalities must name at least two distinct modalities, got {self.modalities}")
-        unknown = [m for m in self.modalities if m not in MODALITIES]
-        if unknown:
-            raise ValueError(f"modalities must be among {MODALITIES}, got {self.modalities}")
-        if self.codebook not in ("ema", "grad"):
-            raise ValueError(f"codebook must be 'ema' or 'grad', got {self.codebook!r}")
-        if self.codebook_init not in ("uniform", "kmeans++"):
-            raise ValueError(f"codebook_init must be 'uniform' or 'kmeans++', got {self.codebook_init!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        self.validate()
+
+    def validate(self):
+        """Check every field (done when the config is made); a ValueError/TypeError names the field."""
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise ValueError(f"ModelConfig {name} must be one of {choices}, got {describe(value)}")
+        self.modalities = _check_modalities(self.modalities)
+        for name in _INT_FIELDS:
+            setattr(self, name, check_int(getattr(self, name), f"ModelConfig {name}", 1, _MAX_SIZE))
+        for name, (low, high) in _FLOAT_RANGES.items():
+            setattr(self, name, check_number(getattr(self, name), f"ModelConfig {name}", low, high))
+        for name in _BOOL_FIELDS:
+            setattr(self, name, check_bool(getattr(self, name), f"ModelConfig {name}"))
+        self.toy_dims = _check_toy_dims(self.toy_dims, self.modalities)
 
     @property
     def use_vq(self):
@@ -103,3 +121,29 @@ class ModelConfig:
     def to_dict(self):
         """JSON-able dict (round trip: ``ModelConfig(**cfg.to_dict())``)."""
         return asdict(self)
+
+
+def _check_modalities(modalities):
+    """A list or tuple of at least two distinct names from MODALITIES; returns a tuple."""
+    if not isinstance(modalities, (list, tuple)) or not all(isinstance(m, str) for m in modalities):
+        raise TypeError(f"ModelConfig modalities must be a list of names from {MODALITIES}, "
+                        f"got {describe(modalities)}")
+    modalities = tuple(modalities)
+    if len(modalities) < 2 or len(set(modalities)) != len(modalities):
+        raise ValueError(f"ModelConfig modalities must name at least two distinct modalities, got {modalities}")
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"ModelConfig modalities must be among {MODALITIES}, got {modalities}")
+    return modalities
+
+
+def _check_toy_dims(toy_dims, modalities):
+    """{"a": F_a, "b": F_b}: a positive int for every toy modality in use (others may be given too)."""
+    if not isinstance(toy_dims, dict):
+        raise TypeError(f"ModelConfig toy_dims must be a dict like {{'a': 16, 'b': 16}}, got {describe(toy_dims)}")
+    unknown = [k for k in toy_dims if k not in ("a", "b")]
+    missing = [m for m in modalities if m in ("a", "b") and m not in toy_dims]
+    if unknown or missing:
+        raise ValueError(f"ModelConfig toy_dims must give the feature size of the toy modalities {missing or ''} "
+                         f"(keys 'a', 'b' only), got {toy_dims}")
+    return {k: check_int(v, f"ModelConfig toy_dims[{k!r}]", 1, _MAX_SIZE) for k, v in toy_dims.items()}

@@ -13,7 +13,7 @@ log-sum-exp. Derivation: notebooks/04_cross_modal_code_matching.ipynb.
 """
 import numpy as np
 
-from ._checks import check_float
+from ._checks import check_cache, check_float, check_int, check_number
 
 __all__ = ["log_softmax", "info_nce_forward", "info_nce_backward", "mms_loss"]
 
@@ -23,13 +23,23 @@ def log_softmax(Z, axis):
 
     Parameters
     ----------
-    Z : ndarray
+    Z : array_like, float32 or float64, at least 1-D, finite, non-empty along ``axis``
     axis : int
+        An axis of Z (negative counts from the end).
 
     Returns
     -------
     ndarray, Z's shape: Z - max - log sum exp(Z - max).
     """
+    Z = check_float(Z, "Z", "(..., n, ...)", min_ndim=1)
+    axis = check_int(axis, "axis", -Z.ndim, Z.ndim - 1)
+    if Z.shape[axis] == 0:
+        raise ValueError(f"Z must have at least one entry along axis {axis}, got shape {Z.shape}")
+    return _log_softmax(Z, axis)
+
+
+def _log_softmax(Z, axis):
+    """:func:`log_softmax` without the checks."""
     shifted = Z - Z.max(axis=axis, keepdims=True)  # the largest entry becomes 0
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -43,7 +53,8 @@ def info_nce_forward(S, margin=0.0):
         S_ij = similarity of sample i of modality a and sample j of
         modality b; the diagonal holds the matched pairs.
     margin : float
-        delta, subtracted from the diagonal before both softmaxes (default 0).
+        delta, subtracted from the diagonal before both softmaxes (default 0);
+        max(S) - min(S) + |delta| must be finite in S's dtype.
 
     Returns
     -------
@@ -61,11 +72,20 @@ def info_nce_forward(S, margin=0.0):
     B = S.shape[0]
     if S.shape != (B, B) or B == 0:
         raise ValueError(f"S must be a square (B, B) matrix with B >= 1, got shape {S.shape}")
-    if not (isinstance(margin, (int, float, np.integer, np.floating)) and np.isfinite(margin)):
-        raise ValueError(f"margin must be a finite number, got {margin!r}")
+    margin = check_number(margin, "margin")
+    span = float(S.max()) - float(S.min()) + abs(margin)  # the largest |Z_ij - Z_kl|
+    if span > float(np.finfo(S.dtype).max):
+        raise ValueError(f"S and margin must span less than {np.finfo(S.dtype).max:.3g} ({S.dtype}), got "
+                         f"max(S) - min(S) + |margin| = {span:.3g}; rescale S")
+    return _info_nce_forward(S, margin)
+
+
+def _info_nce_forward(S, margin=0.0):
+    """:func:`info_nce_forward` without the checks."""
+    B = S.shape[0]
     Z = S - margin * np.eye(B, dtype=S.dtype)  # (B, B)
-    logp_rows = log_softmax(Z, axis=1)  # a -> b: each row i over the candidates j
-    logp_cols = log_softmax(Z, axis=0)  # b -> a: each column j over the candidates i
+    logp_rows = _log_softmax(Z, axis=1)  # a -> b: each row i over the candidates j
+    logp_cols = _log_softmax(Z, axis=0)  # b -> a: each column j over the candidates i
     loss_rows = -np.trace(logp_rows) / B
     loss_cols = -np.trace(logp_cols) / B
     loss = 0.5 * (float(loss_rows) + float(loss_cols))
@@ -92,6 +112,12 @@ def info_nce_backward(dloss, cache):
     d/dZ of -log softmax_j(Z_ij)|_{j=i} is softmax_j(Z_ij) - [i = j]; the
     margin is a constant shift, so dS = dZ.
     """
+    p_rows, p_cols = check_cache(cache, ((np.ndarray, 2), (np.ndarray, 2)), "info_nce_forward")
+    return _info_nce_backward(check_number(dloss, "dloss"), cache)
+
+
+def _info_nce_backward(dloss, cache):
+    """:func:`info_nce_backward` without the checks."""
     p_rows, p_cols = cache  # (B, B) each
     B = p_rows.shape[0]
     eye = np.eye(B, dtype=p_rows.dtype)

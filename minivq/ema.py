@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_float, check_indices, check_mask, per_modality, valid_units
+from ._checks import (check_finite, check_float, check_indices, check_mask, check_number, check_rng, per_modality,
+                      valid_units)
 
 __all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
 
@@ -39,9 +40,17 @@ class EMAState:
 
 
 def _check_state(state):
-    """An :class:`EMAState` (e.g. from :func:`ema_init`), or a TypeError."""
+    """An :class:`EMAState` (e.g. from :func:`ema_init`) of consistent, finite arrays, or raise."""
     if not isinstance(state, EMAState):
         raise TypeError(f"state must be an EMAState (see ema_init), got {type(state).__name__}")
+    E = check_float(state.E, "state.E", "(K, D)", ndim=2, coerce=False)
+    check_float(state.m, "state.m", "(K, D)", ndim=2, dtype=E.dtype, like="state.E", coerce=False)
+    check_float(state.n, "state.n", "(K,)", ndim=1, dtype=E.dtype, like="state.E", coerce=False)
+    if E.shape[0] == 0 or state.m.shape != E.shape or state.n.shape != E.shape[:1]:
+        raise ValueError(f"state must hold n (K,), m (K, D) and E (K, D) with K >= 1, got {state.n.shape}, "
+                         f"{state.m.shape}, {E.shape}")
+    if state.n.min() <= 0:
+        raise ValueError(f"state.n must hold counts > 0, got a minimum of {state.n.min()}")
     return state
 
 
@@ -69,8 +78,13 @@ def ema_init(E, *, n_init=1.0):
         Fresh copies; E is not shared with the caller.
     """
     check_float(E, "E", "(K, D)", ndim=2, coerce=False)
-    if not n_init > 0:
-        raise ValueError(f"n_init must be > 0, got {n_init}")
+    if E.shape[0] == 0:
+        raise ValueError(f"E must hold at least one code (K >= 1), got shape {E.shape}")
+    n_init = check_number(n_init, "n_init", 0, low_open=True)
+    with np.errstate(over="ignore"):
+        if not (np.isfinite(E.dtype.type(n_init)) and np.isfinite(np.abs(E).max(initial=0) * E.dtype.type(n_init))):
+            raise ValueError(f"n_init must keep m = n_init E finite in {E.dtype}, got {n_init!r} "
+                             f"(max |E| {np.abs(E).max(initial=0):.3g})")
     n = np.full(E.shape[0], n_init, dtype=E.dtype)
     return EMAState(n=n, m=E * E.dtype.type(n_init), E=E.copy())
 
@@ -101,18 +115,24 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     is used only to divide. This step's Q was made with the old codebook.
     """
     K, D = _check_state(state).E.shape
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"decay must be in (0, 1), got {decay}")
-    if not (eps >= 0 and np.isfinite(eps)):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    counts = np.zeros(K, dtype=state.n.dtype)
-    sums = np.zeros((K, D), dtype=state.m.dtype)
-    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
+    decay = check_number(decay, "decay", 0, 1, low_open=True, high_open=True)
+    eps = check_number(eps, "eps", 0)
+    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M, names=("H", "idx", "M"))):
         check_float(H_m, "H", "(..., D)", min_ndim=1, dtype=state.E.dtype, like="state.E", coerce=False)
         if H_m.shape[-1] != D:
             raise ValueError(f"H must have D = {D} features (state.E is {state.E.shape}), got shape {H_m.shape}")
         check_indices(idx_m, H_m.shape[:-1], K)
-        valid = check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
+        check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
+    return _ema_update(state, H, idx, M, decay, eps)
+
+
+def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
+    """:func:`ema_update` without the checks."""
+    K, D = state.E.shape
+    counts = np.zeros(K, dtype=state.n.dtype)
+    sums = np.zeros((K, D), dtype=state.m.dtype)
+    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
+        valid = np.ones(H_m.shape[:-1], dtype=bool) if M_m is None else M_m
         k = idx_m[valid]  # (N_m,)
         counts += np.bincount(k, minlength=K)
         np.add.at(sums, k, H_m[valid])
@@ -143,15 +163,21 @@ def restart_dead_codes(state, H, M, threshold, rng):
     restarted : ndarray of int64
         The restarted codes (sorted).
     """
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
-    dead = np.flatnonzero(_check_state(state).n < threshold)
+    _check_state(state)
+    threshold = check_number(threshold, "threshold", 0, float(np.finfo(state.E.dtype).max), low_open=True)
+    X = valid_units(H, M, D=state.E.shape[1], dtype=state.E.dtype, like="state.E")  # (N, D)
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.abs(X).max() * state.E.dtype.type(threshold)):
+            raise ValueError(f"threshold must keep m = e threshold finite in {state.E.dtype}, got {threshold!r} "
+                             f"(max |H| {np.abs(X).max():.3g})")
+    return _restart_dead_codes(state, X, threshold, check_rng(rng))
+
+
+def _restart_dead_codes(state, X, threshold, rng):
+    """:func:`restart_dead_codes` on the pooled valid units X (N, D), without the checks."""
+    dead = np.flatnonzero(state.n < threshold)
     if dead.size == 0:
         return state, dead
-    X = valid_units(H, M, D=state.E.shape[1])  # (N, D)
-    if X.dtype != state.E.dtype:
-        raise TypeError(f"H must have the dtype of state.E ({state.E.dtype}), got {X.dtype}")
-    rng = np.random.default_rng(rng)
     rows = rng.choice(len(X), size=dead.size, replace=dead.size > len(X))
     E, n, m = state.E.copy(), state.n.copy(), state.m.copy()
     E[dead] = X[rows]

@@ -20,8 +20,10 @@ centre rule of :func:`minivq.layers.conv1d_output_mask`.
 """
 import numpy as np
 
-from . import layers
+from ._encoder_checks import check_config, check_encoder_args, check_encoder_dout, check_modality, param_shapes
+from ._checks import check_int_array
 from .config import MODALITIES
+from .layers import unchecked as layers  # the arguments are checked once, in encoder_forward
 from .optim import he_uniform
 
 __all__ = ["MODALITIES", "DATA_KEYS", "modality_arrays", "input_dim", "init_encoder", "encoder_forward",
@@ -38,20 +40,31 @@ DATA_KEYS = {
     "b": ("b", "b_mask", "b_labels"),
 }
 
-#: Shape of each encoder's input x.
-_INPUT_SHAPES = {"image": "(B, H, W)", "speech": "(B, T, n_mels)", "text": "(B, T) token ids",
-                 "a": "(B, T, F)", "b": "(B, T, F)"}
 
 
 def modality_arrays(data, modality, rows=slice(None)):
     """(x, mask, labels) of one modality from a data dict, restricted to ``rows``."""
+    if not isinstance(modality, str) or modality not in DATA_KEYS:
+        raise ValueError(f"modality must be one of {tuple(DATA_KEYS)}, got {modality!r}")
     x_key, m_key, l_key = DATA_KEYS[modality]
-    labels = data[l_key][rows] if l_key in data else None
-    return data[x_key][rows], data[m_key][rows], labels
+    if not isinstance(data, dict) or x_key not in data or m_key not in data:
+        raise ValueError(f"data must be a dict holding {x_key!r} and {m_key!r} (see minivq.data), got "
+                         f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
+    try:
+        labels = data[l_key][rows] if l_key in data else None
+        return data[x_key][rows], data[m_key][rows], labels
+    except (IndexError, TypeError, ValueError) as err:
+        raise ValueError(f"rows must be a slice or integer indices into the samples of data, got "
+                         f"{rows!r}: {err}") from None
 
 
 def input_dim(modality, cfg):
     """Features per input unit: patch*patch pixels, n_mels, vocab, or the toy dims."""
+    return _input_dim(check_modality(modality, check_config(cfg)), cfg)
+
+
+def _input_dim(modality, cfg):
+    """:func:`input_dim` without the checks."""
     if modality == "image":
         return cfg.patch * cfg.patch
     if modality == "speech":
@@ -80,13 +93,8 @@ def init_encoder(modality, cfg, rng):
         (D_in, hidden)/(hidden, D) for affine layers, (k, C_in, C_out) for
         convolutions, and ``"text.W1"`` is the (vocab, hidden) embedding.
     """
-    F, Hd, D, dt = input_dim(modality, cfg), cfg.hidden, cfg.D, cfg.dtype
-    if modality == "speech":
-        shapes = [(cfg.speech_kernel, F, Hd), (cfg.speech_kernel, Hd, D)]
-    elif modality == "text":
-        shapes = [(F, Hd), (cfg.text_kernel, Hd, D)]
-    else:
-        shapes = [(F, Hd), (Hd, D)]
+    D, dt = check_config(cfg).D, cfg.dtype
+    shapes = [param_shapes(check_modality(modality, cfg), cfg)[w] for w in ("W1", "W2")]
     p = {}
     for i, shape in enumerate(shapes, start=1):
         p[f"{modality}.W{i}"] = he_uniform(rng, shape, dtype=dt)
@@ -136,33 +144,17 @@ def encoder_forward(modality, params, x, mask, cfg):
     **(choice)**: both modalities then meet the shared codebook on the same
     sphere, where the distances of CM-1 have one scale.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    P = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(modality + ".")}
-    needed = ("W1", "W2", "b2") if modality == "text" else ("W1", "b1", "W2", "b2")
-    if any(name not in P for name in needed):
-        raise ValueError(f"params must hold {[f'{modality}.{n}' for n in needed]}, got {sorted(params)}")
-    mask = _check_input_mask(modality, x, mask, cfg)
+    P, x, mask = check_encoder_args(modality, params, x, mask, cfg)
+    return _encoder_forward(modality, P, x, mask, cfg)
+
+
+def _encoder_forward(modality, P, x, mask, cfg):
+    """:func:`encoder_forward` on checked arguments (P: "W1", "b1", "W2", "b2" of the modality)."""
     H, M, caches, signs = _encode(modality, P, x, mask, cfg)
     c_norm = None
     if cfg.unit_norm:
         H, c_norm = layers.l2_normalize_forward(H)
-    return H, M, (modality, caches, signs, c_norm)
-
-
-def _check_input_mask(modality, x, mask, cfg):
-    """The input mask as bool (B, T_in): one per patch for images, per step otherwise."""
-    shape = np.shape(x)
-    ndim = 2 if modality == "text" else 3
-    if len(shape) != ndim:
-        raise ValueError(f"x of {modality!r} must be {ndim}-D {_INPUT_SHAPES[modality]}, got shape {shape}")
-    T_in = (shape[1] // cfg.patch) * (shape[2] // cfg.patch) if modality == "image" else shape[1]
-    if mask is None:
-        return np.ones((shape[0], T_in), dtype=bool)
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != (shape[0], T_in):
-        raise ValueError(f"mask of {modality!r} must have shape (B, T_in) = {(shape[0], T_in)}, got {mask.shape}")
-    return mask
+    return H, M, (modality, caches, signs, c_norm, (H.shape, H.dtype))
 
 
 def _encode(modality, P, x, mask, cfg):
@@ -204,7 +196,12 @@ def encoder_backward(dH, cache):
     dict
         ``"<m>.W1"``, ``"<m>.b1"`` (not for text), ``"<m>.W2"``, ``"<m>.b2"``.
     """
-    m, caches, _, c_norm = cache
+    return _encoder_backward(check_encoder_dout(dH, cache), cache)
+
+
+def _encoder_backward(dH, cache):
+    """:func:`encoder_backward` without the checks."""
+    m, caches, _, c_norm = cache[:4]
     if c_norm is not None:
         dH = layers.l2_normalize_backward(dH, c_norm)
     if m == "text":
@@ -250,7 +247,8 @@ def unit_labels(modality, labels, cfg):
         (k-1)//2 of each convolution in turn (the centre rule of
         ``conv1d_output_mask``); other modalities keep their labels.
     """
-    labels = np.asarray(labels)
+    check_modality(modality, check_config(cfg))
+    labels = check_int_array(labels, "labels", "(B, T_in)", ndim=2)
     if modality != "speech":
         return labels
     k, s = cfg.speech_kernel, cfg.speech_stride

@@ -19,7 +19,7 @@ backward passes.
 """
 import numpy as np
 
-from ._checks import check_int, check_positive
+from ._checks import check_bool, check_int, check_positive, check_real, check_rng, describe
 
 __all__ = ["GradientCheckError", "rel_error", "numerical_gradient", "check_backward"]
 
@@ -54,8 +54,8 @@ def rel_error(a, b):
     gradient entry next to large ones is judged on the scale of the whole
     gradient (METHOD.md section 8).
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = check_real(a, "a", "(any shape)").astype(np.float64)
+    b = check_real(b, "b", "(any shape, that of a)").astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"rel_error: a and b must have the same shape, got {a.shape} and {b.shape}")
     if a.size == 0:
@@ -66,7 +66,7 @@ def rel_error(a, b):
 
 def _weighted_sum(out, dout):
     """sum(out * dout) in float64: the scalar whose gradient backward computes."""
-    out = np.asarray(out, dtype=np.float64)
+    out = check_real(out, "f(x)", "(an array or a scalar)", finite=False).astype(np.float64)
     if out.shape != dout.shape:  # broadcasting would silently weigh the wrong entries
         raise ValueError(f"dout must have the shape of f(x) {out.shape}, got {dout.shape}")
     return float(np.sum(out * dout))
@@ -76,8 +76,10 @@ def _central_differences(f, x, dout, h, on_perturbed=None):
     """Numerical gradient of sum(f(x) * dout); ``on_perturbed(index)`` runs at x +/- h."""
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a floating ndarray, got {type(x).__name__} {getattr(x, 'dtype', '')}")
+    if not x.flags.writeable:
+        raise ValueError("x must be writeable: it is perturbed in place (pass x.copy())")
     h = check_positive(h, "h")
-    dout = np.asarray(dout, dtype=np.float64)
+    dout = check_real(dout, "dout", "(the shape of f(x))").astype(np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         old = x[index]
@@ -119,6 +121,8 @@ def numerical_gradient(f, x, dout, h=1e-5):
     d/dx_i sum(f(x) * dout) ~ [g(x + h e_i) - g(x - h e_i)] / (2 h),
     with g(x) = sum(f(x) * dout) accumulated in float64.
     """
+    if not callable(f):
+        raise TypeError(f"f must be a callable f(x) -> array, got {describe(f)}")
     return _central_differences(f, x, dout, h)
 
 
@@ -231,7 +235,8 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
     rng : np.random.Generator or int, optional
         Source of dout, redraws and jitter.
     h, tol : float
-        Finite-difference step and the largest accepted rel_error.
+        Finite-difference step and the largest accepted rel_error (both
+        finite and > 0).
     max_redraws : int >= 0
         Redraws (or jitters) allowed to find a kink-free point before giving up.
     raise_on_fail : bool
@@ -250,8 +255,18 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
     Run it in float64: in float32 no step h gets the numerical gradient
     much below a relative error of 1e-3.
     """
-    rng = np.random.default_rng(rng)
+    for name, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a callable, got {describe(fn)}")
+    if kinks is not None and not callable(kinks):
+        raise TypeError(f"kinks must be None or a callable, got {describe(kinks)}")
+    rng = np.random.default_rng() if rng is None else check_rng(rng)
     max_redraws = check_int(max_redraws, "max_redraws", 0)
+    h, tol = check_positive(h, "h"), check_positive(tol, "tol")
+    raise_on_fail = check_bool(raise_on_fail, "raise_on_fail")
+    if wrt is not None and not isinstance(wrt, str) and not (
+            isinstance(wrt, (list, tuple)) and all(isinstance(n, str) for n in wrt)):
+        raise TypeError(f"wrt must be None, a name or a sequence of names, got {describe(wrt)}")
     values = _draw_inputs(inputs, rng)
     all_float = [n for n, v in values.items() if _is_float_array(v)]
     wrt = list(all_float if wrt is None else ([wrt] if isinstance(wrt, str) else wrt))

@@ -12,9 +12,10 @@ notebooks/04_cross_modal_code_matching.ipynb.
 """
 import numpy as np
 
-from ._checks import check_codebook, check_float, check_mask, check_positive
-from .contrastive import info_nce_backward, info_nce_forward
-from .layers import masked_mean_backward, masked_mean_forward
+from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_finite, check_float, check_mask,
+                      check_positive, check_shape)
+from .contrastive import _info_nce_backward, _info_nce_forward
+from .layers.unchecked import masked_mean_backward, masked_mean_forward
 
 __all__ = [
     "code_distribution_forward", "code_distribution_backward",
@@ -56,15 +57,47 @@ def code_distribution_forward(H, M, E, tau=1.0, squared=False):
     (CM-2) P_b(k) = sum_t M_bt p(k | h_bt) / sum_t M_bt, the masked mean of
     :func:`minivq.layers.masked_mean_forward`.
     """
-    check_float(H, "H", "(B, T, D)", ndim=3, coerce=False)
+    M = _check_distribution_args(H, M, E, tau, squared, ("H", "M", "E"))
+    return _code_distribution_forward(H, M, E, tau, squared)
+
+
+def _check_distribution_args(H, M, E, tau, squared, names):
+    """The checks of :func:`code_distribution_forward`; ``names`` spell H, M, E as the caller did."""
+    check_float(H, names[0], "(B, T, D)", ndim=3, coerce=False)
     B, T, D = H.shape
-    K = check_codebook(E, D, H.dtype).shape[0]
-    M = check_mask(M, (B, T), "(B, T)", coerce=False, none_is_all=True)
+    check_codebook(E, D, H.dtype, names[2])
+    M = check_mask(M, (B, T), "(B, T)", names[1], coerce=False, none_is_all=True)
     n_valid = M.sum(axis=1)  # (B,)
     if not n_valid.all():
         empty = np.flatnonzero(n_valid == 0)
-        raise ValueError(f"M must mark at least one valid unit per sample (B, T); samples {empty} have none")
-    check_positive(tau, "tau")
+        raise ValueError(f"{names[1]} must mark at least one valid unit per sample (B, T); samples "
+                         f"{empty.tolist()} have none")
+    tau = check_positive(tau, "tau")
+    squared = check_bool(squared, "squared")
+    _check_distance_range(H[M], E, tau, squared, names)
+    return M
+
+
+def _check_distance_range(X, E, tau, squared, names):
+    """||h - e||^2 <= 2 ||h||^2 + 2 ||e||^2 and d / tau must stay finite in the dtype."""
+    info = np.finfo(X.dtype)
+    if X.dtype.type(tau) < info.tiny:
+        raise ValueError(f"tau must be at least {info.tiny:.3g} in {X.dtype} (it underflows to 0), got {tau!r}")
+    with np.errstate(over="ignore"):
+        bound = 2.0 * (float(np.max(np.einsum("nd,nd->n", X, X), initial=0)) + float(np.max(np.einsum("kd,kd->k", E, E))))
+    if bound > float(info.max):
+        raise ValueError(f"{names[0]} and {names[2]} are too large for {X.dtype}: ||h - e||^2 overflows (its "
+                         f"bound 2 ||h||^2 + 2 ||e||^2 is {bound:.3g}); rescale the features and the codebook")
+    d_max = bound if squared else float(np.sqrt(bound))
+    if d_max / tau > float(info.max):
+        raise ValueError(f"tau = {tau!r} is too small for {X.dtype}: distances up to {d_max:.3g} divided by tau "
+                         f"overflow; use tau >= {d_max / float(info.max):.3g}")
+
+
+def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
+    """:func:`code_distribution_forward` without the checks; M a bool (B, T) mask."""
+    B, T, D = H.shape
+    K = E.shape[0]
     X = H[M]  # (N, D) valid units, sample by sample
     sq = (X * X).sum(1)[:, None] - 2.0 * (X @ E.T) + (E * E).sum(1)[None, :]  # (N, K)
     d = sq if squared else np.sqrt(np.maximum(sq, SQ_DIST_FLOOR))  # (N, K)
@@ -100,12 +133,16 @@ def code_distribution_backward(dP, cache):
     dsq = dd / (2 d) where ||h - e||^2 > 1e-12, else 0 (dsq = dd if squared);
     dh_u = 2 sum_k dsq_uk (h_u - e_k); de_k = 2 sum_u dsq_uk (e_k - h_u).
     """
+    M, X, E = check_cache(cache, ((np.ndarray, 2), (np.ndarray, 2), (np.ndarray, 2)) + (None,) * 6,
+                          "code_distribution_forward")[:3]
+    dP = check_float(dP, "dP", "(B, K)", ndim=2, dtype=X.dtype, like="P")
+    check_shape(dP, "dP", (M.shape[0], E.shape[0]), "(B, K)")
+    return _code_distribution_backward(dP, cache)
+
+
+def _code_distribution_backward(dP, cache):
+    """:func:`code_distribution_backward` without the checks."""
     M, X, E, sq, d, p, tau, squared, pool_cache = cache
-    B, K = M.shape[0], E.shape[0]
-    if np.shape(dP) != (B, K):
-        raise ValueError(f"dP must have shape (B, K) = {(B, K)}, got {np.shape(dP)}")
-    if np.asarray(dP).dtype != X.dtype:
-        raise TypeError(f"dP must have the dtype of P ({X.dtype}), got {np.asarray(dP).dtype}")
     dp = masked_mean_backward(dP, pool_cache)[M]  # (N, K), CM-2: w_u dP_b
     dlogits = p * (dp - (p * dp).sum(axis=1, keepdims=True))  # softmax backward
     dd = -dlogits / tau
@@ -130,7 +167,8 @@ def code_similarity_forward(P_a, P_b, eps=1e-10):
     P_b : ndarray, (B_b, K)
         Code distributions of modality b.
     eps : float
-        Inside the logarithms (default 1e-10).
+        Inside the logarithms (default 1e-10); at least the dtype's smallest
+        normal number (1.2e-38 in float32), so log(eps) is finite.
 
     Returns
     -------
@@ -148,11 +186,21 @@ def code_similarity_forward(P_a, P_b, eps=1e-10):
     check_float(P_a, "P_a", "(B_a, K)", ndim=2, coerce=False)
     check_float(P_b, "P_b", "(B_b, K)", ndim=2, dtype=P_a.dtype, like="P_a", coerce=False)
     if P_a.shape[1] != P_b.shape[1]:
-        raise ValueError(f"P_a and P_b must have the same K, got {P_a.shape} and {P_b.shape}")
+        raise ValueError(f"P_b must have the K of P_a ({P_a.shape[1]}), got {P_b.shape} and P_a {P_a.shape}")
     for name, P in (("P_a", P_a), ("P_b", P_b)):
         if P.size and P.min() < 0:
             raise ValueError(f"{name} must hold probabilities (>= 0), got a minimum of {P.min()}")
-    check_positive(eps, "eps")
+    eps = check_eps(eps, "eps", P_a.dtype, default=1e-10)
+    with np.errstate(over="ignore", invalid="ignore"):
+        S, cache = _code_similarity_forward(P_a, P_b, eps)
+    if not np.isfinite(S).all():
+        raise ValueError(f"P_a and P_b must be code distributions (entries in [0, 1]); with largest entries "
+                         f"{P_a.max(initial=0):.3g} and {P_b.max(initial=0):.3g} the similarities overflow {S.dtype}")
+    return S, cache
+
+
+def _code_similarity_forward(P_a, P_b, eps=1e-10):
+    """:func:`code_similarity_forward` without the checks."""
     L_a = np.log(P_a + eps)  # (B_a, K)
     L_b = np.log(P_b + eps)  # (B_b, K)
     S = P_a @ L_b.T + L_a @ P_b.T  # (B_a, B_b)
@@ -174,10 +222,21 @@ def code_similarity_backward(dS, cache):
         dS L_b + (dS P_b) / (P_a + eps).
     dP_b : ndarray, (B_b, K)
         dS^T L_a + (dS^T P_a) / (P_b + eps).
+
+    Notes
+    -----
+    1 / (P + eps) reaches 1 / eps where P = 0: an entry overflows to inf when
+    |dS| summed over a row exceeds eps times the dtype's largest number.
     """
+    P_a, P_b = check_cache(cache, ((np.ndarray, 2),) * 4 + (float,), "code_similarity_forward")[:2]
+    dS = check_float(dS, "dS", "(B_a, B_b)", ndim=2, dtype=P_a.dtype, like="P_a")
+    check_shape(dS, "dS", (P_a.shape[0], P_b.shape[0]), "(B_a, B_b)")
+    return _code_similarity_backward(dS, cache)
+
+
+def _code_similarity_backward(dS, cache):
+    """:func:`code_similarity_backward` without the checks."""
     P_a, P_b, L_a, L_b, eps = cache
-    if np.shape(dS) != (P_a.shape[0], P_b.shape[0]):
-        raise ValueError(f"dS must have shape {(P_a.shape[0], P_b.shape[0])}, got {np.shape(dS)}")
     dP_a = dS @ L_b + (dS @ P_b) / (P_a + eps)
     dP_b = dS.T @ L_a + (dS.T @ P_a) / (P_b + eps)
     return dP_a, dP_b
@@ -215,16 +274,24 @@ def cmcm_loss(H_a, M_a, H_b, M_b, E, tau=1.0, *, squared=False, eps=1e-10):
     """
     check_float(H_a, "H_a", "(B, T_a, D)", ndim=3, coerce=False)
     check_float(H_b, "H_b", "(B, T_b, D)", ndim=3, dtype=H_a.dtype, like="H_a", coerce=False)
-    if H_a.shape[0] != H_b.shape[0]:
-        raise ValueError(f"H_a and H_b must hold the same number of pairs B, got {H_a.shape} and {H_b.shape}")
-    check_mask(M_a, H_a.shape[:2], "(B, T_a)", "M_a", coerce=False, none_is_all=True)
-    check_mask(M_b, H_b.shape[:2], "(B, T_b)", "M_b", coerce=False, none_is_all=True)
-    P_a, cache_a = code_distribution_forward(H_a, M_a, E, tau, squared)  # (B, K)
-    P_b, cache_b = code_distribution_forward(H_b, M_b, E, tau, squared)  # (B, K)
-    S, cache_s = code_similarity_forward(P_a, P_b, eps)  # (B, B)
-    loss, cache_l = info_nce_forward(S)
-    dS = info_nce_backward(1.0, cache_l)
-    dP_a, dP_b = code_similarity_backward(dS, cache_s)
-    dH_a, dE_a = code_distribution_backward(dP_a, cache_a)
-    dH_b, dE_b = code_distribution_backward(dP_b, cache_b)
+    if H_a.shape[0] != H_b.shape[0] or H_a.shape[2] != H_b.shape[2]:
+        raise ValueError(f"H_b must hold the B pairs and D features of H_a {H_a.shape}, got {H_b.shape}")
+    if H_a.shape[0] == 0:
+        raise ValueError(f"H_a must hold at least one pair (B >= 1), got shape {H_a.shape}")
+    M_a = _check_distribution_args(H_a, M_a, E, tau, squared, ("H_a", "M_a", "E"))
+    M_b = _check_distribution_args(H_b, M_b, E, tau, squared, ("H_b", "M_b", "E"))
+    eps = check_eps(eps, "eps", H_a.dtype, default=1e-10)
+    return _cmcm_loss(H_a, M_a, H_b, M_b, E, tau, squared, eps)
+
+
+def _cmcm_loss(H_a, M_a, H_b, M_b, E, tau, squared, eps):
+    """:func:`cmcm_loss` without the checks."""
+    P_a, cache_a = _code_distribution_forward(H_a, M_a, E, tau, squared)  # (B, K)
+    P_b, cache_b = _code_distribution_forward(H_b, M_b, E, tau, squared)  # (B, K)
+    S, cache_s = _code_similarity_forward(P_a, P_b, eps)  # (B, B)
+    loss, cache_l = _info_nce_forward(S)
+    dS = _info_nce_backward(1.0, cache_l)
+    dP_a, dP_b = _code_similarity_backward(dS, cache_s)
+    dH_a, dE_a = _code_distribution_backward(dP_a, cache_a)
+    dH_b, dE_b = _code_distribution_backward(dP_b, cache_b)
     return loss, {"H_a": dH_a, "H_b": dH_b, "E": dE_a + dE_b}

@@ -23,14 +23,16 @@ from itertools import combinations
 
 import numpy as np
 
-from . import layers
+from ._checks import check_float, check_number, check_rng, describe
+from ._encoder_checks import check_config, check_input_mask, check_params, check_x, param_shapes
 from .config import VARIANTS, ModelConfig
-from .contrastive import info_nce_backward, info_nce_forward
-from .encoders import encoder_backward, encoder_forward, init_encoder
-from .matching import (code_distribution_backward, code_distribution_forward,
-                       code_similarity_backward, code_similarity_forward)
+from .contrastive import _info_nce_backward, _info_nce_forward
+from .encoders import _encoder_backward, _encoder_forward, init_encoder
+from .layers import unchecked as layers  # the arguments are checked once, in loss_forward and represent
+from .matching import (_code_distribution_backward, _code_distribution_forward, _code_similarity_backward,
+                       _code_similarity_forward)
 from .optim import glorot_uniform
-from .quantizer import codebook_loss, commitment_loss, init_codebook_uniform, quantize_backward, quantize_forward
+from .quantizer import _codebook_loss, _commitment_loss, _quantize_backward, _quantize_forward, init_codebook_uniform
 
 __all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward",
            "freeze_point", "represent"]
@@ -52,6 +54,7 @@ def init_params(cfg, rng):
         ``"<m>.cq"`` (SUM-2) and ``"E"`` (K, D) (VQ-8, uniform; the trainer
         may re-seed it by k-means++ from the first batch).
     """
+    cfg, rng = check_config(cfg), check_rng(rng)
     params = {}
     heads = ("z", "q") if cfg.use_vq else ("z",)
     for m in cfg.modalities:
@@ -64,21 +67,87 @@ def init_params(cfg, rng):
     return params
 
 
+def _shapes(cfg, modalities):
+    """Parameter name -> shape of what ``modalities`` need: encoders, heads, and E (init_params' keys)."""
+    shapes = {}
+    for m in modalities:
+        shapes.update({f"{m}.{k}": v for k, v in param_shapes(m, cfg).items()})
+        for h in ("z", "q") if cfg.use_vq else ("z",):
+            shapes.update({f"{m}.W{h}": (cfg.D, cfg.embed_dim), f"{m}.c{h}": (cfg.embed_dim,)})
+    if cfg.use_vq:
+        shapes["E"] = (cfg.K, cfg.D)
+    return shapes
+
+
+def _unit_mask(m, mask, cfg):
+    """Valid units of modality m from its input mask (B, T_in): the speech convolutions shorten it."""
+    if m != "speech":
+        return mask
+    k, s = cfg.speech_kernel, cfg.speech_stride
+    M1 = layers.conv1d_output_mask(mask, k, s, (k - 1) // 2)
+    return layers.conv1d_output_mask(M1, k, s, (k - 1) // 2)
+
+
 def _check_inputs(inputs, cfg, require_all):
-    """``inputs`` maps modalities of cfg to (x, mask) pairs of one batch size B."""
+    """``inputs`` maps modalities of cfg to (x, mask) pairs of one batch size B; returns them checked.
+
+    Every sample must keep at least one valid unit (the masked means of SUM-1 and CM-2).
+    """
     if not isinstance(inputs, dict) or not inputs:
-        raise TypeError(f"inputs must be a non-empty dict modality -> (x, mask), got {type(inputs).__name__}")
+        raise TypeError(f"inputs must be a non-empty dict modality -> (x, mask), got {describe(inputs)}")
     unknown = [m for m in inputs if m not in cfg.modalities]
     missing = [m for m in cfg.modalities if m not in inputs] if require_all else []
     if unknown or missing:
         which = "the keys" if require_all else "keys among"
         raise ValueError(f"inputs must have {which} {list(cfg.modalities)}, got {list(inputs)}")
+    checked = {}
     for m, pair in inputs.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"inputs[{m!r}] must be a pair (x, mask), got {type(pair).__name__}")
-    sizes = {m: len(x) for m, (x, _) in inputs.items()}
+        x = check_x(m, pair[0], cfg, f"x of {m!r}")
+        mask = check_input_mask(m, x, pair[1], cfg, f"mask of {m!r}")
+        empty = np.flatnonzero(~_unit_mask(m, mask, cfg).any(axis=1))
+        if empty.size:
+            raise ValueError(f"mask of {m!r} must leave at least one valid unit in every sample; samples "
+                             f"{empty.tolist()} have none")
+        checked[m] = (x, mask)
+    sizes = {m: len(x) for m, (x, _) in checked.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"inputs must hold one batch size B in every modality, got {sizes}")
+    return checked
+
+
+def _check_frozen(frozen, cfg):
+    """None, or freeze_point's {m: {"Q": (B, T, D), "H": (B, T, D)}} (shapes are checked in the forward)."""
+    if frozen is None or not cfg.use_vq:
+        return None
+    if not isinstance(frozen, dict) or set(frozen) != set(cfg.modalities):
+        raise TypeError(f"frozen must be None or the dict of freeze_point (one entry per modality), "
+                        f"got {describe(frozen)}")
+    for m, entry in frozen.items():
+        if not isinstance(entry, dict) or set(entry) != {"Q", "H"}:
+            raise TypeError(f"frozen[{m!r}] must be a dict with keys 'Q' and 'H', got {describe(entry)}")
+        for k in ("Q", "H"):
+            check_float(entry[k], f"frozen[{m!r}][{k!r}]", "(B, T, D)", ndim=3, coerce=False,
+                        dtype=np.dtype(cfg.dtype), like="cfg.dtype")
+    return frozen
+
+
+def _check_model_args(params, inputs, cfg, frozen=None, require_all=True):
+    """The boundary of loss_forward and represent: (cfg, params, inputs checked, frozen)."""
+    cfg = check_config(cfg)
+    inputs = _check_inputs(inputs, cfg, require_all)
+    shapes = _shapes(cfg, cfg.modalities if require_all else list(inputs))
+    check_params(params, shapes, cfg)
+    if require_all and set(params) != set(shapes):
+        extra = sorted(set(map(str, params)) - set(shapes))
+        raise ValueError(f"params must hold exactly the keys of init_params(cfg); unexpected {extra}")
+    return cfg, inputs, _check_frozen(frozen, cfg)
+
+
+def _encoder_params(params, m, cfg):
+    """The "W1", "b1", "W2", "b2" of modality m (no "b1" for text)."""
+    return {name: params[f"{m}.{name}"] for name in param_shapes(m, cfg)}
 
 
 def _summary_forward(m, params, H, M, cfg, frozen):
@@ -88,15 +157,18 @@ def _summary_forward(m, params, H, M, cfg, frozen):
     units = {"H": H, "M": M}
     vq, commit, dH = None, 0.0, np.zeros_like(H)
     if cfg.use_vq:
-        Q, idx, c_q = quantize_forward(H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
+        Q, idx, c_q = _quantize_forward(H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
         Q_sg, H_sg = Q, H
         if frozen is not None:  # hold sg(q - h) at the base point (gradient checks)
             Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
+            for k, a in (("Q", Q_sg), ("H", H_sg)):
+                if a.shape != H.shape:
+                    raise ValueError(f"frozen[{m!r}][{k!r}] must have the units' shape {H.shape}, got {a.shape}")
             Q = H + (Q_sg - H_sg)
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
         zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
         r = r + zq  # z + zq (SUM-3)
-        commit, dH = commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
+        commit, dH = _commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
     c_norm = None
@@ -116,21 +188,21 @@ def _summary_backward(m, dr, cache, grads):
         c_q, c_poolq, c_zq = vq
         dpQ, grads[f"{m}.Wq"], grads[f"{m}.cq"] = layers.affine_backward(dr, c_zq)
         dQ = layers.masked_mean_backward(dpQ, c_poolq)
-        dH = dH + quantize_backward(dQ, c_q)  # straight-through (VQ-2)
+        dH = dH + _quantize_backward(dQ, c_q)  # straight-through (VQ-2)
     return dH
 
 
 def _pair_forward(a, b, r, units, params, cfg):
     """MMS on S (SUM-3) and, for the full method, CMCM on S^code (CM-1..4)."""
     S = (r[a] @ r[b].T) / cfg.tau  # (B, B)
-    mms, c_mms = info_nce_forward(S, cfg.margin)
+    mms, c_mms = _info_nce_forward(S, cfg.margin)
     out = {"mms": mms, "cmcm": 0.0, "c_mms": c_mms, "c_cm": None}
     if cfg.use_cmcm:
         E = params["E"]
-        P_a, c_a = code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
-        P_b, c_b = code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
-        S_code, c_s = code_similarity_forward(P_a, P_b)  # (B, B), CM-3
-        out["cmcm"], c_nce = info_nce_forward(S_code, 0.0)  # CM-4
+        P_a, c_a = _code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
+        P_b, c_b = _code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
+        S_code, c_s = _code_similarity_forward(P_a, P_b)  # (B, B), CM-3
+        out["cmcm"], c_nce = _info_nce_forward(S_code, 0.0)  # CM-4
         out["c_cm"] = (c_a, c_b, c_s, c_nce)
     return out
 
@@ -154,24 +226,39 @@ def loss_forward(params, inputs, cfg, frozen=None):
     -------
     loss : float
         L = L_MMS + lambda_cmcm L_CMCM + sum_m L_commit^m (+ sum_m L_code^m),
-        MMS and CMCM averaged over the modality pairs.
+        MMS and CMCM averaged over the modality pairs. NaN or inf, not an
+        exception, when the forward pass overflows (diverged parameters):
+        the caller checks ``np.isfinite(loss)``.
     cache : dict
         ``"parts"`` (the loss terms), ``"units"`` (per modality H, M, and with
         VQ idx and Q), ``"decisions"`` (ReLU signs and codes: the kinks),
         and what :func:`loss_backward` needs.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments that do not fit cfg, naming them: ``params['speech.W1']``,
+        ``x of 'speech'``, ``mask of 'image'`` (every sample needs a valid
+        unit), ``frozen['image']['Q']``; parameters and inputs must be finite.
+        Checked once here; the layers inside run unchecked.
     """
-    _check_inputs(inputs, cfg, require_all=True)
+    cfg, inputs, frozen = _check_model_args(params, inputs, cfg, frozen)
+    return _loss_forward(params, inputs, cfg, frozen)
+
+
+def _loss_forward(params, inputs, cfg, frozen=None):
+    """:func:`loss_forward` on checked arguments."""
     r, units, caches, dH_extra = {}, {}, {}, {}
     parts = {"mms": 0.0, "cmcm": 0.0, "commit": 0.0, "codebook": 0.0}
     dE = np.zeros_like(params["E"]) if cfg.use_vq else None
     for m in cfg.modalities:
         x, mask = inputs[m]
-        H, M, c_enc = encoder_forward(m, params, x, mask, cfg)
+        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)
         r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, frozen)
         caches[m] = (c_enc, c_sum)
         parts["commit"] += commit
         if cfg.use_vq and cfg.codebook == "grad":  # (VQ-4)
-            code, dE_m = codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
+            code, dE_m = _codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
             parts["codebook"] += code
             dE += dE_m
     pairs = list(combinations(cfg.modalities, 2))
@@ -189,15 +276,15 @@ def loss_forward(params, inputs, cfg, frozen=None):
 
 def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
     """Add the pair's MMS gradient to dr and its CMCM gradient to dH and dE (weight w)."""
-    dS = info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
+    dS = _info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
     dr[a] += dS @ r[b]
     dr[b] += dS.T @ r[a]
     if out["c_cm"] is not None:
         c_a, c_b, c_s, c_nce = out["c_cm"]
-        dS_code = info_nce_backward(w * cfg.lambda_cmcm, c_nce)
-        dP_a, dP_b = code_similarity_backward(dS_code, c_s)
+        dS_code = _info_nce_backward(w * cfg.lambda_cmcm, c_nce)
+        dP_a, dP_b = _code_similarity_backward(dS_code, c_s)
         for m, dP, c in ((a, dP_a, c_a), (b, dP_b, c_b)):
-            dH_m, dE_m = code_distribution_backward(dP, c)
+            dH_m, dE_m = _code_distribution_backward(dP, c)
             dH[m] += dH_m
             dE += dE_m
 
@@ -219,6 +306,14 @@ def loss_backward(cache, dloss=1.0):
         codebook-loss (VQ-4) gradients; with the EMA codebook the trainer
         does not apply it (METHOD.md section 5).
     """
+    needed = ("cfg", "r", "pairs", "dH_extra", "dE", "caches", "param_keys")
+    if not isinstance(cache, dict) or any(k not in cache for k in needed):
+        raise TypeError(f"cache must be the dict returned by loss_forward, got {describe(cache)}")
+    return _loss_backward(cache, check_number(dloss, "dloss"))
+
+
+def _loss_backward(cache, dloss=1.0):
+    """:func:`loss_backward` without the checks."""
     cfg, r, pairs = cache["cfg"], cache["r"], cache["pairs"]
     dr = {m: np.zeros_like(r[m]) for m in cfg.modalities}
     dH = {m: dloss * cache["dH_extra"][m] for m in cfg.modalities}
@@ -229,7 +324,7 @@ def loss_backward(cache, dloss=1.0):
     for m in cfg.modalities:
         c_enc, c_sum = cache["caches"][m]
         dH[m] = dH[m] + _summary_backward(m, dr[m], c_sum, grads)
-        grads.update(encoder_backward(dH[m], c_enc))
+        grads.update(_encoder_backward(dH[m], c_enc))
     if dE is not None:
         grads["E"] = dE
     return {k: grads[k] for k in cache["param_keys"]}
@@ -243,7 +338,7 @@ def freeze_point(params, inputs, cfg):
     dict or None
         ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``, None without the discrete path.
     """
-    if not cfg.use_vq:
+    if not check_config(cfg).use_vq:
         return None
     _, cache = loss_forward(params, inputs, cfg)
     return {m: {"Q": u["Q"].copy(), "H": u["H"].copy()} for m, u in cache["units"].items()}
@@ -266,10 +361,10 @@ def represent(params, inputs, cfg):
         ``"H"`` (B, T, D), ``"M"`` (B, T), and with the discrete path
         ``"idx"`` (B, T) (VQ-1).
     """
-    _check_inputs(inputs, cfg, require_all=False)
+    cfg, inputs, _ = _check_model_args(params, inputs, cfg, require_all=False)
     out = {}
     for m, (x, mask) in inputs.items():
-        H, M, _ = encoder_forward(m, params, x, mask, cfg)
+        H, M, _ = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)
         r, units, *_ = _summary_forward(m, params, H, M, cfg, None)
         out[m] = {"r": r, **{k: v for k, v in units.items() if k in ("H", "M", "idx")}}
     return out

@@ -2,7 +2,14 @@
 and the dispatch to the compiled fast kernel.
 
 For every row x of X (N, D) find k*(x) = argmin_k ||x - e_k||^2 over the rows
-of the codebook E (K, D); ties go to the lowest index, as ``np.argmin``.
+of the codebook E (K, D). The tie rule, kept by all three implementations:
+
+- equal codewords (rows of E equal elementwise) are one code, reported as
+  the lowest index among the copies;
+- among different codewords, equal computed scores go to the lowest index
+  (as ``np.argmin``); two codes whose distances differ by less than the
+  rounding of the expansion (a few ulps of ||x||^2 + ||e||^2) may go either
+  way, and the implementations may differ there.
 
 Three implementations share one contract and are tested against each other
 (``tests/test_nearest.py``); ``notebooks/01_nearest_codeword.ipynb`` walks
@@ -26,6 +33,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import numpy as np
+
+from ._checks import as_array
 
 __all__ = [
     "BACKEND",
@@ -125,8 +134,7 @@ def _check_threads(n_threads):
 
 
 def _as_float_matrix(a, name, shape_hint):
-    if not isinstance(a, np.ndarray):
-        a = np.asarray(a)
+    a = as_array(a, name, shape_hint)
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if a.ndim != 2:
@@ -224,6 +232,21 @@ def _reference_scores_argmin(X, E, e_sq):
     return idx, scores[np.arange(len(idx)), idx]
 
 
+def _first_copies(E):
+    """first[k] = the lowest index j with E[j] == E[k] elementwise, (K,) int64; None without copies.
+
+    BLAS may round the products of two equal codewords differently, so a copy
+    can score a hair below its original; every code is then reported as its
+    first copy (the tie rule of the module docstring).
+    """
+    rows = np.ascontiguousarray(E + E.dtype.type(0))  # -0.0 + 0.0 = 0.0: equal values, equal bytes
+    keys = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()  # (K,) one key per row
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == len(keys):
+        return None
+    return first[inverse.ravel()].astype(np.int64)
+
+
 def nearest_code_reference(X, E):
     """Nearest codeword of every row, in NumPy: the specification (VQ-1).
 
@@ -237,7 +260,8 @@ def nearest_code_reference(X, E):
     Returns
     -------
     indices : ndarray, (N,), int64
-        k*(x_i) = argmin_k ||x_i - e_k||^2, ties to the lowest index.
+        k*(x_i) = argmin_k ||x_i - e_k||^2, ties by the rule of the module
+        docstring (equal codewords: the lowest index of the copies).
     sq_distances : ndarray, (N,), X's dtype
         ||x_i - e_{k*}||^2, clamped at 0.
 
@@ -259,7 +283,8 @@ def nearest_code_reference(X, E):
         idx, best = _reference_scores_argmin(X[rows], E, e_sq)
         indices[rows] = idx
         sq_distances[rows] = np.maximum(x_sq[rows] + best, 0)
-    return indices, sq_distances
+    first = _first_copies(E) if N else None
+    return (indices if first is None else first[indices]), sq_distances
 
 
 def nearest_code_teaching(X, E):
@@ -350,12 +375,15 @@ def nearest_code(X, E, *, n_threads=None):
     n_threads : int or None, keyword-only
         Threads of the compiled kernel (OpenMP, over row tiles); None uses
         every core this process may run on. BLAS is held to one thread inside.
-        Ignored, once validated, when ``minivq.BACKEND == "numpy"``.
+        Ignored, once validated, when ``minivq.BACKEND == "numpy"``; a kernel
+        built without OpenMP (``minivq.OPENMP`` False; ``minivq.about()``
+        says "OpenMP: off") runs on one thread whatever n_threads says.
 
     Returns
     -------
     indices : ndarray, (N,), int64
-        argmin_k ||x_i - e_k||^2; ties go to the lowest index.
+        argmin_k ||x_i - e_k||^2; equal codewords count as their lowest
+        index, equal scores go to the lowest index (module docstring).
     sq_distances : ndarray, (N,), X's dtype
         The minimum squared distances, clamped at 0.
 
@@ -392,7 +420,7 @@ def nearest_code(X, E, *, n_threads=None):
     e_sq = np.empty(K, dtype=X.dtype)
     tile_rows = int(min(N, _fast.TILE_MAX_ROWS, max(16, _TILE_BYTES // (K * X.itemsize))))
     n_tiles = -(-N // tile_rows)
-    threads = min(threads, n_tiles)
+    threads = min(threads, n_tiles) if OPENMP else 1  # without OpenMP the tiles run one after another
     scratch = np.empty((threads, K, tile_rows), dtype=X.dtype)
     with _BlasOneThread():
         status = _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)

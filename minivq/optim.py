@@ -10,7 +10,8 @@ equations step by step and trains a small MLP built from
 """
 import numpy as np
 
-from ._checks import check_positive
+from ._checks import (check_bool, check_finite, check_float, check_float_dtype, check_int, check_number,
+                      check_positive, describe)
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
 
@@ -41,9 +42,11 @@ def _check_grads(grads, params):
         p = params[key]
         if np.shape(g) != p.shape:
             raise ValueError(f"grads[{key!r}] must have the shape of params[{key!r}] {p.shape}, got {np.shape(g)}")
-        g_dtype = np.asarray(g).dtype
-        if g_dtype != p.dtype:
-            raise TypeError(f"grads[{key!r}] must have the dtype of params[{key!r}] ({p.dtype}), got {g_dtype}")
+        if not isinstance(g, np.ndarray) or g.dtype != p.dtype:
+            got = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
+            raise TypeError(f"grads[{key!r}] must have the dtype of params[{key!r}] ({p.dtype}) (an ndarray), "
+                            f"got {got}")
+        check_finite(g, f"grads[{key!r}]")
 
 
 def _check_hyper(value, name, below=None):
@@ -84,24 +87,35 @@ class _Optimizer:
         return out
 
     def load_state_dict(self, state):
-        """Restore from :meth:`state_dict` (or the dict of a loaded .npz)."""
+        """Restore from :meth:`state_dict` (or the dict of a loaded .npz).
+
+        Everything is checked before anything changes: a bad state leaves the
+        optimizer as it was.
+        """
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"state must be a dict from {type(self).__name__}.state_dict(), got {describe(state)}")
         slot_keys = [f"{slot}/{key}" for slot in self.slots for key in self.params]
         for name in self.hyper + self.flags + ("t",) + tuple(slot_keys):
             if name not in state:
                 raise ValueError(f"state is missing {name!r}; expected keys from {type(self).__name__}.state_dict()")
+        arrays = {}
         for slot in self.slots:
             for key, p in self.params.items():
-                arr = np.asarray(state[f"{slot}/{key}"])
+                name = f"state[{slot + '/' + key!r}]"
+                arr = check_float(state[f"{slot}/{key}"], name, f"{p.shape}")
                 if arr.shape != p.shape:
-                    raise ValueError(f"state[{slot + '/' + key!r}] must have shape {p.shape}, got {arr.shape}")
-        for name in self.hyper:
-            setattr(self, name, float(state[name]))
-        for name in self.flags:
-            setattr(self, name, bool(state[name]))
-        self.t = int(state["t"])
-        for slot in self.slots:
-            for key, p in self.params.items():
-                self.state[slot][key][...] = np.asarray(state[f"{slot}/{key}"], dtype=p.dtype)
+                    raise ValueError(f"{name} must have shape {p.shape}, got {arr.shape}")
+                arrays[slot, key] = arr
+        hyper = {name: _check_hyper(_scalar(state[name]), f"state[{name!r}]",
+                                    below=1 if name in ("momentum", "beta1", "beta2") else None)
+                 for name in self.hyper}
+        flags = {name: check_bool(_scalar(state[name]), f"state[{name!r}]") for name in self.flags}
+        t = check_int(_scalar(state["t"]), "state['t']", 0)
+        for name, value in {**hyper, **flags}.items():
+            setattr(self, name, value)
+        self.t = t
+        for (slot, key), arr in arrays.items():
+            self.state[slot][key][...] = arr.astype(self.params[key].dtype, copy=False)
 
     def step(self, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
@@ -112,6 +126,11 @@ class _Optimizer:
 
     def _update(self, key, p, g):
         raise NotImplementedError
+
+
+def _scalar(value):
+    """A 0-d array (as saved in an .npz) as its Python scalar; anything else as is."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 class SGD(_Optimizer):
@@ -183,8 +202,9 @@ class Adam(_Optimizer):
                  *, decoupled=False):
         _check_hyper(beta1, "beta1", below=1)
         _check_hyper(beta2, "beta2", below=1)
+        decoupled = check_bool(decoupled, "decoupled")
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-        self.decoupled = bool(decoupled)
+        self.decoupled = decoupled
 
     def _update(self, key, p, g):
         f = p.dtype.type
@@ -221,7 +241,7 @@ def clip_grad_norm(grads, max_norm):
     n = sqrt(sum_key ||g_key||^2); if n > max_norm every g <- g * max_norm / n,
     which keeps the direction of the whole update and sets its norm to max_norm.
     """
-    max_norm = check_positive(max_norm, "max_norm")
+    max_norm = check_number(max_norm, "max_norm", 0, low_open=True)
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict name -> ndarray, got {type(grads).__name__}")
     total_sq = 0.0
@@ -256,8 +276,7 @@ def _fans(shape):
 def _uniform(rng, shape, dtype, limit):
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a np.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    dtype = check_float_dtype(dtype)
     return rng.uniform(-limit, limit, size=tuple(shape)).astype(dtype)
 
 

@@ -18,8 +18,8 @@ changes a gradient. Derivations: notebooks/03_vector_quantization.ipynb.
 """
 import numpy as np
 
-from ._checks import (FLOAT_DTYPES, check_codebook, check_count, check_float, check_indices, check_mask,
-                      check_positive, per_modality, valid_units)
+from ._checks import (check_cache, check_codebook, check_count, check_float, check_float_dtype, check_indices,
+                      check_mask, check_number, check_positive, check_rng, check_shape, per_modality, valid_units)
 from .ema import EMAState, ema_init, ema_update, restart_dead_codes  # VQ-5, VQ-6, re-exported
 from .nearest import nearest_code
 
@@ -56,9 +56,23 @@ def quantize_forward(H, E):
     h + sg(q - h), so dL/dh = dL/dq. The search is :func:`minivq.nearest_code`.
     """
     check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
+    check_codebook(E, H.shape[-1], H.dtype)
+    return _quantize_forward(H, E)
+
+
+def _quantize_forward(H, E):
+    """:func:`quantize_forward` without the checks.
+
+    Units with no nearest code (NaN, inf, or a squared norm that overflows:
+    the features of a diverged model) get code 0, so the loss they feed is
+    NaN or inf, not an exception in the middle of a training step.
+    """
     D = H.shape[-1]
-    check_codebook(E, D, H.dtype)
-    idx, _ = nearest_code(H.reshape(-1, D), E)
+    X = H.reshape(-1, D)  # (N, D)
+    try:
+        idx, _ = nearest_code(X, E)
+    except ValueError:  # only non-finite (or overflowing) units or codes can fail here
+        idx = np.zeros(len(X), dtype=np.int64)
     idx = idx.reshape(H.shape[:-1])
     Q = E[idx]  # (..., D)
     return Q, idx, (H.shape, H.dtype)
@@ -79,12 +93,14 @@ def quantize_backward(dQ, cache):
     dH : ndarray, (..., D)
         A copy of dQ (no gradient reaches E through the argmin).
     """
-    shape, dtype = cache
-    if np.shape(dQ) != shape:
-        raise ValueError(f"dQ must have the shape of H {shape}, got {np.shape(dQ)}")
-    dQ = np.asarray(dQ)
-    if dQ.dtype != dtype:
-        raise TypeError(f"dQ must have the dtype of H ({dtype}), got {dQ.dtype}")
+    shape, dtype = check_cache(cache, (tuple, np.dtype), "quantize_forward")
+    dQ = check_float(dQ, "dQ", "(..., D), H's shape", dtype=dtype, like="H")
+    check_shape(dQ, "dQ", shape, "H.shape")
+    return _quantize_backward(dQ, cache)
+
+
+def _quantize_backward(dQ, cache):
+    """:func:`quantize_backward` without the checks."""
     return dQ.copy()
 
 
@@ -112,8 +128,14 @@ def commitment_loss(H, Q, M, beta=0.25):
     if Q.shape != H.shape:
         raise ValueError(f"Q must have the shape of H {H.shape}, got {Q.shape}")
     M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
-    if not (isinstance(beta, (int, float, np.integer, np.floating)) and np.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    if H.shape[-1] == 0:
+        raise ValueError(f"H must have at least one feature (D >= 1), got shape {H.shape}")
+    beta = check_number(beta, "beta", 0)
+    return _commitment_loss(H, Q, M, beta)
+
+
+def _commitment_loss(H, Q, M, beta=0.25):
+    """:func:`commitment_loss` without the checks; M a bool mask with a True."""
     N, D = int(M.sum()), H.shape[-1]
     diff = (H - Q) * M[..., None]  # (..., D), zero on padding
     loss = beta * float(np.sum(diff * diff)) / (N * D)
@@ -150,6 +172,12 @@ def codebook_loss(H, idx, M, E):
     K, D = check_codebook(E, H.shape[-1], H.dtype).shape
     check_indices(idx, H.shape[:-1], K)
     M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
+    return _codebook_loss(H, idx, M, E)
+
+
+def _codebook_loss(H, idx, M, E):
+    """:func:`codebook_loss` without the checks; M a bool mask with a True."""
+    D = E.shape[1]
     X, k = H[M], idx[M]  # (N, D), (N,)
     N = len(k)
     diff = E[k] - X  # (N, D)
@@ -177,13 +205,19 @@ def codebook_usage(idx, M, K):
         (1 = one code, K = uniform); fraction_used = #{k: counts_k > 0} / K.
     """
     K = check_count(K, "K")
-    counts = np.zeros(K, dtype=np.int64)
-    for idx_m, M_m in zip(*per_modality(idx, M)):
-        check_indices(idx_m, np.shape(idx_m), K)
-        valid = check_mask(M_m, idx_m.shape, "idx.shape", coerce=False, none_is_all=True)
-        counts += np.bincount(idx_m[valid], minlength=K)
-    if counts.sum() == 0:
+    codes = []
+    for idx_m, M_m in zip(*per_modality(idx, M, names=("idx", "M"))):
+        check_indices(idx_m, getattr(idx_m, "shape", ()), K)
+        codes.append(idx_m[check_mask(M_m, idx_m.shape, "idx.shape", coerce=False, none_is_all=True)])
+    codes = np.concatenate(codes)
+    if codes.size == 0:
         raise ValueError("M must mark at least one valid unit, got none")
+    return _codebook_usage(codes, K)
+
+
+def _codebook_usage(codes, K):
+    """:func:`codebook_usage` of the valid units' codes (N,), N >= 1, without the checks."""
+    counts = np.bincount(codes, minlength=K).astype(np.int64)
     p = counts[counts > 0] / counts.sum()
     return dict(counts=counts, perplexity=float(np.exp(-np.sum(p * np.log(p)))),
                 fraction_used=float(np.mean(counts > 0)))
@@ -197,7 +231,7 @@ def init_codebook_uniform(K, D, rng, scale=None, dtype=np.float64):
     K, D : int
         Codebook size and code dimension.
     rng : np.random.Generator or int
-    scale : float > 0, or None
+    scale : float in (0, max/2] of the dtype, or None
         Half-width of the interval; None: 1/K (small values).
     dtype : np.float32 or np.float64
 
@@ -206,10 +240,10 @@ def init_codebook_uniform(K, D, rng, scale=None, dtype=np.float64):
     E : ndarray, (K, D), ``dtype``
     """
     K, D = check_count(K, "K"), check_count(D, "D")
-    scale = 1.0 / K if scale is None else check_positive(scale, "scale")
-    if np.dtype(dtype) not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-    rng = np.random.default_rng(rng)
+    dtype = check_float_dtype(dtype)
+    largest = float(np.finfo(dtype).max) / 2  # the width 2 scale must stay finite
+    scale = 1.0 / K if scale is None else check_number(scale, "scale", 0, largest, low_open=True)
+    rng = check_rng(rng)
     return rng.uniform(-scale, scale, size=(K, D)).astype(dtype)
 
 
@@ -235,7 +269,7 @@ def init_codebook_kmeanspp(H, M, K, rng):
     """
     K = check_count(K, "K")
     X = valid_units(H, M)  # (N, D)
-    rng = np.random.default_rng(rng)
+    rng = check_rng(rng)
     E = np.empty((K, X.shape[1]), dtype=X.dtype)
     E[0] = X[rng.integers(len(X))]
     d2 = np.sum((X - E[0]) ** 2, axis=1)  # (N,) squared distance to nearest code

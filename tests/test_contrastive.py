@@ -101,3 +101,24 @@ def test_mms_loss_is_exported_at_top_level():
     import minivq
 
     assert minivq.mms_loss is mms_loss
+
+
+def test_log_softmax_and_info_nce_check_their_arguments():
+    """log_softmax had no checks at all (issue 10); info_nce_backward now checks dloss and cache."""
+    with pytest.raises(TypeError, match="Z must have dtype float32 or float64"):
+        log_softmax(np.array(["a", "b"]), axis=0)
+    with pytest.raises(ValueError, match="Z must be finite"):
+        log_softmax(np.array([1.0, np.nan]), axis=0)
+    with pytest.raises(ValueError, match=r"axis must be an int in \[-2, 1\], got 2"):
+        log_softmax(np.ones((2, 2)), axis=2)
+    with pytest.raises(ValueError, match="Z must have at least one entry along axis"):
+        log_softmax(np.ones((2, 0)), axis=1)
+    _, cache = info_nce_forward(np.eye(3))
+    with pytest.raises(TypeError, match="dloss must be a finite number, got str"):
+        info_nce_backward("1", cache)
+    with pytest.raises(TypeError, match="cache must be the cache tuple returned by info_nce_forward"):
+        info_nce_backward(1.0, (np.eye(3),))
+    with pytest.raises(ValueError, match="S and margin must span less than"):
+        info_nce_forward(np.array([[3e38, -3e38], [0.0, 0.0]], np.float32))
+    with pytest.raises(TypeError, match="margin must be a finite number, got NoneType"):
+        mms_loss(np.eye(2), margin=None)

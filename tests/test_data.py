@@ -21,8 +21,10 @@ from minivq.data import (
     dequantize_uint8,
     digit_images,
     digit_scenes,
+    hz_to_mel,
     log_mel,
     mel_filterbank,
+    mel_to_hz,
     quantize_uint8,
     speaker_names,
     speech_bank,
@@ -340,3 +342,31 @@ def test_toy_prototypes_are_shared_across_seeds():
         t = toy_pairs(300, seed, noise=0.3)
         means.append(np.stack([t["a"][t["a_labels"] == c].mean(axis=0) for c in range(8)]))
     assert np.abs(means[0] - means[1]).max() < 0.2, "concept c looks the same in every dataset"
+
+
+# ---------------------------------------------------------------- issue 10: arguments named
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: hz_to_mel("abc"), TypeError, "f must be a real-valued"),
+    (lambda: hz_to_mel(-1.0), ValueError, "f must be >= 0"),
+    (lambda: mel_to_hz(1e6), ValueError, "m must be at most"),
+    (lambda: mel_filterbank(n_mels=0), ValueError, "n_mels must be an int"),
+    (lambda: mel_filterbank(sr="16k"), TypeError, "sr must be a finite number"),
+    (lambda: log_mel(np.ones((2, 400))), ValueError, "wave must be 1-D"),
+    (lambda: log_mel(np.full(800, 1e200)), ValueError, r"wave must hold samples with \|wave\| <= 1e100"),
+    (lambda: log_mel(np.ones(800), floor=0.0), ValueError, "floor must be"),
+    (lambda: quantize_uint8(np.ones(3), 0.0, step=0.0), ValueError, "step must be a finite number > 0"),
+    (lambda: dequantize_uint8(np.ones(3, np.uint8), 0.0, 1e38, np.float32), ValueError, "lo and step must keep"),
+    (lambda: dequantize_uint8(np.ones(3, np.uint8), 0.0, 1.0, "abc"), TypeError, "dtype must be float32"),
+    (lambda: toy_pairs(2, 0, noise=np.inf), ValueError, "noise must be a finite number"),
+    (lambda: toy_pairs(2, 0, frames_per_concept=(3, 2)), ValueError, "frames_per_concept must be an inclusive"),
+    (lambda: toy_pairs(2, 0, grid="4x4"), TypeError, "grid must be a pair of ints"),
+    (lambda: toy_pairs(2.0, 0), TypeError, "n must be an int"),
+    (lambda: digit_scenes("train", 2, 0, noise_db=(0.0, 1e5)), ValueError, "noise_db must be a finite number"),
+    (lambda: digit_scenes("train", 2, 0, distinct="yes"), TypeError, "distinct must be True or False"),
+    (lambda: digit_scenes("train", 2, 0, n_digits=3), TypeError, "n_digits must be a non-empty tuple"),
+    (lambda: digit_scenes(None, 2, 0), ValueError, "split must be one of"),
+])
+def test_bad_arguments_name_the_argument(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()

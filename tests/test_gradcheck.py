@@ -231,3 +231,25 @@ def test_check_backward_argument_errors():
         check_backward(lambda x: 2 * x, lambda d, c: 2 * d, {"x": np.ones(3)}, rng=0)
     with pytest.raises(ValueError, match="max_redraws must be an int >= 0"):
         check_backward(relu_forward, relu_backward, {"x": np.ones(3)}, kinks=_relu_signs, max_redraws=-1)
+
+
+@pytest.mark.parametrize("tol", [float("nan"), -1.0, 0.0])
+def test_check_backward_refuses_a_tolerance_that_fails_everything(tol):
+    """tol = nan or -1 reported a correct backward as failed (issue 10)."""
+    with pytest.raises(ValueError, match="tol must be a finite number > 0"):
+        check_backward(tanh_forward, tanh_backward, {"x": np.ones(3)}, tol=tol)
+
+
+def test_gradcheck_arguments_are_named():
+    with pytest.raises(TypeError, match="a must be a real-valued"):
+        rel_error(np.array(["x"]), np.ones(1))
+    with pytest.raises(ValueError, match="b must be finite"):
+        rel_error(np.ones(1), np.array([np.nan]))
+    with pytest.raises(TypeError, match="forward must be a callable"):
+        check_backward(None, tanh_backward, {"x": np.ones(3)})
+    with pytest.raises(TypeError, match="rng must be"):
+        check_backward(tanh_forward, tanh_backward, {"x": np.ones(3)}, rng="0")
+    with pytest.raises(ValueError, match="x must be writeable"):
+        x = np.ones(3)
+        x.setflags(write=False)
+        numerical_gradient(np.tanh, x, np.ones(3))

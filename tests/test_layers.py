@@ -365,3 +365,82 @@ def test_backward_checks_dout_against_the_cache():
         relu_backward(np.zeros(3, np.float32), cache)
     with pytest.raises(ValueError, match=r"D >= 1"):
         layernorm_forward(np.zeros((2, 0)), np.ones(0), np.zeros(0))
+
+
+# --- issue 10 regressions: eps underflow, overflowing norms, empty batches, leaks ------------
+
+@pytest.mark.parametrize("forward, args", [
+    (layernorm_forward, lambda x: (x, np.ones(1, np.float32), np.zeros(1, np.float32))),
+    (l2_normalize_forward, lambda x: (x,)),
+])
+def test_an_eps_that_underflows_in_float32_is_refused(forward, args):
+    """eps = 1e-50 is 0 in float32: layer norm of D = 1 and the norm of a zero row were 0/0 = NaN."""
+    x = np.zeros((2, 1), np.float32)
+    with pytest.raises(ValueError, match=r"eps must be >= 1.18e-38 .*float32"):
+        forward(*args(x), eps=1e-50)
+    out, _ = forward(*args(x), eps=1e-30)  # representable: a finite answer
+    assert np.isfinite(out).all()
+
+
+def test_l2_normalize_of_rows_near_1e20_in_float32_gives_unit_vectors():
+    x = np.array([[1e20, -3e20, 2e20], [3e38, 3e38, 0.0]], np.float32)  # x * x overflows float32
+    out, cache = l2_normalize_forward(x)
+    norms = np.linalg.norm(out.astype(np.float64), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-6)
+    expected = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    dx = l2_normalize_backward(np.ones_like(x), cache)
+    assert np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("shape, D_out", [((0, 3), 4), ((2, 0, 3), 4), ((5, 0), 2), ((3, 4), 0)])
+def test_affine_with_zero_size_shapes(shape, D_out):
+    """Zero rows (or D_in = 0, D_out = 0) are valid: "cannot reshape array of size 0" before."""
+    x, W, b = np.ones(shape), np.ones((shape[-1], D_out)), np.ones(D_out)
+    out, cache = affine_forward(x, W, b)
+    assert out.shape == shape[:-1] + (D_out,)
+    np.testing.assert_array_equal(out, np.ones(shape[:-1] + (D_out,)) * shape[-1] + 1)
+    dx, dW, db = affine_backward(np.ones(out.shape), cache)
+    assert dx.shape == shape and dW.shape == W.shape and db.shape == b.shape
+    np.testing.assert_array_equal(dW, np.full(W.shape, float(np.prod(shape[:-1]))))
+
+
+def test_embedding_backward_with_zero_rows():
+    out, cache = embedding_forward(np.zeros((0, 3), np.int64), np.ones((4, 2)))
+    assert out.shape == (0, 3, 2)
+    np.testing.assert_array_equal(embedding_backward(np.ones((0, 3, 2)), cache), np.zeros((4, 2)))
+    out, cache = embedding_forward(np.zeros((2, 3), np.int64), np.ones((4, 0)))  # D = 0
+    assert embedding_backward(np.ones((2, 3, 0)), cache).shape == (4, 0)
+
+
+def test_numpy_internals_do_not_leak():
+    """Ragged lists, strings, objects and foreign caches: a named ValueError or TypeError."""
+    with pytest.raises(ValueError, match="x must be an array .*ragged"):
+        relu_forward([[1.0, 2.0], [3.0]])
+    with pytest.raises(TypeError, match="x must have dtype float32 or float64 .*<U"):
+        tanh_forward(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="x must have dtype .*object"):
+        affine_forward(np.array([[1.0, None]], dtype=object), np.ones((2, 2)), np.ones(2))
+    with pytest.raises(ValueError, match="dout must be finite"):
+        relu_backward(np.array([np.nan]), relu_forward(np.ones(1))[1])
+    with pytest.raises(TypeError, match="cache must be the cache tuple returned by affine_forward"):
+        affine_backward(np.ones((1, 2)), None)
+    with pytest.raises(TypeError, match="cache must be the cache tuple returned by conv1d_forward"):
+        conv1d_backward(np.ones((1, 2, 2)), affine_forward(np.ones((1, 2)), np.ones((2, 2)), np.ones(2))[1])
+    with pytest.raises(TypeError, match="eps must be a finite number > 0, got str"):
+        layernorm_forward(np.ones((1, 2)), np.ones(2), np.ones(2), eps="1e-5")
+    with pytest.raises(ValueError, match="padding must be an int in \\[0, 2\\]"):
+        conv1d_forward(np.ones((1, 4, 1)), np.ones((3, 1, 1)), np.ones(1), padding=3)
+
+
+def test_unchecked_layers_compute_the_same():
+    """minivq.layers.unchecked is the same arithmetic without the checks (used inside the model)."""
+    from minivq.layers import unchecked
+
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 5, 3)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+    for checked, raw, args in [(affine_forward, unchecked.affine_forward, (x, W, b)),
+                               (l2_normalize_forward, unchecked.l2_normalize_forward, (x,)),
+                               (relu_forward, unchecked.relu_forward, (x,))]:
+        (out1, _), (out2, _) = checked(*args), raw(*args)
+        np.testing.assert_array_equal(out1, out2)

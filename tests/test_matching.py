@@ -265,3 +265,42 @@ def test_cmcm_loss_is_exported_at_top_level():
     import minivq
 
     assert minivq.cmcm_loss is cmcm_loss
+
+
+# --- issue 10 regressions: errors name their real cause; dS is checked -------------------------
+
+def test_a_temperature_that_overflows_is_named():
+    """tau = 1e-46 in float32 said "H must be finite, got nan" although H was finite."""
+    rng = np.random.default_rng(20)
+    H, E = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"tau must be at least .* in float32 \(it underflows to 0\), got 1e-46"):
+        cmcm_loss(H, None, H, None, E, tau=1e-46)
+    with pytest.raises(ValueError, match="tau must be at least .* in float64"):
+        cmcm_loss(H.astype(np.float64), None, H.astype(np.float64), None, E.astype(np.float64), tau=1e-320)
+    with pytest.raises(ValueError, match=r"tau = 1e-300 is too small for float64: distances .* overflow"):
+        code_distribution_forward(H.astype(np.float64) * 1e10, None, E.astype(np.float64), tau=1e-300)
+    big = rng.standard_normal((2, 3, 4)) * 1e155
+    with pytest.raises(ValueError, match=r"H_a and E are too large for float64: \|\|h - e\|\|\^2 overflows"):
+        cmcm_loss(big, None, big, None, E.astype(np.float64), squared=True)
+    loss, grads = cmcm_loss(H, None, H, None, E, tau=1e-30)  # tiny but representable: a finite answer
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_code_similarity_checks_eps_and_ds():
+    P = draw_distributions(np.random.default_rng(21), 3, 4)
+    P[0, 0] = 0.0
+    with pytest.raises(ValueError, match=r"eps must be >= 1.18e-38 .*float32"):
+        code_similarity_forward(P.astype(np.float32), P.astype(np.float32), eps=1e-50)
+    S, cache = code_similarity_forward(P, P)
+    with pytest.raises(ValueError, match=r"dS must have shape \(B_a, B_b\) = \(3, 3\)"):
+        code_similarity_backward(np.ones((3, 2)), cache)
+    with pytest.raises(TypeError, match="dS must have the dtype of P_a"):
+        code_similarity_backward(np.ones((3, 3), np.float32), cache)
+    with pytest.raises(ValueError, match="dS must be finite"):
+        code_similarity_backward(np.full((3, 3), np.nan), cache)
+    with pytest.raises(TypeError, match="dS must have dtype float32 or float64"):
+        code_similarity_backward(np.ones((3, 3), complex), cache)
+    with pytest.raises(ValueError, match="P_a and P_b must be code distributions"):
+        code_similarity_forward(np.full((2, 3), 1e307), np.full((2, 3), 1e307))
+    with pytest.raises(TypeError, match="squared must be True or False"):
+        code_distribution_forward(np.ones((1, 2, 3)), None, np.ones((2, 3)), squared="no")

@@ -161,5 +161,62 @@ def test_metrics_reject_mismatched_shapes():
         metrics.code_concept_counts(np.array([[0, 1]]), np.array([[0, 2]]), valid, K=3, n_concepts=2)
     with pytest.raises(ValueError, match="counts_a and counts_b"):
         metrics.cross_modal_agreement(np.zeros((3, 4)), np.zeros((3, 5)))
-    with pytest.raises(ValueError, match="S and S_code"):
+    with pytest.raises(ValueError, match="S_code must have the shape of S"):
         metrics.retrieval_report(np.eye(3), np.eye(4))
+
+
+# --- issue 10 regressions ------------------------------------------------------------------------
+
+def test_retrieval_metrics_without_k_1_still_give_mean_r1():
+    """ks without 1 raised KeyError: 'R@1'."""
+    out = metrics.retrieval_metrics(np.eye(3), ks=(5,))
+    assert out["mean_R@1"] == 1.0 and set(out["a2b"]) == {"R@5", "median_rank"}
+    S = np.eye(3)[[1, 0, 2]]  # queries 0 and 1 retrieve each other's partner first
+    assert metrics.retrieval_metrics(S, ks=(2,))["mean_R@1"] == pytest.approx(1 / 3)
+
+
+def test_localization_skips_samples_with_no_valid_target_unit():
+    """The padded unit won the argmax of an all -inf row: accuracy 1.0 at chance 0.0 (issue 10)."""
+    P_query, concepts, found = np.ones((1, 1, 1)), np.zeros((1, 1), np.int64), np.ones((1, 1), bool)
+    p_target, target_labels = np.ones((1, 1, 1)), np.zeros((1, 1), np.int64)
+    out = metrics.localization_accuracy(P_query, concepts, found, p_target, target_labels, np.zeros((1, 1), bool))
+    assert out["n"] == 0 and np.isnan(out["accuracy"]) and out["best_unit"].tolist() == [[-1]]
+    # two samples: the second has no valid target unit, only the first counts
+    p_target = np.array([[[0.9, 0.1], [0.1, 0.9]], [[0.9, 0.1], [0.1, 0.9]]])
+    labels = np.array([[0, 1], [0, 1]])
+    mask = np.array([[True, True], [False, False]])
+    P_query = np.array([[[1.0, 0.0]], [[1.0, 0.0]]])
+    out = metrics.localization_accuracy(P_query, np.zeros((2, 1), np.int64), np.ones((2, 1), bool),
+                                        p_target, labels, mask)
+    assert out["n"] == 1 and out["accuracy"] == 1.0 and out["chance"] == 0.5
+    assert out["best_unit"].tolist() == [[0], [-1]]
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: metrics.retrieval_ranks(np.array([[1.0, np.nan], [0.0, 1.0]])), ValueError, "S must be finite"),
+    (lambda: metrics.retrieval_ranks(np.eye(2) * 1j), TypeError, "S must be a real-valued"),
+    (lambda: metrics.retrieval_metrics(np.eye(2), ks=(0,)), ValueError, "ks must be an int >= 1"),
+    (lambda: metrics.recall_at_k(np.array([0, 1])), ValueError, "ranks must be 1-based"),
+    (lambda: metrics.retrieval_report(np.eye(2), np.eye(2) * np.nan), ValueError, "S_code must be finite"),
+    (lambda: metrics.retrieval_report(np.eye(2), np.eye(2), lambda_r="1"), TypeError, "lambda_r must be"),
+    (lambda: metrics.retrieval_report(np.eye(2) * 1e308, np.eye(2) * 1e308, lambda_r=10.0), ValueError,
+     "lambda_r = 10.0 makes S \\+ lambda_r S_code overflow"),
+    (lambda: metrics.concept_distributions(-np.ones((1, 2, 3)), np.zeros((1, 2), int), np.ones((1, 2), bool),
+                                           np.zeros((1, 1), int)), ValueError, "p must be >= 0"),
+    (lambda: metrics.localization_accuracy(np.ones((1, 1, 2)), np.zeros((1, 1), int), np.ones((1, 1), bool),
+                                           np.ones((1, 3, 2)), np.zeros((1, 2), int), np.ones((1, 3), bool)),
+     ValueError, "target_labels must have shape"),
+    (lambda: metrics.localization_accuracy(np.ones((1, 1, 2)), np.zeros((1, 1), int), np.ones((1, 1), bool),
+                                           np.ones((1, 3, 2)), np.zeros((1, 3), int), np.ones((1, 3))),
+     TypeError, "target_mask must be a bool mask"),
+    (lambda: metrics.relevance(np.ones((1, 1, 2)), np.ones((1, 3, 2)) * np.nan, np.ones((1, 3), bool)),
+     ValueError, "p_target must be finite"),
+    (lambda: metrics.code_purity(-np.ones((2, 3))), ValueError, "counts must be >= 0"),
+    (lambda: metrics.usage_per_modality({"a": np.zeros((1, 2), int)}, {"a": np.ones((1, 3), bool)}, 2),
+     ValueError, r"masks\['a'\] must have shape"),
+    (lambda: metrics.code_concept_counts(np.zeros((1, 2), int), np.array([[-2, 0]]), np.ones((1, 2), bool), 2, 1),
+     ValueError, "labels must be -1 or in"),
+])
+def test_metrics_name_the_argument(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()

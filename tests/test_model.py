@@ -129,3 +129,76 @@ def test_units_do_not_depend_on_padding_length(modality):
     assert np.array_equal(long["M"][:, :T], short["M"]) and not long["M"][:, T:].any()
     np.testing.assert_allclose(long["H"][:, :T][short["M"]], short["H"][short["M"]], rtol=1e-12)
     np.testing.assert_allclose(long["r"], short["r"], rtol=1e-12)
+
+
+# --- issue 10 regressions: every config field checked; one validation layer ---------------------
+
+@pytest.mark.parametrize("field, value, exc", [
+    ("tau", -1.0, ValueError), ("tau", 1e-30, ValueError), ("tau", 0.0, ValueError),
+    ("tau_code", 1e-40, ValueError), ("beta", 1e30, ValueError), ("lambda_cmcm", 1e30, ValueError),
+    ("margin", 1e30, ValueError), ("unit_norm", "no", TypeError), ("tau", "0.1", TypeError),
+    ("K", 0, ValueError), ("D", True, TypeError), ("hidden", 2.5, TypeError), ("beta", np.nan, ValueError),
+    ("modalities", "ab", TypeError), ("toy_dims", {"a": 0}, ValueError), ("codebook", None, ValueError),
+])
+def test_config_checks_every_field_by_name(field, value, exc):
+    with pytest.raises(exc, match=f"ModelConfig {field}"):
+        ModelConfig(**{field: value})
+
+
+def test_a_config_changed_after_it_was_made_is_checked_again():
+    cfg = tiny_config()
+    rng = np.random.default_rng(0)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    cfg.tau = 0.0
+    with pytest.raises(ValueError, match="ModelConfig tau"):
+        loss_forward(params, inputs, cfg)
+
+
+def test_params_and_inputs_are_checked_at_the_boundary():
+    cfg = tiny_config(("image", "text"), "full")
+    rng = np.random.default_rng(1)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    bad = {**params, "text.W2": params["text.W2"][:1]}
+    with pytest.raises(ValueError, match=r"params\['text.W2'\] must have shape"):
+        loss_forward(bad, inputs, cfg)
+    with pytest.raises(ValueError, match=r"params\['E'\] must be finite"):
+        loss_forward({**params, "E": params["E"] * np.nan}, inputs, cfg)
+    with pytest.raises(ValueError, match="unexpected"):
+        loss_forward({**params, "extra": np.ones(2)}, inputs, cfg)
+    x, mask = inputs["text"]
+    with pytest.raises(ValueError, match=r"x of 'text' must hold token ids in \[0, vocab = 5\)"):
+        loss_forward(params, {**inputs, "text": (x + 10, mask)}, cfg)
+    with pytest.raises(TypeError, match="mask of 'text' must be a bool mask"):
+        loss_forward(params, {**inputs, "text": (x, mask.astype(int))}, cfg)
+    empty = mask.copy()
+    empty[1] = False
+    with pytest.raises(ValueError, match=r"mask of 'text' must leave at least one valid unit .*\[1\]"):
+        loss_forward(params, {**inputs, "text": (x, empty)}, cfg)
+    with pytest.raises(TypeError, match="cache must be the dict returned by loss_forward"):
+        loss_backward(None)
+
+
+def test_a_forward_that_overflows_returns_a_non_finite_loss():
+    """Diverged but finite parameters: the loss says so (NaN or inf); no exception mid-step."""
+    cfg = tiny_config()
+    rng = np.random.default_rng(2)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    params = {k: v * 1e200 if k.endswith(("W1", "W2")) else v for k, v in params.items()}
+    with np.errstate(all="ignore"):  # the overflow is the point
+        loss, cache = loss_forward(params, inputs, cfg)
+    assert not np.isfinite(loss)
+
+
+def test_the_training_step_checks_its_arrays_once(monkeypatch):
+    """loss_forward scans each parameter once at its boundary; no layer inside scans again."""
+    import minivq._checks as checks
+
+    cfg = tiny_config(("image", "speech"), "full")
+    rng = np.random.default_rng(3)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    scanned = []
+    original = checks.check_finite
+    monkeypatch.setattr(checks, "check_finite", lambda a, name: scanned.append(name) or original(a, name))
+    loss, cache = loss_forward(params, inputs, cfg)
+    loss_backward(cache)
+    assert sorted(scanned) == sorted(f"params[{k!r}]" for k in params), scanned

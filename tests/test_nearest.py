@@ -331,3 +331,99 @@ def test_a_kernel_overflow_that_validation_missed_is_a_value_error(monkeypatch):
     monkeypatch.setattr(minivq.nearest, "_fast", KernelSaysOverflow)
     with pytest.raises(ValueError, match="overflows in the kernel"):
         minivq.nearest_code(np.ones((4, 2)), np.ones((3, 2)))
+
+
+# --- issue 10 regressions: the tie rule in all three implementations; compiled entries ---------
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_identical_codewords_go_to_the_first_copy(impl):
+    """The GEMM rounded 9 copies of one float32 codeword differently and picked copy 8 (issue 10)."""
+    f = implementation(impl)
+    E = np.tile(np.random.default_rng(2).standard_normal(64).astype(np.float32), (9, 1))
+    X = np.random.default_rng(1002).standard_normal((1, 64)).astype(np.float32)
+    np.testing.assert_array_equal(f(X, E)[0], [0])
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        base = rng.standard_normal((6, 40)).astype(dtype)
+        E = base[rng.integers(0, 6, size=50)]  # 50 codes, each a copy of one of 6
+        X = np.concatenate([base, rng.standard_normal((300, 40)).astype(dtype)])
+        idx, _ = f(X, E)
+        first = {}
+        for k, row in enumerate(E):
+            first.setdefault(row.tobytes(), k)
+        lowest = np.array([first[row.tobytes()] for row in E])
+        np.testing.assert_array_equal(idx, lowest[idx], err_msg=f"{impl} {dtype.__name__}: a later copy won")
+        d = brute_force(X, E)
+        np.testing.assert_array_equal(idx[:6], d[:6].argmin(1), err_msg="rows equal to a code")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_signed_zeros_and_equal_norms_are_handled(impl):
+    """-0.0 and 0.0 make equal codewords; distinct codewords with equal norms (one-hot) stay distinct."""
+    f = implementation(impl)
+    E = np.array([[0.0, 1.0], [-0.0, 1.0], [1.0, 0.0]])
+    assert f(np.array([[0.1, 2.0]]), E)[0].tolist() == [0]
+    K = 300
+    E = np.eye(K)  # every norm is 1, no two rows equal
+    X = np.eye(K)[::-1] * 2.0
+    np.testing.assert_array_equal(f(X, E)[0], np.arange(K)[::-1])
+
+
+COMPILED_ENTRY_BATTERY = textwrap.dedent(
+    """
+    import numpy as np
+    from minivq import _nearest_fast, _nearest_teaching
+    f64, i64 = np.float64, np.int64
+    X, E = np.ones((5, 3)), np.ones((4, 3))
+    good = dict(x_sq=np.empty(5), e_sq=np.empty(4), idx=np.empty(5, i64), d=np.empty(5),
+                scratch=np.empty((2, 4, 8)))
+    bad = [dict(x_sq=np.empty(1)), dict(e_sq=np.empty(1)), dict(idx=np.empty(1, i64)), dict(d=np.empty(0)),
+           dict(scratch=np.empty((1, 4, 8))), dict(scratch=np.empty((2, 1, 8))), dict(scratch=np.empty((2, 4, 0))),
+           dict(scratch=np.empty((2, 4, 2000)))]
+    raised = 0
+    for change in bad:
+        a = {**good, **change}
+        try:
+            _nearest_fast.nearest_fast(X, E, a["x_sq"], a["e_sq"], a["idx"], a["d"], a["scratch"], 2)
+        except ValueError:
+            raised += 1
+    for Xb, Eb in ((X, np.ones((4, 2))), (X, np.ones((0, 3))), (np.ones((5, 0)), np.ones((4, 0)))):
+        try:
+            _nearest_fast.nearest_fast(Xb, Eb, np.empty(5), np.empty(len(Eb)), np.empty(5, i64), np.empty(5),
+                                       np.empty((1, max(len(Eb), 1), 8)), 1)
+        except ValueError:
+            raised += 1
+    for n_threads in (0, -1, 3):
+        try:
+            _nearest_fast.nearest_fast(X, E, np.empty(5), np.empty(4), np.empty(5, i64), np.empty(5),
+                                       np.empty((2, 4, 8)), n_threads)
+        except ValueError:
+            raised += 1
+    for change in ({"e_sq": np.empty(1)}, {"idx": np.empty(2, i64)}, {"d": np.empty(9)}):
+        a = {**good, **change}
+        try:
+            _nearest_teaching.nearest_teaching(X, E, a["e_sq"], a["idx"], a["d"])
+        except ValueError:
+            raised += 1
+    for Eb in (np.ones((4, 2)), np.ones((0, 3))):
+        try:
+            _nearest_teaching.nearest_teaching(X, Eb, np.empty(len(Eb)), np.empty(5, i64), np.empty(5))
+        except ValueError:
+            raised += 1
+    print("raised", raised)
+    """
+)
+
+
+@needs_compiled
+def test_compiled_entries_check_their_buffers():
+    """Undersized outputs or scratch crashed the interpreter ("double free or corruption")."""
+    proc = subprocess.run([sys.executable, "-c", COMPILED_ENTRY_BATTERY], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"child exited with {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.split() == ["raised", "19"], proc.stdout
+
+
+def test_ragged_lists_are_a_named_error():
+    with pytest.raises(ValueError, match="X must be an array .*ragged"):
+        minivq.nearest_code([[1.0, 2.0], [3.0]], np.ones((2, 2)))

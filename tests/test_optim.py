@@ -236,3 +236,24 @@ def test_bad_arguments_name_themselves():
         clip_grad_norm({"a": [3.0, 4.0]}, 1.0)
     with pytest.raises(TypeError, match="shape must be a tuple of ints"):
         glorot_uniform(np.random.default_rng(0), 5)
+
+
+def test_step_and_state_reject_bad_values_by_name():
+    params = {"W": np.zeros((2, 2))}
+    opt = Adam(params)
+    with pytest.raises(ValueError, match=r"grads\['W'\] must be finite"):
+        opt.step({"W": np.full((2, 2), np.nan)})
+    assert opt.t == 0 and not params["W"].any(), "a refused step changes nothing"
+    state = opt.state_dict()
+    with pytest.raises(TypeError, match=r"state\['lr'\] must be a number"):
+        opt.load_state_dict({**state, "lr": "fast"})
+    with pytest.raises(ValueError, match=r"state\['beta1'\] must be in \[0, 1\)"):
+        opt.load_state_dict({**state, "beta1": 1.5})
+    with pytest.raises(ValueError, match=r"state\['m/W'\] must be finite"):
+        opt.load_state_dict({**state, "m/W": np.full((2, 2), np.inf)})
+    with pytest.raises(TypeError, match="decoupled must be True or False"):
+        Adam(params, decoupled="yes")
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        he_uniform(np.random.default_rng(0), (2, 2), dtype="abc")
+    with pytest.raises(TypeError, match="max_norm must be a finite number > 0, got str"):
+        clip_grad_norm({"W": np.ones(2)}, "1")

@@ -351,3 +351,51 @@ def test_init_kmeanspp_seeds_from_valid_units():
     assert len(set(nearest_code_reference(E, centres)[0])) == 3
     E_small = init_codebook_kmeanspp(H[:1, :1], None, 4, rng=0)  # fewer units than codes
     assert E_small.shape == (4, 2) and np.all(E_small == H[0, 0])
+
+
+# --- issue 10 regressions: checks on every path, finite state, named arguments ----------------
+
+def test_restart_checks_its_arguments_even_when_no_code_is_dead():
+    E = np.random.default_rng(0).standard_normal((4, 3))
+    state = ema_init(E, n_init=10.0)  # every n_k = 10: nothing below threshold 1
+    H = np.ones((2, 3))
+    with pytest.raises(TypeError, match="H must have dtype float32 or float64"):
+        restart_dead_codes(state, H.astype(int), None, 1.0, 0)
+    with pytest.raises(TypeError, match="M must be a bool"):
+        restart_dead_codes(state, H, np.ones(2), 1.0, 0)
+    with pytest.raises(TypeError, match="rng must be a np.random.Generator or a non-negative int seed"):
+        restart_dead_codes(state, H, None, 1.0, "seed")
+    new, restarted = restart_dead_codes(state, H, None, 1.0, 0)
+    assert new is state and restarted.size == 0
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda E: ema_init(E, n_init=np.inf), ValueError, "n_init must be a finite number > 0, got inf"),
+    (lambda E: ema_init(E, n_init="1"), TypeError, "n_init must be a finite number > 0, got str"),
+    (lambda E: ema_init(E * 1e10, n_init=1e300), ValueError, "n_init must keep m = n_init E finite"),
+    (lambda E: restart_dead_codes(ema_init(E), E, None, np.inf, 0), ValueError, "threshold must be a finite number"),
+    (lambda E: ema_update(ema_init(E), E, np.zeros(4, np.int64), None, decay="0.9"), TypeError,
+     "decay must be a finite number > 0 and < 1, got str"),
+    (lambda E: ema_update(ema_init(E), E, np.zeros(4, np.int64), None, eps=None), TypeError, "eps must be"),
+    (lambda E: init_codebook_uniform(4, 3, rng=[1]), TypeError, "rng must be a np.random.Generator"),
+    (lambda E: init_codebook_uniform(4, 3, 0, dtype="abc"), TypeError, "dtype must be float32 or float64"),
+    (lambda E: init_codebook_uniform(4, 3, 0, scale=1e308), ValueError, "scale must be a finite number"),
+    (lambda E: init_codebook_kmeanspp(E, None, 2, rng=1.5), TypeError, "rng must be"),
+    (lambda E: quantize_backward(np.full((4, 3), np.nan), quantize_forward(E, E)[2]), ValueError,
+     "dQ must be finite"),
+    (lambda E: codebook_usage(np.zeros(4, np.int64), [[True, False, True, True]], 2), TypeError,
+     "M must be a bool ndarray"),
+])
+def test_bad_arguments_are_named(call, exc, words):
+    E = np.random.default_rng(1).standard_normal((4, 3))
+    with pytest.raises(exc, match=words):
+        call(E)
+
+
+def test_a_nested_list_mask_is_one_mask_not_one_per_modality():
+    """codebook_usage(idx, M=[...]) read a nested list as one mask per modality (issue 10)."""
+    idx = np.array([[0, 1], [1, 1]])
+    with pytest.raises(TypeError, match="M must be a bool ndarray of shape idx.shape"):
+        codebook_usage(idx, [[True, False], [True, True]], 2)
+    out = codebook_usage([idx, idx], [np.array([[True, False], [True, True]]), None], 2)
+    assert out["counts"].tolist() == [2, 5]

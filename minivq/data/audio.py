@@ -12,6 +12,8 @@ within half a step.
 """
 import numpy as np
 
+from .._checks import check_float_dtype, check_int, check_number, check_real
+
 SAMPLE_RATE = 16000
 N_MELS = 40
 WIN_MS = 25.0
@@ -32,7 +34,8 @@ def hz_to_mel(f):
     float or ndarray
         The same frequencies in mel.
     """
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+    f = check_real(f, "f", "(frequencies in Hz, >= 0)", nonnegative=True)
+    return 2595.0 * np.log10(1.0 + f.astype(np.float64) / 700.0)
 
 
 def mel_to_hz(m):
@@ -46,9 +49,15 @@ def mel_to_hz(m):
     Returns
     -------
     float or ndarray
-        The same pitches in Hz.
+        The same pitches in Hz; m above about 8e5 mel (beyond float64) is a ValueError.
     """
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+    m = check_real(m, "m", "(pitches in mel, >= 0)", nonnegative=True).astype(np.float64)
+    if m.size and m.max() > _MEL_MAX:
+        raise ValueError(f"m must be at most {_MEL_MAX:.6g} mel (the largest float64 frequency), got {m.max()!r}")
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+_MEL_MAX = 2595.0 * np.log10(np.finfo(np.float64).max / 700.0)
 
 
 def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=None):
@@ -77,9 +86,13 @@ def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=No
     No area normalization: a band's value is the sum of the power of the bins
     under its triangle weighted by the triangle's height.
     """
-    fmax = sr / 2.0 if fmax is None else float(fmax)
+    n_mels, n_fft = check_int(n_mels, "n_mels", 1, 4096), check_int(n_fft, "n_fft", 1, 1 << 20)
+    sr = check_number(sr, "sr", 0, low_open=True)
+    fmin = check_number(fmin, "fmin", 0)
+    fmax = sr / 2.0 if fmax is None else check_number(fmax, "fmax", 0)
     if not 0.0 <= fmin < fmax <= sr / 2.0:
-        raise ValueError(f"need 0 <= fmin < fmax <= sr/2 = {sr / 2}; got fmin={fmin}, fmax={fmax}")
+        raise ValueError(f"fmin and fmax must satisfy 0 <= fmin < fmax <= sr/2 = {sr / 2}; got fmin={fmin}, "
+                         f"fmax={fmax}")
     edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (n_mels+2,)
     bins_hz = np.arange(n_fft // 2 + 1) * sr / n_fft  # (n_bins,)
     lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]  # (n_mels, 1)
@@ -103,13 +116,20 @@ def frame_signal(wave, win_length, hop_length):
         Frame t holds ``wave[t * hop : t * hop + win]``;
         T = 1 + (N - win_length) // hop_length (0 if N < win_length).
     """
-    wave = np.asarray(wave, dtype=np.float64)
-    if wave.ndim != 1:
-        raise ValueError(f"wave: expected a 1-D array (N,), got shape {wave.shape}")
+    wave = _check_wave(wave)
+    win_length, hop_length = check_int(win_length, "win_length", 1), check_int(hop_length, "hop_length", 1)
     (N,) = wave.shape
     T = 0 if N < win_length else 1 + (N - win_length) // hop_length
     starts = hop_length * np.arange(T)[:, None]  # (T, 1)
     return wave[starts + np.arange(win_length)[None, :]]  # (T, win_length)
+
+
+def _check_wave(wave):
+    """A finite 1-D real signal with |samples| <= 1e100 (so its power spectrum fits float64), as float64."""
+    wave = check_real(wave, "wave", "(N,)", ndim=1).astype(np.float64)
+    if wave.size and np.abs(wave).max() > 1e100:
+        raise ValueError(f"wave must hold samples with |wave| <= 1e100, got {np.abs(wave).max():.3g}")
+    return wave
 
 
 def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=N_FFT):
@@ -130,10 +150,16 @@ def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=
     -------
     power : ndarray, shape (T, n_fft // 2 + 1), float64
     """
+    sr = check_number(sr, "sr", 0, low_open=True)
+    win_ms, hop_ms = check_number(win_ms, "win_ms", 0, low_open=True), check_number(hop_ms, "hop_ms", 0, low_open=True)
     win_length = int(round(sr * win_ms / 1000.0))
     hop_length = int(round(sr * hop_ms / 1000.0))
+    if win_length < 1 or hop_length < 1:
+        raise ValueError(f"win_ms and hop_ms must span at least one sample at sr = {sr:g}, got {win_length} "
+                         f"and {hop_length} samples")
+    n_fft = check_int(n_fft, "n_fft", 1, 1 << 20)
     if n_fft < win_length:
-        raise ValueError(f"n_fft: expected >= the window length {win_length}, got {n_fft}")
+        raise ValueError(f"n_fft must be >= the window length {win_length}, got {n_fft}")
     frames = frame_signal(wave, win_length, hop_length)  # (T, win)
     window = np.hanning(win_length + 2)[1:-1]  # Hann without its zero end points
     spectrum = np.fft.rfft(frames * window, n=n_fft, axis=1)  # (T, n_fft//2+1) complex
@@ -158,6 +184,7 @@ def log_mel(wave, sr=SAMPLE_RATE, n_mels=N_MELS, win_ms=WIN_MS, hop_ms=HOP_MS,
     ndarray, shape (T, n_mels), float64
         One row per 10 ms frame.
     """
+    floor = check_number(floor, "floor", 1e-300, low_open=False)
     power = power_spectrogram(wave, sr, win_ms, hop_ms, n_fft)  # (T, n_bins)
     fb = mel_filterbank(n_mels, n_fft, sr)  # (n_mels, n_bins)
     return 10.0 * np.log10(np.maximum(power @ fb.T, floor))  # (T, n_mels)
@@ -176,7 +203,10 @@ def quantize_uint8(x, lo, step):
     -------
     ndarray of uint8, the shape of x
     """
-    return np.clip(np.rint((np.asarray(x) - lo) / step), 0, 255).astype(np.uint8)
+    x = check_real(x, "x", "(any shape)")
+    lo, step = check_number(lo, "lo"), check_number(step, "step", 0, low_open=True)
+    with np.errstate(over="ignore"):  # beyond the 256 levels: clipped to 0 or 255 anyway
+        return np.clip(np.rint((x - lo) / step), 0, 255).astype(np.uint8)
 
 
 def dequantize_uint8(q, lo, step, dtype=np.float32):
@@ -193,7 +223,13 @@ def dequantize_uint8(q, lo, step, dtype=np.float32):
     -------
     ndarray of dtype, the shape of q
     """
-    q = np.asarray(q)
+    q = check_real(q, "q", "(any shape), uint8")
     if q.dtype != np.uint8:
-        raise TypeError(f"q: expected uint8, got {q.dtype}")
-    return (dtype(lo) + q.astype(dtype) * dtype(step)).astype(dtype)
+        raise TypeError(f"q must have dtype uint8, got {q.dtype}")
+    dt = check_float_dtype(dtype)
+    lo, step = check_number(lo, "lo"), check_number(step, "step", 0, low_open=True)
+    big = float(np.finfo(dt).max)
+    if abs(lo) > big or abs(lo) + 255 * step > big:
+        raise ValueError(f"lo and step must keep lo + 255 step within {dt} (|x| <= {big:.3g}), got lo={lo!r}, "
+                         f"step={step!r}")
+    return (dt.type(lo) + q.astype(dt) * dt.type(step)).astype(dt)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_float_dtype, check_int, describe
 from .audio import dequantize_uint8
 from .files import load_json, load_npz
 
@@ -22,17 +23,15 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 def split_index(split):
     """Position of ``split`` in SPLITS; ValueError for anything else."""
-    if split not in SPLITS:
-        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {describe(split)}")
     return SPLITS.index(split)
 
 
 def check_n_seed(n, seed):
-    """ValueError unless n is a positive int and seed a non-negative int."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    """n a positive int and seed a non-negative int (TypeError for other types, ValueError below)."""
+    check_int(n, "n", 1)
+    check_int(seed, "seed", 0)
 
 
 def digit_images(split):
@@ -95,7 +94,9 @@ class SpeechBank:
     std_db: np.ndarray
 
     def rendering_db(self, r, dtype=np.float32):
-        """Log-mel of rendering r in dB, shape (T_r, 40)."""
+        """Log-mel of rendering r in dB, shape (T_r, 40); dtype float32 or float64."""
+        r = check_int(r, "r", 0, len(self.offsets) - 2)
+        dtype = check_float_dtype(dtype).type
         q = self.mel[self.offsets[r]:self.offsets[r + 1]]
         return dequantize_uint8(q, self.db_lo, self.db_step, dtype)
 

@@ -22,6 +22,7 @@ the speech axis does).
 """
 import numpy as np
 
+from .._checks import check_bool, check_int, check_number, describe
 from .bank import DIGIT_WORDS, check_n_seed, digit_images, speech_bank, split_index
 
 TEXT_VOCAB = ("<pad>",) + DIGIT_WORDS
@@ -30,18 +31,39 @@ DIGIT_SIZE = 8
 
 
 def _check_options(patch, height, width, n_digits):
-    """ValueError naming the argument if the canvas cannot hold the layout."""
-    if not n_digits or min(n_digits) < 1 or max(n_digits) > MAX_DIGITS:
-        raise ValueError(f"n_digits: expected counts between 1 and {MAX_DIGITS}, got {n_digits!r}")
-    if patch not in (1, 2, 4, 8):
-        raise ValueError(f"patch: expected one of 1, 2, 4, 8 (a divisor of the 8-pixel digit), got {patch!r}")
+    """ValueError (TypeError for a wrong type) naming the argument if the canvas cannot hold the layout."""
+    if not isinstance(n_digits, (tuple, list)) or not n_digits:
+        raise TypeError(f"n_digits must be a non-empty tuple of digit counts, got {describe(n_digits)}")
+    n_digits = tuple(check_int(k, "n_digits", 1, MAX_DIGITS) for k in n_digits)
+    if isinstance(patch, (bool, np.bool_)) or patch not in (1, 2, 4, 8):
+        raise ValueError(f"patch must be one of 1, 2, 4, 8 (a divisor of the 8-pixel digit), got {describe(patch)}")
     grid = max(patch, 4)
-    if height < DIGIT_SIZE or height % grid:
-        raise ValueError(f"height: expected a multiple of {grid} that is >= 8, got {height!r}")
-    if width % grid or width < DIGIT_SIZE * max(n_digits):
-        raise ValueError(f"width: expected a multiple of {grid} that is >= {DIGIT_SIZE * max(n_digits)}, "
+    height, width = check_int(height, "height", DIGIT_SIZE), check_int(width, "width", DIGIT_SIZE * max(n_digits))
+    if height % grid:
+        raise ValueError(f"height must be a multiple of {grid} that is >= 8, got {height!r}")
+    if width % grid:
+        raise ValueError(f"width must be a multiple of {grid} that is >= {DIGIT_SIZE * max(n_digits)}, "
                          f"got {width!r}")
     return grid
+
+
+def _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distinct):
+    """The caption options of :func:`digit_scenes`: frame ranges, dB ranges, max_frames, distinct."""
+    for name, value in (("gap_frames", gap_frames), ("edge_frames", edge_frames)):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a pair of ints (a, b), got {describe(value)}")
+        a, b = (check_int(v, name, 0, 10_000) for v in value)
+        if a > b:
+            raise ValueError(f"{name} must be an inclusive range (a, b) with a <= b, got {tuple(value)}")
+    for name, value in (("noise_db", noise_db), ("gain_db", gain_db)):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a pair of numbers (low, high) in dB, got {describe(value)}")
+        a, b = (check_number(v, name, -200.0, 100.0) for v in value)
+        if a > b:
+            raise ValueError(f"{name} must be a range (low, high) with low <= high, got {tuple(value)}")
+    if max_frames is not None:
+        check_int(max_frames, "max_frames", 1)
+    check_bool(distinct, "distinct")
 
 
 def place_digits(rng, k, height, width, grid):
@@ -164,7 +186,8 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
     distinct : bool
         If True, no digit repeats within a scene.
     gap_frames, edge_frames, noise_db, gain_db
-        Caption mixing, see ``mix_caption``.
+        Caption mixing, see ``mix_caption``: frame ranges (a, b) of ints in
+        [0, 10000], a <= b; dB ranges (low, high) within [-200, 100].
     max_frames : int or None
         Pad the speech axis to this length (ValueError if a caption is longer);
         None pads to the longest caption drawn.
@@ -186,6 +209,7 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
     s = split_index(split)
     check_n_seed(n, seed)
     grid = _check_options(patch, height, width, n_digits)
+    _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distinct)
     glyphs, glyph_digits, glyph_ids = digit_images(split)
     pools = [np.flatnonzero(glyph_digits == d) for d in range(10)]
     bank = speech_bank()
@@ -241,7 +265,7 @@ def _pad_speech(captions, spans, digits, max_frames):
     lengths = np.array([len(c) for c in captions])
     T_sp = int(lengths.max()) if max_frames is None else int(max_frames)
     if lengths.max() > T_sp:
-        raise ValueError(f"max_frames: expected >= the longest caption ({lengths.max()} frames), "
+        raise ValueError(f"max_frames must be >= the longest caption ({lengths.max()} frames), "
                          f"got {max_frames}")
     n, F = len(captions), captions[0].shape[1]
     speech = np.zeros((n, T_sp, F), dtype=np.float32)

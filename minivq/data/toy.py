@@ -12,6 +12,7 @@ for. Prototypes come from ``prototype_seed`` (fixed by default), samples from
 """
 import numpy as np
 
+from .._checks import check_int, check_number, describe
 from .bank import check_n_seed
 
 
@@ -23,6 +24,9 @@ def toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed=0):
     proto_a : ndarray, shape (C + 1, dim_a), float64, entries N(0, 1)
     proto_b : ndarray, shape (C + 1, dim_b), float64, drawn independently of proto_a
     """
+    n_concepts = check_int(n_concepts, "n_concepts", 1)
+    dim_a, dim_b = check_int(dim_a, "dim_a", 1), check_int(dim_b, "dim_b", 1)
+    prototype_seed = check_int(prototype_seed, "prototype_seed", 0)
     rng = np.random.default_rng(np.random.SeedSequence(prototype_seed, spawn_key=(0,)))
     return rng.standard_normal((n_concepts + 1, dim_a)), rng.standard_normal((n_concepts + 1, dim_b))
 
@@ -60,7 +64,7 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
     cells_per_concept : int
         Cells of b each concept covers (random, distinct).
     noise : float
-        Standard deviation of the Gaussian noise added to every unit.
+        Standard deviation of the Gaussian noise added to every unit, in [0, 1e30].
     prototype_seed : int
         Seed of the prototypes (``toy_prototypes``); keep it fixed across splits.
 
@@ -74,13 +78,18 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
         -1 padded; extra "a_spans" (n, L, 2) int64 [start, end) frames, -1 padded.
     """
     check_n_seed(n, seed)
-    rows, cols = grid
+    n_concepts = check_int(n_concepts, "n_concepts", 1)
+    min_concepts = check_int(min_concepts, "min_concepts", 1)
+    max_concepts = check_int(max_concepts, "max_concepts", min_concepts, n_concepts)
+    frames_per_concept = _int_range(frames_per_concept, "frames_per_concept", 1)
+    gap_frames = _int_range(gap_frames, "gap_frames", 0)
+    rows, cols = _int_range(grid, "grid", 1, ordered=False)
+    cells_per_concept = check_int(cells_per_concept, "cells_per_concept", 1)
+    noise = check_number(noise, "noise", 0, 1e30)
     L, T_b = max_concepts, rows * cols
-    if not 1 <= min_concepts <= max_concepts <= n_concepts:
-        raise ValueError(f"min_concepts, max_concepts: expected 1 <= min <= max <= n_concepts="
-                         f"{n_concepts}, got {min_concepts}, {max_concepts}")
     if max_concepts * cells_per_concept > T_b:
-        raise ValueError(f"grid: expected >= {max_concepts * cells_per_concept} cells, got {grid}")
+        raise ValueError(f"grid must have at least max_concepts * cells_per_concept = "
+                         f"{max_concepts * cells_per_concept} cells, got {grid}")
     proto_a, proto_b = toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed)
     T_a = L * frames_per_concept[1] + (L + 1) * gap_frames[1]
     out = {"a_mask": np.zeros((n, T_a), dtype=bool), "a_labels": np.full((n, T_a), -1, dtype=np.int64),
@@ -101,6 +110,16 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
         out["a"][i, :length] = _render(rng, proto_a, out["a_labels"][i, :length], noise)
         out["b"][i] = _render(rng, proto_b, out["b_labels"][i], noise)
     return out
+
+
+def _int_range(value, name, low, ordered=True):
+    """A pair (a, b) of ints >= low, with a <= b when ``ordered``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of ints (a, b), got {describe(value)}")
+    a, b = (check_int(v, name, low) for v in value)
+    if ordered and a > b:
+        raise ValueError(f"{name} must be an inclusive range (a, b) with a <= b, got {tuple(value)}")
+    return a, b
 
 
 def _render(rng, proto, labels, noise):

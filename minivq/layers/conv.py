@@ -10,22 +10,31 @@ k taps onto the input frames. Derivation:
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._checks import check_dout, check_float, check_int, check_mask, check_shape
+from .._checks import as_array, check_cache, check_dout, check_float, check_int, check_mask, check_shape
 
 __all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_output_mask"]
 
 
 def conv1d_output_length(T, k, stride=1, padding=0):
-    """T_out = floor((T + 2 padding - k) / stride) + 1, or ValueError if < 1."""
-    T = check_int(T, "T", 1)
-    k = check_int(k, "k", 1)
+    """T_out = floor((T + 2 padding - k) / stride) + 1, or ValueError if < 1.
+
+    T >= 1 and k >= 1; stride >= 1; padding in [0, k - 1] (more padding would
+    only add output frames that see nothing but zeros).
+    """
+    return _check_geometry(T, k, stride, padding, ("T", "k"))
+
+
+def _check_geometry(T, k, stride, padding, names):
+    """T_out after checking T, k, stride, padding; ``names`` spell T and k as the caller gave them."""
+    if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
+        check_int(T, names[0], 1)
+    k = check_int(k, names[1], 1)
     stride = check_int(stride, "stride", 1)
-    padding = check_int(padding, "padding", 0)
+    padding = check_int(padding, "padding", 0, k - 1)
     if T + 2 * padding < k:
-        raise ValueError(
-            f"the padded input is shorter than the kernel: T + 2 * padding = {T + 2 * padding} < k = {k}"
-        )
-    return (T + 2 * padding - k) // stride + 1
+        raise ValueError(f"{names[1]} must be at most T + 2 * padding = {T + 2 * padding}, got k = {k}: "
+                         "the padded input is shorter than the kernel")
+    return (int(T) + 2 * padding - k) // stride + 1
 
 
 def _im2col(x, k, stride, padding, T_out):
@@ -72,7 +81,17 @@ def conv1d_forward(x, W, b, stride=1, padding=0):
         raise ValueError(f"W must have C_in = {C_in} input channels (axis 1) to match x {x.shape}, got W {W.shape}")
     b = check_float(b, "b", "(C_out,)", dtype=x.dtype, like="x")
     check_shape(b, "b", (C_out,), "(C_out,)")
-    T_out = conv1d_output_length(T, k, stride, padding)
+    if T == 0:
+        raise ValueError(f"x must hold at least one frame (T >= 1), got shape {x.shape}")
+    _check_geometry(T, k, stride, padding, ("x's T", "W's k (axis 0)"))
+    return _conv1d_forward(x, W, b, stride, padding)
+
+
+def _conv1d_forward(x, W, b, stride=1, padding=0):
+    """:func:`conv1d_forward` without the checks."""
+    B, T, C_in = x.shape
+    k, _, C_out = W.shape
+    T_out = (T + 2 * padding - k) // stride + 1
     cols = _im2col(x, k, stride, padding, T_out)  # (B * T_out, k * C_in)
     out = cols @ W.reshape(k * C_in, C_out) + b  # (B * T_out, C_out)
     return out.reshape(B, T_out, C_out), (cols, W, x.shape, stride, padding)
@@ -88,11 +107,18 @@ def conv1d_backward(dout, cache):
     read: dxp[b, t * stride + j] += dcols[b, t, j]; finally dx drops the
     padding, dx = dxp[:, padding : padding + T].
     """
+    cols, W, x_shape, stride, padding = check_cache(
+        cache, ((np.ndarray, 2), (np.ndarray, 3), tuple, int, int), "conv1d_forward")
+    T_out = cols.shape[0] // x_shape[0]
+    return _conv1d_backward(check_dout(dout, (x_shape[0], T_out, W.shape[2]), W.dtype), cache)
+
+
+def _conv1d_backward(dout, cache):
+    """:func:`conv1d_backward` without the checks."""
     cols, W, x_shape, stride, padding = cache
     B, T, C_in = x_shape
     k, _, C_out = W.shape
     T_out = cols.shape[0] // B
-    dout = check_dout(dout, (B, T_out, C_out), W.dtype)
     dout2 = dout.reshape(B * T_out, C_out)
     db = dout2.sum(axis=0)
     dW = (cols.T @ dout2).reshape(k, C_in, C_out)
@@ -124,12 +150,20 @@ def conv1d_output_mask(M, k, stride=1, padding=0):
     (k - 1) // 2 (an index into the unpadded input) satisfies 0 <= c < T and
     M[b, c]; a unit's label is then the label of input frame c.
     """
-    M = np.asarray(M)
+    M = as_array(M, "M", "(B, T)")
     if M.ndim != 2:
         raise ValueError(f"M must be 2-D (B, T), got shape {M.shape}")
     M = check_mask(M, M.shape, "(B, T)")
+    if M.shape[1] == 0:
+        raise ValueError(f"M must hold at least one frame (T >= 1), got shape {M.shape}")
+    _check_geometry(M.shape[1], k, stride, padding, ("M's T", "k"))
+    return _conv1d_output_mask(M, k, stride, padding)
+
+
+def _conv1d_output_mask(M, k, stride=1, padding=0):
+    """:func:`conv1d_output_mask` without the checks."""
     B, T = M.shape
-    T_out = conv1d_output_length(T, k, stride, padding)
+    T_out = (T + 2 * padding - k) // stride + 1
     centre = np.arange(T_out) * stride - padding + (k - 1) // 2  # (T_out,)
     inside = (centre >= 0) & (centre < T)
     out = np.zeros((B, T_out), dtype=bool)

@@ -10,7 +10,7 @@ forward's differentiable inputs. Derivations:
 """
 import numpy as np
 
-from .._checks import check_dout, check_float, check_positive, check_shape
+from .._checks import check_cache, check_dout, check_eps, check_float, check_shape
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -45,7 +45,14 @@ def affine_forward(x, W, b):
         raise ValueError(f"x must have D_in = {D_in} features (last axis) to match W {W.shape}, got x {x.shape}")
     b = check_float(b, "b", "(D_out,)", dtype=x.dtype, like="x")
     check_shape(b, "b", (D_out,), "(D_out,)")
-    out = x.reshape(-1, D_in) @ W + b  # (N, D_out)
+    return _affine_forward(x, W, b)
+
+
+def _affine_forward(x, W, b):
+    """:func:`affine_forward` without the checks."""
+    D_in, D_out = W.shape
+    N = int(np.prod(x.shape[:-1]))  # rows (0 for an empty batch; reshape(-1) fails when D_in = 0)
+    out = x.reshape(N, D_in) @ W + b  # (N, D_out)
     return out.reshape(x.shape[:-1] + (D_out,)), (x, W)
 
 
@@ -57,11 +64,17 @@ def affine_backward(dout, cache):
     With X (N, D_in) and dY (N, D_out): dX = dY W^T, dW = X^T dY,
     db = sum_n dY_n (b is broadcast over the N rows, so its gradient sums).
     """
+    x, W = check_cache(cache, (np.ndarray, (np.ndarray, 2)), "affine_forward")
+    return _affine_backward(check_dout(dout, x.shape[:-1] + (W.shape[1],), x.dtype), cache)
+
+
+def _affine_backward(dout, cache):
+    """:func:`affine_backward` without the checks."""
     x, W = cache
     D_in, D_out = W.shape
-    dout = check_dout(dout, x.shape[:-1] + (D_out,), x.dtype)
-    x2 = x.reshape(-1, D_in)  # (N, D_in)
-    dout2 = dout.reshape(-1, D_out)  # (N, D_out)
+    N = int(np.prod(x.shape[:-1]))
+    x2 = x.reshape(N, D_in)  # (N, D_in)
+    dout2 = dout.reshape(N, D_out)  # (N, D_out)
     dx = (dout2 @ W.T).reshape(x.shape)
     dW = x2.T @ dout2  # (D_in, D_out)
     db = dout2.sum(axis=0)
@@ -82,15 +95,24 @@ def relu_forward(x):
     subgradient). Finite differences across the kink are meaningless: see
     ``kinks`` in :func:`minivq.gradcheck.check_backward`.
     """
-    x = check_float(x, "x", "(any shape)")
+    return _relu_forward(check_float(x, "x", "(any shape)"))
+
+
+def _relu_forward(x):
+    """:func:`relu_forward` without the checks."""
     positive = x > 0
     return np.where(positive, x, x.dtype.type(0)), (positive, x.dtype)
 
 
 def relu_backward(dout, cache):
     """dx = dout * [x > 0]."""
+    positive, dtype = check_cache(cache, (np.ndarray, np.dtype), "relu_forward")
+    return _relu_backward(check_dout(dout, positive.shape, dtype), cache)
+
+
+def _relu_backward(dout, cache):
+    """:func:`relu_backward` without the checks."""
     positive, dtype = cache
-    dout = check_dout(dout, positive.shape, dtype)
     return np.where(positive, dout, dtype.type(0))
 
 
@@ -113,7 +135,7 @@ def tanh_forward(x):
 
 def tanh_backward(dout, cache):
     """dx = dout * (1 - out^2)."""
-    (out,) = cache
+    (out,) = check_cache(cache, (np.ndarray,), "tanh_forward")
     dout = check_dout(dout, out.shape, out.dtype)
     return dout * (1 - out * out)
 
@@ -127,7 +149,8 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     gamma, beta : ndarray, (D,), x's dtype
         Per-feature scale and shift.
     eps : float
-        Added to the variance.
+        Added to the variance; at least the dtype's smallest normal number
+        (1.2e-38 in float32), so that it does not underflow to 0.
 
     Returns
     -------
@@ -148,7 +171,12 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     check_shape(gamma, "gamma", (D,), "(D,)")
     beta = check_float(beta, "beta", "(D,)", dtype=x.dtype, like="x")
     check_shape(beta, "beta", (D,), "(D,)")
-    eps = check_positive(eps, "eps")
+    eps = check_eps(eps, "eps", x.dtype, default=1e-5)
+    return _layernorm_forward(x, gamma, beta, eps)
+
+
+def _layernorm_forward(x, gamma, beta, eps=1e-5):
+    """:func:`layernorm_forward` without the checks."""
     mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
     xc = x - mu
     var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
@@ -166,10 +194,16 @@ def layernorm_backward(dout, cache):
     and, per row, dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     (the two means are the paths through mu and var).
     """
+    xhat, rstd, gamma = check_cache(cache, (np.ndarray,) * 3, "layernorm_forward")
+    return _layernorm_backward(check_dout(dout, xhat.shape, xhat.dtype), cache)
+
+
+def _layernorm_backward(dout, cache):
+    """:func:`layernorm_backward` without the checks."""
     xhat, rstd, gamma = cache
     D = xhat.shape[-1]
-    dout = check_dout(dout, xhat.shape, xhat.dtype)
-    dout2, xhat2 = dout.reshape(-1, D), xhat.reshape(-1, D)  # (N, D)
+    N = int(np.prod(xhat.shape[:-1]))
+    dout2, xhat2 = dout.reshape(N, D), xhat.reshape(N, D)  # (N, D)
     dbeta = dout2.sum(axis=0)
     dgamma = (dout2 * xhat2).sum(axis=0)
     dxhat = dout * gamma
@@ -192,14 +226,31 @@ def l2_normalize_forward(x, eps=1e-12):
     -----
     (SUM-3) The cosine similarity of two vectors is the dot product of their
     normalized versions. Below eps the denominator is the constant eps, so
-    the map is linear there and the gradient is dout / eps.
+    the map is linear there and the gradient is dout / eps. eps must be at
+    least the dtype's smallest normal number (1.2e-38 in float32), so it does
+    not underflow to 0; rows whose squared norm overflows (entries near 1e20
+    in float32) are rescaled by their largest entry first.
     """
     x = check_float(x, "x", "(..., D)", min_ndim=1)
-    eps = check_positive(eps, "eps")
-    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # (..., 1)
+    return _l2_normalize_forward(x, check_eps(eps, "eps", x.dtype, default=1e-12))
+
+
+def _l2_normalize_forward(x, eps=1e-12):
+    """:func:`l2_normalize_forward` without the checks."""
+    with np.errstate(over="ignore"):
+        norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # (..., 1)
     active = norm > eps
     denom = np.maximum(norm, x.dtype.type(eps))
     out = x / denom
+    big = np.isinf(norm)[..., 0]  # x * x overflowed (entries near 1e20 in float32): rescale those rows
+    if big.any():
+        rows = x[big]  # (n, D)
+        scale = np.abs(rows).max(axis=-1, keepdims=True)  # (n, 1), > 0
+        unit = rows / scale
+        length = np.sqrt((unit * unit).sum(axis=-1, keepdims=True))  # in [1, sqrt(D)]
+        out[big] = unit / length
+        with np.errstate(over="ignore"):
+            denom[big] = scale * length  # ||x||, inf only if it exceeds the dtype
     return out, (out, denom, active)
 
 
@@ -212,7 +263,12 @@ def l2_normalize_backward(dout, cache):
     removes the component of dout along y (moving x along itself does not
     change y).
     """
+    out, denom, active = check_cache(cache, (np.ndarray,) * 3, "l2_normalize_forward")
+    return _l2_normalize_backward(check_dout(dout, out.shape, out.dtype), cache)
+
+
+def _l2_normalize_backward(dout, cache):
+    """:func:`l2_normalize_backward` without the checks."""
     out, denom, active = cache
-    dout = check_dout(dout, out.shape, out.dtype)
     radial = (dout * out).sum(axis=-1, keepdims=True)  # (..., 1) <out, dout>
     return (dout - np.where(active, radial, 0) * out) / denom

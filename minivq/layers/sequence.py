@@ -6,7 +6,7 @@ SUM-1 and CM-2). Tested in ``tests/test_layers.py``.
 """
 import numpy as np
 
-from .._checks import check_dout, check_float, check_int, check_mask
+from .._checks import check_cache, check_dout, check_float, check_int, check_int_array, check_mask
 
 __all__ = [
     "patchify", "embedding_forward", "embedding_backward",
@@ -42,6 +42,12 @@ def patchify(images, patch):
     B, H, W = images.shape
     if H % patch or W % patch:
         raise ValueError(f"images must have H and W that are multiples of patch = {patch}, got {images.shape}")
+    return _patchify(images, patch)
+
+
+def _patchify(images, patch):
+    """:func:`patchify` without the checks."""
+    B, H, W = images.shape
     rows, cols = H // patch, W // patch
     grid = images.reshape(B, rows, patch, cols, patch).transpose(0, 1, 3, 2, 4)  # (B, r, c, p, p)
     patches = grid.reshape(B, rows * cols, patch * patch)
@@ -65,14 +71,17 @@ def embedding_forward(ids, W):
     -----
     (ENC) out[b, t] = W[ids[b, t]], the product of a one-hot row with W.
     """
-    ids = np.asarray(ids)
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"ids must have an integer dtype (B, T), got {ids.dtype}")
+    ids = check_int_array(ids, "ids", "(B, T)")
     W = check_float(W, "W", "(V, D)", ndim=2)
     V = W.shape[0]
     if ids.size and (ids.min() < 0 or ids.max() >= V):
         bad = ids.min() if ids.min() < 0 else ids.max()
         raise ValueError(f"ids must lie in [0, V) = [0, {V}) for W of shape {W.shape}, got {bad}")
+    return _embedding_forward(ids, W)
+
+
+def _embedding_forward(ids, W):
+    """:func:`embedding_forward` without the checks."""
     return W[ids], (ids, W.shape, W.dtype)
 
 
@@ -83,11 +92,16 @@ def embedding_backward(dout, cache):
     -----
     A scatter-add (``np.add.at``): a row used twice receives both gradients.
     """
+    ids, W_shape, dtype = check_cache(cache, (np.ndarray, tuple, np.dtype), "embedding_forward")
+    return _embedding_backward(check_dout(dout, ids.shape + (W_shape[1],), dtype), cache)
+
+
+def _embedding_backward(dout, cache):
+    """:func:`embedding_backward` without the checks."""
     ids, W_shape, dtype = cache
     V, D = W_shape
-    dout = check_dout(dout, ids.shape + (D,), dtype)
     dW = np.zeros(W_shape, dtype=dtype)
-    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, D))
+    np.add.at(dW, ids.reshape(ids.size), dout.reshape(ids.size, D))
     return dW
 
 
@@ -120,6 +134,13 @@ def masked_mean_forward(H, M):
     if not counts.all():
         empty = np.flatnonzero(counts == 0)
         raise ValueError(f"M must have at least one valid unit per row; rows {empty.tolist()} have none")
+    return _masked_mean_forward(H, M, counts)
+
+
+def _masked_mean_forward(H, M, counts=None):
+    """:func:`masked_mean_forward` without the checks (``counts`` = M.sum(1) when known)."""
+    D = H.shape[2]
+    counts = M.sum(axis=1) if counts is None else counts  # (B,)
     weights = M / counts[:, None].astype(H.dtype)  # (B, T), H's dtype
     out = np.einsum("bt,btd->bd", weights, H)
     return out, (weights, D)
@@ -127,7 +148,11 @@ def masked_mean_forward(H, M):
 
 def masked_mean_backward(dout, cache):
     """dH[b, t] = w_bt dout[b] (zero at padded units)."""
+    weights, D = check_cache(cache, ((np.ndarray, 2), int), "masked_mean_forward")
+    return _masked_mean_backward(check_dout(dout, (weights.shape[0], D), weights.dtype), cache)
+
+
+def _masked_mean_backward(dout, cache):
+    """:func:`masked_mean_backward` without the checks."""
     weights, D = cache
-    B, T = weights.shape
-    dout = check_dout(dout, (B, D), weights.dtype)
     return weights[:, :, None] * dout[:, None, :]  # (B, T, D)

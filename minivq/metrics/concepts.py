@@ -6,7 +6,8 @@ the cross-modal agreement per concept.
 """
 import numpy as np
 
-from ..quantizer import codebook_usage
+from .._checks import check_bool, check_count, check_int_array, check_mask, check_real, describe
+from ..quantizer import _codebook_usage
 
 __all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",
            "usage_per_modality"]
@@ -33,16 +34,17 @@ def code_concept_counts(idx, labels, mask, K, n_concepts):
         counts[c, k] = number of valid units of concept c assigned to code k;
         the last row (index C, i.e. -1 wraps to it) counts background units.
     """
-    idx, labels = np.asarray(idx), np.asarray(labels)
-    mask = np.asarray(mask, dtype=bool)
-    if idx.shape != labels.shape or idx.shape != mask.shape:
-        raise ValueError(
-            f"idx, labels and mask must share one shape, got {idx.shape}, {labels.shape}, {mask.shape}")
+    idx, labels = check_int_array(idx, "idx", "(B, T)"), check_int_array(labels, "labels", "(B, T)")
+    if labels.shape != idx.shape:
+        raise ValueError(f"labels must have the shape of idx {idx.shape}, got {labels.shape}")
+    mask = check_mask(mask, idx.shape, "idx.shape", "mask")
+    K, n_concepts = check_count(K, "K"), check_count(n_concepts, "n_concepts")
     codes, concepts = idx[mask], labels[mask]  # (N,) valid units
     if codes.size and (codes.min() < 0 or codes.max() >= K):
         raise ValueError(f"idx must hold codes in [0, K={K}) on valid units, got [{codes.min()}, {codes.max()}]")
-    if concepts.size and concepts.max() >= n_concepts:
-        raise ValueError(f"labels must be -1 or in [0, n_concepts={n_concepts}), got {concepts.max()}")
+    if concepts.size and (concepts.max() >= n_concepts or concepts.min() < -1):
+        bad = concepts.max() if concepts.max() >= n_concepts else concepts.min()
+        raise ValueError(f"labels must be -1 or in [0, n_concepts={n_concepts}) on valid units, got {bad}")
     rows = np.where(concepts < 0, n_concepts, concepts)  # background -> row C
     counts = np.zeros((n_concepts + 1, K), dtype=np.int64)
     np.add.at(counts, (rows, codes), 1)
@@ -66,9 +68,8 @@ def code_purity(counts, include_background=False):
     -------
     float
     """
-    counts = np.asarray(counts)
-    if counts.ndim != 2 or counts.shape[0] < 2:
-        raise ValueError(f"counts must have shape (C + 1, K) with C >= 1, got {counts.shape}")
+    counts = _check_counts(counts, "counts")
+    include_background = check_bool(include_background, "include_background")
     majority = np.argmax(counts, axis=0)  # (K,)
     rows = counts if include_background else counts[:-1]
     total = rows.sum()
@@ -79,9 +80,17 @@ def code_purity(counts, include_background=False):
     return float(rows[majority[on_rows], cols].sum() / total)
 
 
+def _check_counts(counts, name):
+    """A code-concept count matrix: finite, >= 0, shape (C + 1, K) with C >= 1 and K >= 1."""
+    counts = check_real(counts, name, "(C + 1, K)", ndim=2)
+    if counts.shape[0] < 2 or counts.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (C + 1, K) with C >= 1 and K >= 1, got {counts.shape}")
+    return check_real(counts, name, "(C + 1, K)", nonnegative=True, finite=False)
+
+
 def _check_pair(counts_a, counts_b):
     """Two code-concept count matrices of one shape (C + 1, K)."""
-    counts_a, counts_b = np.asarray(counts_a), np.asarray(counts_b)
+    counts_a, counts_b = _check_counts(counts_a, "counts_a"), _check_counts(counts_b, "counts_b")
     if counts_a.ndim != 2 or counts_a.shape != counts_b.shape:
         raise ValueError(f"counts_a and counts_b must share one shape (C + 1, K), got {counts_a.shape} "
                          f"and {counts_b.shape}")
@@ -157,11 +166,25 @@ def usage_per_modality(idx, masks, K):
     Returns
     -------
     dict
-        For each modality and for ``"all"``: the output of
-        :func:`minivq.quantizer.codebook_usage` (counts, perplexity,
+        For each modality with a valid unit and for ``"all"``: the output
+        of :func:`minivq.quantizer.codebook_usage` (counts, perplexity,
         fraction_used).
     """
-    out = {m: codebook_usage(idx[m], masks[m], K) for m in idx}
-    pooled = np.concatenate([np.asarray(idx[m])[np.asarray(masks[m], dtype=bool)] for m in idx])
-    out["all"] = codebook_usage(pooled[None, :], np.ones((1, pooled.size), dtype=bool), K)
+    K = check_count(K, "K")
+    if not isinstance(idx, dict) or not idx:
+        raise TypeError(f"idx must be a non-empty dict modality -> codes (B, T), got {describe(idx)}")
+    if not isinstance(masks, dict) or masks.keys() != idx.keys():
+        got = sorted(masks) if isinstance(masks, dict) else describe(masks)
+        raise TypeError(f"masks must be a dict with the keys of idx {sorted(idx)}, got {got}")
+    valid = {}
+    for m in idx:
+        codes = check_int_array(idx[m], f"idx[{m!r}]", "(B, T)")
+        if codes.size and (codes.min() < 0 or codes.max() >= K):
+            raise ValueError(f"idx[{m!r}] must hold codes in [0, K={K}), got [{codes.min()}, {codes.max()}]")
+        valid[m] = codes[check_mask(masks[m], codes.shape, f"idx[{m!r}].shape", f"masks[{m!r}]")]
+    pooled = np.concatenate(list(valid.values()))
+    if pooled.size == 0:
+        raise ValueError("masks must mark at least one valid unit, got none in any modality")
+    out = {m: _codebook_usage(v, K) for m, v in valid.items() if v.size}
+    out["all"] = _codebook_usage(pooled, K)
     return out

@@ -7,33 +7,48 @@ correct when the most relevant unit carries the concept the span names.
 """
 import numpy as np
 
+from .._checks import check_int_array, check_mask, check_real
+
 __all__ = ["concept_distributions", "relevance", "localization_accuracy"]
 
 
-def _check_units(p, labels, mask, name):
-    """p (B, T, K); labels (B, T) (or None) and mask (B, T) of the same units."""
-    p = np.asarray(p)
-    if p.ndim != 3:
-        raise ValueError(f"{name}: p must have shape (B, T, K), got {p.shape}")
-    mask = np.asarray(mask, dtype=bool)
-    labels = mask if labels is None else np.asarray(labels)
-    if labels.shape != p.shape[:2] or mask.shape != p.shape[:2]:
-        raise ValueError(
-            f"{name}: labels and mask must have shape {p.shape[:2]}, got {labels.shape} and {mask.shape}"
-        )
+def _check_probabilities(p, name, hint):
+    """A finite, non-negative float array (soft assignments or code distributions) of ndim 3."""
+    p = check_real(p, name, hint, ndim=3, nonnegative=True)
+    if p.dtype.kind != "f":
+        raise TypeError(f"{name} must have a float dtype {hint}, got {p.dtype}")
+    return p
+
+
+def _check_units(p, labels, mask, names):
+    """p (B, T, K); labels (B, T) int (or None) and mask (B, T) bool of the same units.
+
+    ``names`` spell p, labels and mask as the caller did.
+    """
+    p = _check_probabilities(p, names[0], "(B, T, K)")
+    mask = check_mask(mask, p.shape[:2], "(B, T)", names[2])
+    if labels is not None:
+        labels = check_int_array(labels, names[1], "(B, T)")
+        if labels.shape != p.shape[:2]:
+            raise ValueError(f"{names[1]} must have shape (B, T) = {p.shape[:2]}, got {labels.shape}")
+        if labels.size and labels.min() < -1:
+            raise ValueError(f"{names[1]} must be -1 (background) or a concept >= 0, got {labels.min()}")
     return p, labels, mask
 
 
-def _check_queries(P_query, query_concepts, p_target, name):
-    """P_query (B, L, K) with the target's B and K; query_concepts (B, L)."""
-    P_query = np.asarray(P_query)
-    B, _, K = np.shape(p_target)
-    if P_query.ndim != 3 or P_query.shape[0] != B or P_query.shape[2] != K:
-        raise ValueError(f"{name}: P_query must have shape (B={B}, L, K={K}), got {P_query.shape}")
-    if query_concepts is not None and np.shape(query_concepts) != P_query.shape[:2]:
-        raise ValueError(f"{name}: query_concepts must have shape {P_query.shape[:2]}, "
-                         f"got {np.shape(query_concepts)}")
-    return P_query
+def _check_queries(P_query, query_concepts, p_target):
+    """P_query (B, L, K) with the target's B and K; query_concepts (B, L) int."""
+    P_query = _check_probabilities(P_query, "P_query", "(B, L, K)")
+    B, _, K = p_target.shape
+    if P_query.shape[0] != B or P_query.shape[2] != K:
+        raise ValueError(f"P_query must have shape (B={B}, L, K={K}) to match p_target, got {P_query.shape}")
+    if P_query.dtype != p_target.dtype:
+        raise TypeError(f"P_query must have the dtype of p_target ({p_target.dtype}), got {P_query.dtype}")
+    if query_concepts is not None:
+        query_concepts = check_int_array(query_concepts, "query_concepts", "(B, L)")
+        if query_concepts.shape != P_query.shape[:2]:
+            raise ValueError(f"query_concepts must have shape {P_query.shape[:2]}, got {query_concepts.shape}")
+    return P_query, query_concepts
 
 
 def concept_distributions(p, labels, mask, concepts):
@@ -62,11 +77,10 @@ def concept_distributions(p, labels, mask, concepts):
     (CM-2) restricted to a span: P_w(k) = sum_{t in w} p(k | h_t) / |w|. A
     digit named twice in one sample pools both of its spans.
     """
-    p, labels, mask = _check_units(p, labels, mask, "concept_distributions")
-    concepts = np.asarray(concepts)
+    p, labels, mask = _check_units(p, labels, mask, ("p", "labels", "mask"))
+    concepts = check_int_array(concepts, "concepts", "(B, L)")
     if concepts.ndim != 2 or concepts.shape[0] != p.shape[0]:
-        raise ValueError(
-            f"concept_distributions: concepts must have shape (B={p.shape[0]}, L), got {concepts.shape}")
+        raise ValueError(f"concepts must have shape (B={p.shape[0]}, L), got {concepts.shape}")
     sel = (labels[:, None, :] == concepts[:, :, None]) & mask[:, None, :]  # (B, L, T)
     sel &= concepts[:, :, None] >= 0
     counts = sel.sum(axis=2)  # (B, L)
@@ -91,8 +105,13 @@ def relevance(P_query, p_target, target_mask):
     ndarray, shape (B, L, T)
         r_u = sum_k P_w(k) p(k | h_u); -inf on padded units.
     """
-    p_target, _, target_mask = _check_units(p_target, None, target_mask, "relevance")
-    P_query = _check_queries(P_query, None, p_target, "relevance")
+    p_target, _, target_mask = _check_units(p_target, None, target_mask, ("p_target", None, "target_mask"))
+    P_query, _ = _check_queries(P_query, None, p_target)
+    return _relevance(P_query, p_target, target_mask)
+
+
+def _relevance(P_query, p_target, target_mask):
+    """:func:`relevance` without the checks."""
     rel = np.einsum("blk,btk->blt", P_query, p_target)  # (B, L, T)
     return np.where(target_mask[:, None, :], rel, -np.inf)
 
@@ -119,7 +138,10 @@ def localization_accuracy(P_query, query_concepts, found, p_target, target_label
         ``accuracy`` (fraction of queries whose most relevant target unit has
         the named concept), ``chance`` (mean fraction of valid target units
         carrying the named concept), ``n`` (number of queries), and
-        ``best_unit`` (B, L) int64, the most relevant unit of each query.
+        ``best_unit`` (B, L) int64, the most relevant unit of each query
+        (-1 in a sample with no valid target unit). Queries that are padding,
+        not ``found``, or in a sample with no valid target unit are skipped;
+        with none left, accuracy and chance are NaN and n is 0.
 
     Notes
     -----
@@ -127,12 +149,14 @@ def localization_accuracy(P_query, query_concepts, found, p_target, target_label
     prediction is argmax_u r_u over the valid units.
     """
     p_target, target_labels, target_mask = _check_units(
-        p_target, target_labels, target_mask, "localization_accuracy")
-    P_query = _check_queries(P_query, query_concepts, p_target, "localization_accuracy")
-    query_concepts = np.asarray(query_concepts)
-    best = np.argmax(relevance(P_query, p_target, target_mask), axis=2)  # (B, L)
+        p_target, target_labels, target_mask, ("p_target", "target_labels", "target_mask"))
+    P_query, query_concepts = _check_queries(P_query, query_concepts, p_target)
+    found = check_mask(found, P_query.shape[:2], "(B, L)", "found")
+    best = np.argmax(_relevance(P_query, p_target, target_mask), axis=2)  # (B, L)
     hit_label = np.take_along_axis(target_labels, best, axis=1)  # (B, L)
-    ok = np.asarray(found, dtype=bool) & (query_concepts >= 0)
+    has_target = target_mask.any(axis=1)  # (B,) a sample with no valid target unit has nothing to find
+    best = np.where(has_target[:, None], best, -1)
+    ok = found & (query_concepts >= 0) & has_target[:, None]
     on_concept = (target_labels[:, None, :] == query_concepts[:, :, None]) & target_mask[:, None, :]
     frac = on_concept.sum(axis=2) / np.maximum(target_mask.sum(axis=1), 1)[:, None]  # (B, L)
     n = int(ok.sum())

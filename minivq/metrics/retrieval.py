@@ -6,16 +6,26 @@ from collections import Counter
 
 import numpy as np
 
+from .._checks import check_int, check_int_array, check_number, check_real, describe
+
 __all__ = ["retrieval_ranks", "recall_at_k", "retrieval_metrics", "retrieval_report", "set_ceiling_r1"]
 
 
 def _check_square(S, name="S"):
-    S = np.asarray(S)
-    if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
+    """A finite, real, non-empty square (B, B) matrix of similarities."""
+    S = check_real(S, name, "(B, B)", ndim=2)
+    if S.shape[0] != S.shape[1] or S.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square (B, B) matrix, got shape {S.shape}")
-    if not np.all(np.isfinite(S)):
-        raise ValueError(f"{name} must be finite, got NaN or inf")
     return S
+
+
+def _check_ks(ks):
+    """A non-empty tuple of positive ints (a single int is one k)."""
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, (bool, np.bool_)):
+        ks = (ks,)
+    if not isinstance(ks, (tuple, list)) or not ks:
+        raise TypeError(f"ks must be a non-empty tuple of ints >= 1, e.g. (1, 5, 10), got {describe(ks)}")
+    return tuple(check_int(k, "ks", 1) for k in ks)
 
 
 def retrieval_ranks(S):
@@ -40,7 +50,11 @@ def retrieval_ranks(S):
     wrong candidates scoring at least as high as the true one, so a constant S
     gives rank B, never a lucky 1.
     """
-    S = _check_square(S)
+    return _retrieval_ranks(_check_square(S))
+
+
+def _retrieval_ranks(S):
+    """:func:`retrieval_ranks` without the checks."""
     diag = np.diag(S)
     off = ~np.eye(S.shape[0], dtype=bool)
     ranks_ab = 1 + np.sum((S >= diag[:, None]) & off, axis=1)  # (B,)
@@ -54,16 +68,25 @@ def recall_at_k(ranks, ks=(1, 5, 10)):
     Parameters
     ----------
     ranks : ndarray of int, shape (B,)
+        1-based ranks (>= 1).
     ks : tuple of int
+        Each k >= 1 (a single int is one k).
 
     Returns
     -------
     dict
         ``{"R@1": float, ..., "median_rank": float}``.
     """
-    ranks = np.asarray(ranks)
-    if ranks.ndim != 1 or ranks.size == 0:
+    ranks = check_int_array(ranks, "ranks", "(B,)", ndim=1)
+    if ranks.size == 0:
         raise ValueError(f"ranks must have shape (B,) with B >= 1, got {ranks.shape}")
+    if ranks.min() < 1:
+        raise ValueError(f"ranks must be 1-based (>= 1), got a minimum of {ranks.min()}")
+    return _recall_at_k(ranks, _check_ks(ks))
+
+
+def _recall_at_k(ranks, ks):
+    """:func:`recall_at_k` without the checks."""
     out = {f"R@{k}": float(np.mean(ranks <= k)) for k in ks}
     out["median_rank"] = float(np.median(ranks))
     return out
@@ -82,11 +105,18 @@ def retrieval_metrics(S, ks=(1, 5, 10)):
     -------
     dict
         ``{"a2b": {...}, "b2a": {...}, "mean_R@1": float}`` where each
-        direction holds the output of :func:`recall_at_k`.
+        direction holds the output of :func:`recall_at_k`; ``mean_R@1`` is
+        there whatever ``ks`` holds.
     """
-    ranks_ab, ranks_ba = retrieval_ranks(S)
-    a2b, b2a = recall_at_k(ranks_ab, ks), recall_at_k(ranks_ba, ks)
-    return {"a2b": a2b, "b2a": b2a, "mean_R@1": 0.5 * (a2b["R@1"] + b2a["R@1"])}
+    return _retrieval_metrics(_check_square(S), _check_ks(ks))
+
+
+def _retrieval_metrics(S, ks):
+    """:func:`retrieval_metrics` on a checked S."""
+    ranks_ab, ranks_ba = _retrieval_ranks(S)
+    a2b, b2a = _recall_at_k(ranks_ab, ks), _recall_at_k(ranks_ba, ks)
+    r1 = 0.5 * (float(np.mean(ranks_ab <= 1)) + float(np.mean(ranks_ba <= 1)))
+    return {"a2b": a2b, "b2a": b2a, "mean_R@1": r1}
 
 
 def retrieval_report(S=None, S_code=None, lambda_r=1.0, ks=(1, 5, 10)):
@@ -108,15 +138,24 @@ def retrieval_report(S=None, S_code=None, lambda_r=1.0, ks=(1, 5, 10)):
         Keys ``"summary"``, ``"code"``, ``"combined"`` for the matrices given,
         each the output of :func:`retrieval_metrics`.
     """
-    if S is not None and S_code is not None and np.shape(S) != np.shape(S_code):
-        raise ValueError(f"S and S_code must have the same shape (B, B), got {np.shape(S)} and {np.shape(S_code)}")
+    S = None if S is None else _check_square(S, "S")
+    S_code = None if S_code is None else _check_square(S_code, "S_code")
+    if S is not None and S_code is not None and S.shape != S_code.shape:
+        raise ValueError(f"S_code must have the shape of S {S.shape}, got {S_code.shape}")
+    lambda_r = check_number(lambda_r, "lambda_r")
+    ks = _check_ks(ks)
     out = {}
     if S is not None:
-        out["summary"] = retrieval_metrics(S, ks)
+        out["summary"] = _retrieval_metrics(S, ks)
     if S_code is not None:
-        out["code"] = retrieval_metrics(S_code, ks)
+        out["code"] = _retrieval_metrics(S_code, ks)
     if S is not None and S_code is not None:
-        out["combined"] = retrieval_metrics(np.asarray(S) + lambda_r * np.asarray(S_code), ks)
+        with np.errstate(over="ignore", invalid="ignore"):
+            combined = S + lambda_r * S_code
+        if not np.isfinite(combined).all():
+            raise ValueError(f"lambda_r = {lambda_r!r} makes S + lambda_r S_code overflow {combined.dtype}; "
+                             "use a smaller lambda_r")
+        out["combined"] = _retrieval_metrics(combined, ks)
     return out
 
 
@@ -136,8 +175,8 @@ def set_ceiling_r1(concepts):
         picks the true partner among them at random. A mean-pooled model
         (SUM-1) sees sets, not order, so this bounds what to expect (RET).
     """
-    concepts = np.asarray(concepts)
-    if concepts.ndim != 2 or len(concepts) == 0:
+    concepts = check_int_array(concepts, "concepts", "(B, L)", ndim=2)
+    if len(concepts) == 0:
         raise ValueError(f"concepts must have shape (B >= 1, L), got {concepts.shape}")
     keys = [frozenset(int(c) for c in row if c >= 0) for row in concepts]
     counts = Counter(keys)  # digit set -> number of samples naming it

@@ -1,0 +1,133 @@
+"""Checks of an encoder's arguments against a ModelConfig (STYLE.md "Errors").
+
+:func:`minivq.encoders.encoder_forward` and :func:`minivq.model.loss_forward`
+validate here, once, at their boundary, with the primitives of
+:mod:`minivq._checks`; the layers they then run are unchecked
+(:mod:`minivq.layers.unchecked`). Names in messages are those the caller
+used, e.g. ``params['speech.W1']`` or ``x of 'speech'``.
+"""
+import numpy as np
+
+from ._checks import (check_cache, check_finite, check_float, check_int_array, check_mask, check_real,
+                      check_shape, describe)
+from .config import MODALITIES, ModelConfig
+from .layers.conv import _check_geometry
+
+#: Shape of each encoder's input x.
+INPUT_SHAPES = {"image": "(B, H, W)", "speech": "(B, T, n_mels)", "text": "(B, T) token ids",
+                "a": "(B, T, F)", "b": "(B, T, F)"}
+
+
+def check_config(cfg, name="cfg"):
+    """A :class:`ModelConfig` whose fields are (still) valid."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"{name} must be a ModelConfig, got {describe(cfg)}")
+    cfg.validate()  # fields may have been changed since the config was made
+    return cfg
+
+
+def check_modality(modality, cfg):
+    """One of MODALITIES whose input size cfg knows."""
+    if not isinstance(modality, str) or modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {describe(modality)}")
+    if modality in ("a", "b") and modality not in cfg.toy_dims:
+        raise ValueError(f"cfg.toy_dims must give the feature size of {modality!r}, got {cfg.toy_dims}")
+    return modality
+
+
+def param_shapes(modality, cfg):
+    """Shapes of one encoder's parameters, {"W1": ..., "b1": ..., "W2": ..., "b2": ...} (text has no b1)."""
+    from .encoders import _input_dim  # encoders imports this module
+
+    F, Hd, D = _input_dim(modality, cfg), cfg.hidden, cfg.D
+    if modality == "speech":
+        W1, W2 = (cfg.speech_kernel, F, Hd), (cfg.speech_kernel, Hd, D)
+    elif modality == "text":
+        W1, W2 = (F, Hd), (cfg.text_kernel, Hd, D)
+    else:
+        W1, W2 = (F, Hd), (Hd, D)
+    shapes = {"W1": W1, "b1": (Hd,), "W2": W2, "b2": (D,)}
+    if modality == "text":
+        del shapes["b1"]
+    return shapes
+
+
+def check_params(params, shapes, cfg, name="params"):
+    """``params`` holds every key of ``shapes`` (key -> shape) as a finite cfg.dtype array of that shape."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict name -> ndarray (see init_params), got {describe(params)}")
+    missing = [key for key in shapes if key not in params]
+    if missing:
+        raise ValueError(f"{name} must hold {list(shapes)}, got {sorted(map(str, params))} (missing {missing})")
+    dtype = np.dtype(cfg.dtype)
+    for key, shape in shapes.items():
+        W = check_float(params[key], f"{name}[{key!r}]", str(shape), coerce=False, dtype=dtype, like="cfg.dtype")
+        check_shape(W, f"{name}[{key!r}]", shape, "")
+    return params
+
+
+def _as_model_dtype(x, name, dtype):
+    """x cast to the model's dtype, which must keep it finite."""
+    xc = x.astype(dtype, copy=False)
+    if xc.size and not (np.isfinite(xc.min()) and np.isfinite(xc.max())):
+        if x.dtype.kind == "f":
+            check_finite(x, name)
+        raise ValueError(f"{name} has values beyond the range of cfg.dtype {dtype} (largest |x| "
+                         f"{np.abs(x).max():.3g}); rescale the input")
+    return xc
+
+
+def check_x(modality, x, cfg, name):
+    """The encoder input of one modality, converted to cfg.dtype (text: int ids in [0, vocab))."""
+    hint = INPUT_SHAPES[modality]
+    if modality == "text":
+        x = check_int_array(x, name, hint, ndim=2)
+        if x.size and (x.min() < 0 or x.max() >= cfg.vocab):
+            raise ValueError(f"{name} must hold token ids in [0, vocab = {cfg.vocab}), got [{x.min()}, {x.max()}]")
+    else:
+        x = check_real(x, name, hint, ndim=3, finite=False)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must hold at least one sample and one step {hint}, got shape {x.shape}")
+    if modality == "image":
+        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
+            raise ValueError(f"{name} must have H and W that are multiples of patch = {cfg.patch}, got {x.shape}")
+    elif modality == "speech":
+        k, s = cfg.speech_kernel, cfg.speech_stride
+        T1 = _check_geometry(x.shape[1], k, s, (k - 1) // 2, (f"{name}'s T", "cfg.speech_kernel"))
+        _check_geometry(T1, k, s, (k - 1) // 2, (f"{name}'s T after one convolution", "cfg.speech_kernel"))
+    elif modality == "text":
+        k = cfg.text_kernel
+        _check_geometry(x.shape[1], k, 1, (k - 1) // 2, (f"{name}'s T", "cfg.text_kernel"))
+    width = {"speech": cfg.n_mels, "a": cfg.toy_dims.get("a"), "b": cfg.toy_dims.get("b")}.get(modality)
+    if width is not None and x.shape[2] != width:
+        raise ValueError(f"{name} must have {width} features per step (last axis) {hint}, got shape {x.shape}")
+    return x if modality == "text" else _as_model_dtype(x, name, np.dtype(cfg.dtype))
+
+
+def check_input_mask(modality, x, mask, cfg, name):
+    """The input mask as bool (B, T_in): one per patch for images, per step otherwise; None: all valid."""
+    T_in = (x.shape[1] // cfg.patch) * (x.shape[2] // cfg.patch) if modality == "image" else x.shape[1]
+    return check_mask(mask, (x.shape[0], T_in), "(B, T_in)", name, none_is_all=True)
+
+
+def check_encoder_args(modality, params, x, mask, cfg, names=("params", "x", "mask")):
+    """Everything :func:`minivq.encoders.encoder_forward` needs, checked: (P, x, mask).
+
+    P maps "W1", "b1", "W2", "b2" to this modality's parameters; x is in
+    cfg.dtype (int ids for text); mask is a bool (B, T_in) array.
+    """
+    check_config(cfg)
+    check_modality(modality, cfg)
+    shapes = {f"{modality}.{k}": v for k, v in param_shapes(modality, cfg).items()}
+    check_params(params, shapes, cfg, names[0])
+    x = check_x(modality, x, cfg, f"{names[1]} of {modality!r}")
+    mask = check_input_mask(modality, x, mask, cfg, f"{names[2]} of {modality!r}")
+    return {key.split(".", 1)[1]: params[key] for key in shapes}, x, mask
+
+
+def check_encoder_dout(dH, cache):
+    """dH of :func:`minivq.encoders.encoder_backward`: the units' shape and dtype, finite."""
+    shape, dtype = check_cache(cache, (str, tuple, np.ndarray, None, tuple), "encoder_forward")[4]
+    dH = check_float(dH, "dH", "(B, T, D)", dtype=dtype, like="the units H")
+    check_shape(dH, "dH", shape, "(B, T, D)")
+    return dH
