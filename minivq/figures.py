@@ -59,6 +59,7 @@ def plot_training_curves(histories, path=None):
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.ticker import MaxNLocator
     fig, axes = _figure(1, 3, figsize=(12, 3.4))
     val_pairs = set()
     for i, (variant, hist) in enumerate(histories.items()):
@@ -68,10 +69,11 @@ def plot_training_curves(histories, path=None):
             axes[1].plot(epochs, [h["cmcm"] for h in hist], **style)
         axes[2].plot(epochs, [h.get("val_r1", np.nan) for h in hist], **style)
         val_pairs |= {h["val_pairs"] for h in hist if "val_pairs" in h}
-    size = f" on {val_pairs.pop()} val pairs" if len(val_pairs) == 1 else ""
-    titles = ("L_MMS (train, SUM-3)", "L_CMCM (train, CM-4)", f"mean R@1{size} (quick check)")
-    for ax, title, ylabel in zip(axes, titles, ("loss", "loss", "R@1")):
+    size = f"\n(among {val_pairs.pop()} validation pairs)" if len(val_pairs) == 1 else ""
+    titles = ("L_MMS on the training batches", "L_CMCM on the training batches", f"quick check: mean R@1{size}")
+    for ax, title, ylabel in zip(axes, titles, ("L_MMS (MMS)", "L_CMCM (CM-4)", "mean R@1 (RET)")):
         ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.get_lines():
             ax.legend(fontsize=8)
         else:
