@@ -5,7 +5,8 @@ encoder is built from the hand-derived layers of :mod:`minivq.layers`:
 
 - ``image``: patchify, affine, ReLU, affine (one unit per patch);
 - ``speech``: conv1d with stride over log-mel frames, ReLU, conv1d with
-  stride (one unit per window of frames);
+  stride (one unit per window of frames), run on the captions packed end
+  to end (:mod:`minivq.speech_encoder`);
 - ``text``: embedding, conv1d (one unit per token);
 - ``a`` and ``b`` (the toy modalities of :func:`minivq.data.toy_pairs`):
   affine, ReLU, affine.
@@ -25,6 +26,7 @@ from ._checks import check_int_array
 from .config import MODALITIES
 from .layers import unchecked as layers  # the arguments are checked once, in encoder_forward
 from .optim import he_uniform
+from .speech_encoder import speech_backward, speech_forward
 
 __all__ = ["MODALITIES", "DATA_KEYS", "modality_arrays", "input_dim", "init_encoder", "encoder_forward",
            "encoder_backward", "unit_labels"]
@@ -159,17 +161,10 @@ def _encoder_forward(modality, P, x, mask, cfg):
 
 def _encode(modality, P, x, mask, cfg):
     """The layers of :func:`encoder_forward`: (H, M, layer caches, ReLU signs)."""
-    if modality == "speech":
-        k, s = cfg.speech_kernel, cfg.speech_stride
-        pad = (k - 1) // 2
-        M1 = layers.conv1d_output_mask(mask, k, s, pad)  # (B, T1)
-        x = x.astype(cfg.dtype, copy=False) * mask[:, :, None]  # padded frames read as zeros, like text
-        a, c1 = layers.conv1d_forward(x, P["W1"], P["b1"], s, pad)
-        h, c2 = layers.relu_forward(a)
-        h = h * M1[:, :, None]  # padding stays zero, so H does not depend on the padded length
-        H, c3 = layers.conv1d_forward(h, P["W2"], P["b2"], s, pad)
-        M = layers.conv1d_output_mask(M1, k, s, pad)
-        return H, M, (c1, c2, c3, M1), a > 0
+    if modality == "speech":  # conv1d, ReLU, conv1d on the captions packed end to end
+        H, M, cache, signs = speech_forward(P, x, mask, cfg.speech_kernel, cfg.speech_stride,
+                                            np.dtype(cfg.dtype))
+        return H, M, cache, signs
     if modality == "text":
         e, c1 = layers.embedding_forward(x, P["W1"])
         e = e * mask[:, :, None]  # padding tokens read as zeros, like the conv's padding
@@ -209,13 +204,12 @@ def _encoder_backward(dH, cache):
         de, dW2, db2 = layers.conv1d_backward(dH, c2)
         dW1 = layers.embedding_backward(de * mask[:, :, None], c1)
         return {f"{m}.W1": dW1, f"{m}.W2": dW2, f"{m}.b2": db2}
-    c1, c2, c3 = caches[:3]
-    back = layers.conv1d_backward if m == "speech" else layers.affine_backward
-    dh, dW2, db2 = back(dH, c3)
     if m == "speech":
-        dh = dh * caches[3][:, :, None]  # the mask applied after the ReLU
+        return {f"speech.{name}": g for name, g in speech_backward(dH, caches).items()}
+    c1, c2, c3 = caches
+    dh, dW2, db2 = layers.affine_backward(dH, c3)
     da = layers.relu_backward(dh, c2)
-    _, dW1, db1 = back(da, c1)
+    _, dW1, db1 = layers.affine_backward(da, c1)
     return {f"{m}.W1": dW1, f"{m}.b1": db1, f"{m}.W2": dW2, f"{m}.b2": db2}
 
 

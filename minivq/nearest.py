@@ -29,6 +29,7 @@ distance is reported as max(||x||^2 + min_k s_k, 0).
 """
 import os
 import warnings
+from contextlib import contextmanager
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
@@ -40,6 +41,7 @@ __all__ = [
     "BACKEND",
     "OPENMP",
     "nearest_code",
+    "nearest_threads",
     "nearest_code_reference",
     "nearest_code_teaching",
     "check_arrays",
@@ -114,7 +116,31 @@ _REFERENCE_CHUNK_ELEMENTS = 1 << 20
 _C_INT_MAX = int(np.iinfo(np.intc).max)
 
 
+#: Threads of ``nearest_code(..., n_threads=None)`` inside :func:`nearest_threads`
+#: (None: every core this process may run on).
+_threads_default = None
+
+
+@contextmanager
+def nearest_threads(n_threads):
+    """Within the block, ``nearest_code(..., n_threads=None)`` uses ``n_threads`` threads.
+
+    Training holds BLAS to one thread (its matrices are small); the kernel
+    follows the same setting there (``minivq.train.fit``), so that a second
+    OpenMP thread does not wait for a core the caller is spinning on.
+    """
+    global _threads_default
+    checked = _check_threads(n_threads)
+    previous, _threads_default = _threads_default, checked
+    try:
+        yield checked
+    finally:
+        _threads_default = previous
+
+
 def _default_threads():
+    if _threads_default is not None:
+        return _threads_default
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

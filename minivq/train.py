@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TEXT_VOCAB
 from .encoders import modality_arrays
 from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
+from .nearest import nearest_threads
 from .optim import Adam, clip_grad_norm
 from .progress import Clock, epoch_line
 from .quantizer import codebook_usage, ema_init, ema_update, init_codebook_kmeanspp, restart_dead_codes
@@ -210,7 +211,8 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
     clock = clock or Clock(state.train_cfg.epochs - state.epoch)
     while state.epoch < state.train_cfg.epochs:
         t0 = time.perf_counter()
-        with threadpool_limits(limits=state.train_cfg.blas_threads, user_api="blas"):
+        threads = state.train_cfg.blas_threads  # BLAS and the nearest-code kernel alike
+        with threadpool_limits(limits=threads, user_api="blas"), nearest_threads(threads):
             logs = train_epoch(state, train_data)
         state.epoch += 1
         if val_data is not None and state.train_cfg.val_size > 0:

@@ -56,9 +56,10 @@ class TrainConfig:
     val_size : int
         Validation pairs for the quick R@1 of the progress line (0: none).
     blas_threads : int
-        BLAS threads while training. The matrices are small, so one thread
-        is fastest (and several fight over a shared CPU); results do not
-        depend on it beyond the last bits of BLAS sums.
+        BLAS threads while training, and the nearest-code kernel's. The
+        matrices are small, so one thread is fastest (and several fight over
+        a shared CPU); results do not depend on it beyond the last bits of
+        BLAS sums.
     """
 
     epochs: int = 10

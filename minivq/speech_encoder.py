@@ -1,0 +1,85 @@
+"""The speech encoder on packed sequences: conv1d, ReLU, conv1d over log-mel frames (METHOD.md ENC).
+
+The encoder is two strided convolutions (kernel k, stride s, padding
+(k - 1) // 2) with a ReLU between them, on the frames of each caption; frames
+after a caption's end, and any frame its mask marks invalid, read as zeros.
+As :func:`minivq.layers.conv1d_forward` on the padded batch it would spend
+half its work on padding, so it runs on the captions laid end to end
+(:mod:`minivq.layers.packed`): the same valid units, the same gradients
+(``tests/test_packed.py`` and the encoder's gradient check), about a third
+of the time. Units that the mask marks invalid come out as zeros.
+
+    x (B, T, n_mels) --pack--> xp (L, n_mels) --conv1d, ReLU, mask M1--> h (T1, hidden)
+      --conv1d--> Hp (T2, D) --unpack--> H (B, T_out, D), M (B, T_out)
+"""
+import numpy as np
+
+from .layers import conv1d_output_length, conv1d_output_mask
+from .layers.packed import conv1d_long_backward, conv1d_long_forward, pack, pack_layout, unpack_index
+
+__all__ = ["speech_forward", "speech_backward"]
+
+
+def _padded_buffer(rows, C, dtype, T_out, k, s, pad):
+    """A zero buffer with room for ``pad`` + rows + pad frames and the tap blocks of T_out outputs."""
+    n_q = -(-k // s)
+    return np.zeros((max(rows + 2 * pad, (T_out + n_q - 1) * s), C), dtype=dtype)
+
+
+def speech_forward(P, x, mask, k, s, dtype):
+    """Units of a batch of log-mel captions (ENC).
+
+    Parameters
+    ----------
+    P : dict
+        ``W1`` (k, n_mels, hidden), ``b1`` (hidden,), ``W2`` (k, hidden, D), ``b2`` (D,).
+    x : ndarray, (B, T, n_mels)
+    mask : ndarray of bool, (B, T)
+        Valid frames.
+    k, s : int
+        Kernel and stride of both convolutions.
+    dtype : numpy dtype
+        Of the computation (the parameters').
+
+    Returns
+    -------
+    H : ndarray, (B, T_out, D)
+        Zero on invalid units.
+    M : ndarray of bool, (B, T_out)
+        Valid units: the window centre rule of :func:`minivq.layers.conv1d_output_mask`, twice.
+    cache : tuple
+        For :func:`speech_backward`.
+    signs : ndarray of bool
+        The ReLU's signs (its kinks, for gradient checks).
+    """
+    pad = (k - 1) // 2
+    offsets, L = pack_layout(mask, (k, k), (s, s))
+    T1 = conv1d_output_length(L, k, s, pad)
+    xp = _padded_buffer(L, x.shape[2], dtype, T1, k, s, pad)
+    packed_mask = pack(x.astype(dtype, copy=False), mask, offsets, L, pad, xp)
+    M1 = conv1d_output_mask(packed_mask, k, s, pad)[0]  # (T1,) valid hidden frames
+    a, c1 = conv1d_long_forward(xp, P["W1"], P["b1"], s, T1)  # (T1, hidden)
+    T2 = conv1d_output_length(T1, k, s, pad)
+    hp = _padded_buffer(T1, a.shape[1], dtype, T2, k, s, pad)
+    keep = (a > 0) & M1[:, None]  # ReLU, then the mask: padding stays zero
+    np.multiply(a, keep, out=hp[pad:pad + T1])
+    Hp, c2 = conv1d_long_forward(hp, P["W2"], P["b2"], s, T2)  # (T2, D)
+    M = conv1d_output_mask(conv1d_output_mask(mask, k, s, pad), k, s, pad)  # (B, T_out)
+    rows = unpack_index(offsets, s * s, M.shape[1])[M]  # packed row of each valid unit
+    H = np.zeros(M.shape + (Hp.shape[1],), dtype=dtype)
+    H[M] = Hp[rows]
+    return H, M, (c1, c2, keep, rows, M, pad, T1, Hp.shape), a > 0
+
+
+def speech_backward(dH, cache):
+    """Gradients of :func:`speech_forward` with respect to ``W1, b1, W2, b2``.
+
+    The input's gradient is not computed: the frames are data, not parameters.
+    """
+    c1, c2, keep, rows, M, pad, T1, packed_shape = cache
+    dHp = np.zeros(packed_shape, dtype=dH.dtype)
+    dHp[rows] = dH[M]  # each packed row holds at most one unit
+    dhp, dW2, db2 = conv1d_long_backward(dHp, c2)
+    da = dhp[pad:pad + T1] * keep  # through the mask and the ReLU
+    _, dW1, db1 = conv1d_long_backward(da, c1, need_dx=False)
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
