@@ -5,6 +5,7 @@ folder (a package with marked functions, its tests and a notebook), so these
 tests say what the kit does independently of the library's own exercises.
 """
 import argparse
+import asyncio
 import json
 import re
 import shutil
@@ -456,7 +457,7 @@ def build_kernels(copy, source=ROOT):
             shutil.copy2(built[0], copy / "minivq" / built[0].name)
             continue
         script = ("import sys; from setuptools import setup, Extension; from Cython.Build import cythonize; "
-                  f"setup(ext_modules=cythonize([Extension('minivq.{pyx.stem}', ['minivq/{pyx.name}'])], quiet=True), "
+                  f"setup(packages=[], py_modules=[], ext_modules=cythonize([Extension('minivq.{pyx.stem}', ['minivq/{pyx.name}'])], quiet=True), "
                   "script_args=['-q', 'build_ext', '--inplace'])")
         subprocess.run([sys.executable, "-c", script], cwd=copy, check=True, capture_output=True)
 
@@ -557,22 +558,44 @@ def first_implementation(notebook):
     return next((n for n in COURSE.notebook_needs.get(notebook, ()) if COURSE.get(n).kind == "implement"), None)
 
 
-@needs_regions
-@pytest.mark.parametrize("notebook", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb")))
-def test_student_notebooks_run_up_to_their_first_exercise(real_copy, notebook, monkeypatch):
+STUDENT_NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def notebook_runs(real_copy):
+    """Every notebook of the student copy executed until its first error, all at once: path -> (nb, error)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("PYTHONPATH", str(real_copy))
-    nb = nbformat.read(real_copy / notebook, as_version=4)
+
+    async def run(notebook):
+        nb = nbformat.read(real_copy / notebook, as_version=4)
+        client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                         resources={"metadata": {"path": str((real_copy / notebook).parent)}})
+        try:
+            await client.async_execute()
+        except nbclient.exceptions.CellExecutionError as error:
+            return nb, error
+        return nb, None
+
+    async def run_all():
+        return await asyncio.gather(*(run(notebook) for notebook in STUDENT_NOTEBOOKS))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", str(real_copy))  # the kernels import the copy's minivq
+        mp.delenv("MPLBACKEND", raising=False)
+        return dict(zip(STUDENT_NOTEBOOKS, asyncio.run(run_all())))
+
+
+@needs_regions
+@pytest.mark.parametrize("notebook", STUDENT_NOTEBOOKS)
+def test_student_notebooks_run_up_to_their_first_exercise(notebook_runs, notebook):
+    nb, error = notebook_runs[notebook]
     needs, first = COURSE.notebook_needs.get(notebook, ()), first_implementation(notebook)
     for name in needs:
         assert f"`{name}`" in nb.cells[0].source, f"{notebook}: the first cell must say it runs {name}"
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str((real_copy / notebook).parent)}})
     if first is None:
-        client.execute()
+        assert error is None, f"{notebook} needs no exercise but fails: {error.ename}: {error.evalue}"
         return
-    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
-        client.execute()
-    assert info.value.ename == "NotImplementedError" and f"exercise {first}:" in info.value.evalue, \
-        f"{notebook} must stop at its first exercise {first}, stopped at {info.value.ename}: {info.value.evalue}"
+    assert error is not None, f"{notebook} runs to its end without its exercise {first}"
+    assert error.ename == "NotImplementedError" and f"exercise {first}:" in error.evalue, \
+        f"{notebook} must stop at its first exercise {first}, stopped at {error.ename}: {error.evalue}"

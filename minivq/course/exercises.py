@@ -191,7 +191,8 @@ EXERCISES = (
              ("tests/test_contrastive.py::test_info_nce_gradient",), N04, threshold=1e-7),
     Exercise("bug_cmg_pairing", 2, ("CM-3",), "minivq/matching.py",
              "find and fix the bug: S^code disagrees with CM-3 off the diagonal",
-             (T_MATCH + "test_code_similarity_matches_the_pairwise_loop",), N04,
+             (T_MATCH + "test_code_similarity_pairing_pitfall", T_MATCH + "test_code_similarity_matches_the_pairwise_loop[3-3-4]"),
+             N04,
              buggy=("S = P_a @ L_b.T + P_b @ L_a.T  # (B_a, B_b)",)),
     Exercise("code_similarity_backward", 3, ("CM-3",), "minivq/matching.py",
              "return dP_a = dS L_b + (dS P_b) / (P_a + eps) and dP_b, its mirror image",
@@ -211,8 +212,22 @@ EXERCISES = (
               T_METRICS + "test_agreement_ignores_absent_concepts"), N06),
 )
 
-#: Notebook -> the exercises its cells run, in the order they first run.
-NOTEBOOK_NEEDS = {}
+_TRAINING = ("vq_loss_gradients", "bug_cmg_pairing", "info_nce_backward", "code_similarity_backward",
+             "code_distribution_backward", "masked_mean_backward", "l2_normalize_backward", "affine_backward",
+             "straight_through")
+_EMA = ("ema_update", "bug_ema_smoothed_count", "restart_dead_codes", "bug_restart_keeps_ema_state")
+
+#: Notebook -> the exercises its cells run, in the order they first run
+#: (measured with ``python -m minivq.course.trace notebooks/*.ipynb``).
+NOTEBOOK_NEEDS = {
+    N01[0]: ("nearest_reference", "nearest_teaching"),
+    N02[0]: ("affine_backward", "conv1d_backward", "masked_mean_backward", "l2_normalize_backward"),
+    N03[0]: ("straight_through", "vq_loss_gradients") + _EMA,
+    N04[0]: ("code_distribution_backward", "masked_mean_backward", "bug_cmg_pairing", "code_similarity_backward",
+             "info_nce_backward"),
+    N05[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
+    N06[0]: _TRAINING + ("conv1d_backward",) + _EMA + ("loc_relevance", "cc_agreement"),
+}
 
 #: The course of this repository.
 COURSE = Course(EXERCISES, NOTEBOOK_NEEDS)

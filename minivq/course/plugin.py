@@ -57,8 +57,11 @@ def pytest_configure(config):
 
 
 def _first_line(text):
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""
+    """The first non-empty line, with the next one when it ends with ':' (numpy's assertion messages)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else ""
 
 
 def _message(report):
