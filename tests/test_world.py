@@ -100,8 +100,12 @@ def test_free_positions_off_the_grid_and_labels_follow_the_pixels(hard):
 
 
 def test_grid_positions_when_asked():
-    d = world_scenes("train", 60, 0, free_positions=False)
+    d = world_scenes("train", 60, 0, world="hard_on_grid")
     assert (d["boxes"][..., :2][d["digits"] >= 0] % 8 == 0).all()
+    assert (d["n_distractors"] >= 1).all() and d["digits"].shape[1] == 5  # the other properties stay hard
+    near = world_scenes("train", 60, 0, free_positions=2)["boxes"][..., :2]
+    off = np.minimum(near % 8, 8 - near % 8)[near >= 0]
+    assert off.max() == 2 and (off > 0).any()
 
 
 def test_heldout_sets_in_val_and_test_never_in_train(hard):

@@ -1,0 +1,315 @@
+"""``minivq study``: the paper's three claims, each against its strongest baseline, over N seeds.
+
+Two phases, each a list of independent runs (:func:`minivq.study_runs.run_job`)
+spread over worker processes: tuning on val (every variant, the same grid),
+then the seed runs scored on test. The protocol and the primary endpoints
+are written to study.md before the first run; study.json, study.md and the
+figures are rewritten when the runs are done (:mod:`minivq.study_report`).
+Every run is a pure function of its settings and seed, so the numbers do
+not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
+and checks them against the study.json already written.
+"""
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from . import study_report as rep
+from .atomic import atomic_write_text, check_writable_folder
+from .data import speaker_names
+from .data.world import WRITER_NOTE, split_voices, world_settings
+from .progress import format_duration, say
+from .report import jsonable
+from .study_analysis import analyse
+from .study_runs import run_job
+
+__all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "tune_choices"]
+
+#: The default study (about 10 minutes on 2 idle cores with --jobs 2).
+DEFAULT = {"world": "hard_on_grid", "n_train": 2000, "n_val": 500, "n_test": 500, "n_curve": 200, "n_kmeans": 500,
+           "epochs": 30, "batch_size": 64, "lr_grid": [1e-3, 3e-3], "tune_seeds": [1000],
+           "lambdas": [0.1, 0.3, 1.0, 3.0], "model": {}}
+#: ``--quick``: seconds, every code path (for tests).
+QUICK = {**DEFAULT, "n_train": 64, "n_val": 32, "n_test": 32, "n_curve": 16, "n_kmeans": 16, "epochs": 2,
+         "batch_size": 16, "lr_grid": [1e-3, 3e-3], "model": {"D": 8, "K": 8, "hidden": 16, "embed_dim": 16}}
+ARMS = {"image_speech": ("image", "speech"), "image_text": ("image", "text")}
+VARIANTS = ("summary", "vq", "full")
+
+EPILOG = """examples:
+  minivq study                        # 10 seeds, the committed study/ (about 10 minutes, 2 cores)
+  minivq study --quick --seeds 2 --out /tmp/s   # seconds: every code path
+  minivq study --rerun 3              # retrain seed 3 and check it against study/study.json
+  minivq study --codebook-sizes 64 128 --train-sizes 500 --extra-seeds 3   # secondary arms"""
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
+    return value
+
+
+def _seed(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
+    return value
+
+
+def add_parser(subparsers):
+    """Register ``minivq study`` on an argparse subparsers object; returns the parser."""
+    p = subparsers.add_parser(
+        "study", help="test the paper's claims over N seeds, each against its strongest baseline",
+        description="Train summary, vq and full over N seeds in the hard world (every variant tuned on val by "
+        "the same grid, the same budget), score the pre-stated primary endpoints on test with paired 95%% CIs "
+        "and sign counts, and write study.json, study.md and figures to --out.",
+        epilog=EPILOG, formatter_class=lambda prog: argparse.ArgumentDefaultsHelpFormatter(prog, width=100))
+    p.add_argument("--seeds", type=_positive, default=10, help="number of seeds (0..N-1)")
+    p.add_argument("--out", default="study", help="output folder (created if needed)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and 2 epochs: seconds, for tests")
+    p.add_argument("--jobs", type=_positive, default=2, help="worker processes (results do not depend on it)")
+    p.add_argument("--epochs", type=_positive, default=None, help="epochs per run (default: 30, 2 with --quick)")
+    p.add_argument("--no-image-text", action="store_true", help="skip the image-text arm (secondary)")
+    p.add_argument("--codebook-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other K")
+    p.add_argument("--train-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other n_train")
+    p.add_argument("--off-grid", action="store_true",
+                   help="secondary arm: digits at free pixel positions (world 'hard'), --extra-seeds seeds")
+    p.add_argument("--extra-seeds", type=_positive, default=3, help="seeds of each secondary K / n_train arm")
+    p.add_argument("--rerun", type=_seed, nargs="+", default=None, metavar="SEED",
+                   help="retrain these seeds with the settings of --out/study.json and check every number")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
+    p.set_defaults(func=run)
+    return p
+
+
+def settings_from(args):
+    """The study's settings: DEFAULT or QUICK with the command's overrides."""
+    s = json.loads(json.dumps(QUICK if args.quick else DEFAULT))  # a deep copy
+    if args.epochs is not None:
+        s["epochs"] = args.epochs
+    s["arms"] = {"image_speech": {"modalities": list(ARMS["image_speech"]), "model": {}, "n_train": s["n_train"]}}
+    if not args.no_image_text:
+        s["arms"]["image_text"] = {"modalities": list(ARMS["image_text"]), "model": {}, "n_train": s["n_train"]}
+    for K in args.codebook_sizes:
+        s["arms"][f"image_speech_k{K}"] = {"modalities": list(ARMS["image_speech"]), "model": {"K": K},
+                                           "n_train": s["n_train"], "extra": True}
+    for n in args.train_sizes:
+        s["arms"][f"image_speech_n{n}"] = {"modalities": list(ARMS["image_speech"]), "model": {},
+                                           "n_train": n, "extra": True}
+    if args.off_grid:
+        s["arms"]["image_speech_off_grid"] = {"modalities": list(ARMS["image_speech"]), "model": {},
+                                              "n_train": s["n_train"], "world": "hard", "extra": True}
+    s["n_seeds"], s["extra_seeds"] = args.seeds, min(args.extra_seeds, args.seeds)
+    return s
+
+
+def make_jobs(s, arm, variant, seed, lr, split):
+    """The job dict of one run (see :mod:`minivq.study_runs`)."""
+    a = s["arms"][arm]
+    return {"arm": arm, "variant": variant, "seed": seed, "data_seed": seed, "lr": lr, "split": split,
+            "modalities": tuple(a["modalities"]), "world": a.get("world", s["world"]), "n_train": a["n_train"],
+            "n_val": s["n_val"], "n_test": s["n_test"], "n_curve": s["n_curve"], "n_kmeans": s["n_kmeans"], "epochs": s["epochs"],
+            "batch_size": s["batch_size"], "model": {**s["model"], **a["model"]}, "lambdas": s["lambdas"]}
+
+
+def _line(phase, done, total, rec, eta):
+    what = f"{rec['arm']} {rec['variant']} seed {rec['seed']} lr {rec['lr']:g}"
+    if rec["diverged"]:
+        return f"[{phase} {done}/{total}] {what}: diverged ({rec['error']}); ETA {format_duration(eta)}"
+    m = rec["metrics"]
+    extra = f", LOC {m['loc_code_to_image']:.3f}" if "loc_code_to_image" in m else ""
+    return (f"[{phase} {done}/{total}] {what}: {rec['split']} set R@1 {m['set_mean_r1']:.3f}{extra} "
+            f"({rec['seconds']:.0f}s); ETA {format_duration(eta)}")
+
+
+def _cost(job):
+    """A rough relative cost, for the ETA before any run of a kind has finished."""
+    return (1.0 if job["variant"] == "summary" else 2.2) * (0.3 if "speech" not in job["modalities"] else 1.0) \
+        * job["n_train"] * job["epochs"]
+
+
+def run_jobs(jobs, n_workers, phase, eta_after=0.0):
+    """Run every job (in worker processes when n_workers > 1); records in job order, progress per run."""
+    say(f"minivq study: {phase}: {len(jobs)} runs on {n_workers} worker process{'es' * (n_workers > 1)}")
+    t0, records, spent, done_cost = time.perf_counter(), [None] * len(jobs), 0.0, 0.0
+    total_cost = sum(_cost(j) for j in jobs)
+
+    def finish(i, rec):
+        nonlocal spent, done_cost
+        records[i], done_cost = rec, done_cost + _cost(jobs[i])
+        rate = (time.perf_counter() - t0) / done_cost
+        say(_line(phase, sum(r is not None for r in records), len(jobs), rec,
+                  rate * (total_cost - done_cost) + eta_after * rate))
+
+    if n_workers == 1:
+        for i, job in enumerate(jobs):
+            finish(i, run_job(job))
+        return records
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # longest first
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, jobs[i]): i for i in order}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    return records
+
+
+def tune_choices(s, records):
+    """lr per (arm, variant), lambda per (arm, variant) and the claim-3 dense baseline per arm, from val."""
+    choices = {}
+    for arm in (a for a in s["arms"] if not s["arms"][a].get("extra")):
+        c = choices[arm] = {"lr": {}, "lambda": {}, "val": {}}
+        for v in VARIANTS:
+            def val_mean(lr, key="set_mean_r1"):
+                recs = [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, lr)]
+                if any(r["diverged"] for r in recs):
+                    return -np.inf
+                return float(np.mean([r["metrics"][key] for r in recs]))
+            scores = {lr: val_mean(lr) for lr in s["lr_grid"]}
+            c["lr"][v] = max(s["lr_grid"], key=lambda lr: scores[lr])  # ties: the first in the grid
+            c["val"][v] = {"set_mean_r1_by_lr": {repr(lr): x for lr, x in scores.items()}}
+            best = [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, c["lr"][v])]
+            if v != "summary":
+                lam = {repr(float(x)): float(np.mean([r["metrics"]["combined_set_mean_r1"][repr(float(x))] for r in best]))
+                       for x in s["lambdas"]}
+                c["lambda"][v] = float(max(s["lambdas"], key=lambda x: lam[repr(float(x))]))
+                c["val"][v]["combined_set_mean_r1_by_lambda"] = lam
+            c["val"][v]["loc_dense_to_image"] = float(np.mean([r["metrics"]["loc_dense_to_image"] for r in best]))
+        own, summary = c["val"]["full"]["loc_dense_to_image"], c["val"]["summary"]["loc_dense_to_image"]
+        c["claim3_baseline"] = "full_units" if own > summary else "summary_units"
+    return choices
+
+
+def seed_jobs(s, choices, seeds):
+    """The test runs: every arm, variant and seed (secondary K / n_train arms: the first extra_seeds)."""
+    jobs = []
+    for arm, a in s["arms"].items():
+        tuned = choices["image_speech" if a.get("extra") else arm]
+        for seed in seeds:
+            if a.get("extra") and seed >= s["extra_seeds"]:
+                continue
+            jobs += [make_jobs(s, arm, v, seed, tuned["lr"][v], "test") for v in VARIANTS]
+    return jobs
+
+
+def _world_info(s):
+    ws = world_settings(s["world"])
+    names = speaker_names()
+    return {"settings": ws, "writers": WRITER_NOTE,
+            "test_voices": ", ".join(names[sp] for sp, _ in split_voices("test", ws["voice_split"]))}
+
+
+def _left_out(s):
+    out = ["the number of epochs, K, tau, tau_c and lambda_cmcm are the ModelConfig defaults for every variant "
+           "(only the learning rate is tuned)"]
+    if not any(k.startswith("image_speech_k") for k in s["arms"]):
+        out.append("other codebook sizes (secondary; `minivq study --codebook-sizes 64 128`)")
+    if not any(k.startswith("image_speech_n") for k in s["arms"]):
+        out.append("other training-set sizes (secondary; `minivq study --train-sizes 500 1000`)")
+    if "image_speech_off_grid" not in s["arms"]:
+        out.append("digits off the patch grid (world 'hard'; secondary arm with --off-grid): measured while building "
+                   "the study, the summary model stays at chance there (set-level val R@1 0.01-0.03 after 30 epochs "
+                   "on 2000 scenes, even 1 pixel off the grid, or with 4-pixel patches), because the image encoder "
+                   "sees one patch at a time")
+    if "image_text" not in s["arms"]:
+        out.append("the image-text arm (dropped with --no-image-text)")
+    return out
+
+
+def _tuning_summary(choices):
+    lines = []
+    for arm, c in choices.items():
+        for v, lr in c["lr"].items():
+            by_lr = ", ".join(f"lr {float(k):g}: {x:.3f}" for k, x in c["val"][v]["set_mean_r1_by_lr"].items())
+            lam = f"; lambda {c['lambda'][v]:g}" if v in c["lambda"] else ""
+            lines.append(f"{arm} {v}: val set R@1 {by_lr} -> lr {lr:g}{lam}")
+        lines.append(f"{arm}: claim-3 dense baseline on val: {c['claim3_baseline']} (full's own units "
+                     f"{c['val']['full']['loc_dense_to_image']:.3f}, summary's {c['val']['summary']['loc_dense_to_image']:.3f})")
+    return lines
+
+
+def _write(out, payload, final):
+    rep.write_json(out / "study.json", payload)
+    if final:
+        rep.plot_differences(payload["results"]["primary"], out / "paired_differences.png")
+        rep.plot_curves(payload["results"]["curves"], out / "learning_curves.png")
+        atomic_write_text(out / "study.md", rep.markdown(payload))
+
+
+def run(args):
+    """Run the study (or ``--rerun`` seeds of an existing one); see the module docstring."""
+    out = Path(args.out)
+    if args.rerun is not None:
+        return rerun(args, out)
+    problem = check_writable_folder(out, create=True)
+    if problem:
+        raise ValueError(f"--out: {problem}")
+    from . import __version__
+    s, t0, seeds = settings_from(args), time.perf_counter(), list(range(args.seeds))
+    payload = {"minivq_version": __version__, "command": " ".join(["minivq"] + list(getattr(args, "argv", ["study"]))),
+               "n_seeds": args.seeds, "jobs": args.jobs, "settings": s, "protocol": rep.protocol(s, args.seeds),
+               "world": _world_info(s), "left_out": _left_out(s)}
+    atomic_write_text(out / "study.md", f"# minivq study (running)\n\n{payload['protocol']}\nResults pending.\n")
+    say(f"minivq study: {len(s['arms'])} arms ({', '.join(s['arms'])}) x 3 variants x {args.seeds} seeds, "
+        f"{s['epochs']} epochs on {s['n_train']} scenes; protocol written to {out / 'study.md'}")
+    tune = [make_jobs(s, arm, v, seed, lr, "val") for arm in s["arms"] if not s["arms"][arm].get("extra")
+            for v in VARIANTS for lr in s["lr_grid"] for seed in s["tune_seeds"]]
+    later = sum(_cost(j) for j in seed_jobs(s, {a: {"lr": dict.fromkeys(VARIANTS, 0.0)} for a in s["arms"]}, seeds))
+    tune_records = run_jobs(tune, args.jobs, "tuning on val", eta_after=later)
+    choices = tune_choices(s, tune_records)
+    payload["tuning"] = {"choices": choices, "summary": _tuning_summary(choices), "runs": tune_records}
+    _write(out, payload, final=False)
+    records = run_jobs(seed_jobs(s, choices, seeds), args.jobs, "seed runs on test")
+    bad = [f"{r['arm']} {r['variant']} seed {r['seed']}" for r in records if r["diverged"]]
+    if bad:
+        raise ValueError(f"training diverged in {', '.join(bad)} with the lr chosen on val; study.json keeps the tuning")
+    payload["runs"] = records
+    payload["results"] = analyse(s, choices, records)
+    payload["wall_seconds"] = time.perf_counter() - t0
+    _write(out, payload, final=True)
+    for key, st in payload["results"]["primary"].items():
+        lo, hi = st["ci95"]
+        say(f"{key}: {st['mean_difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] vs {st['baseline_name']}, "
+            f"{st['n_positive']}/{st['n']} seeds positive: {st['verdict']}")
+    say(f"wrote {out / 'study.json'}, {out / 'study.md'} and 2 figures; wall time {format_duration(payload['wall_seconds'])}")
+    return payload
+
+
+def _normal(x):
+    """JSON round trip: what study.json holds for a value."""
+    return json.loads(json.dumps(jsonable(x)))
+
+
+def rerun(args, out):
+    """Retrain the seed runs of ``args.rerun`` and check every number against ``out/study.json``."""
+    path = out / "study.json"
+    if not path.is_file():
+        raise ValueError(f"--rerun: {path} does not exist; run `minivq study` first or give its --out")
+    payload = json.loads(path.read_text())
+    if "runs" not in payload:
+        raise ValueError(f"--rerun: {path} holds no seed runs (the study did not finish)")
+    wrong = [x for x in args.rerun if x >= payload["n_seeds"]]
+    if wrong:
+        raise ValueError(f"--rerun: expected seeds in 0..{payload['n_seeds'] - 1} (the study's), got {wrong}")
+    stored = {(r["arm"], r["variant"], r["seed"]): r for r in payload["runs"]}
+    jobs = [j for j in seed_jobs(payload["settings"], payload["tuning"]["choices"], args.rerun)
+            if (j["arm"], j["variant"], j["seed"]) in stored]
+    differ, n_numbers = [], 0
+    for rec in run_jobs(jobs, args.jobs, f"rerun of seed {' '.join(map(str, args.rerun))}"):
+        old = stored[(rec["arm"], rec["variant"], rec["seed"])]
+        for part in ("metrics", "history"):
+            new = _normal(rec[part])
+            n_numbers += len(json.dumps(new).split(","))
+            if new != old[part]:
+                keys = [k for k in new if new[k] != old[part].get(k)] if isinstance(new, dict) else ["(per epoch)"]
+                differ.append(f"{rec['arm']} {rec['variant']} seed {rec['seed']} {part}: {', '.join(map(str, keys[:5]))}")
+    if differ:
+        raise ValueError(f"--rerun: numbers differ from {path}: {'; '.join(differ)}")
+    say(f"rerun of seed {' '.join(map(str, args.rerun))}: {len(jobs)} runs, about {n_numbers} numbers, "
+        f"all identical to {path}")
+    return None

@@ -1,0 +1,167 @@
+"""One run of ``minivq study``: train one variant on one seed's data, score it with every claim metric.
+
+:func:`run_job` takes a plain dict (picklable, so worker processes can run
+it) and returns a plain dict of numbers. It is a pure function of the job:
+the data of a seed (:func:`minivq.data.world.world_scenes`), the weights
+(:func:`minivq.train.init_state`, seeded) and BLAS held to one thread make
+the numbers identical in any process and for any number of workers.
+
+A job names its ``arm`` (a pair of modalities and settings), ``variant``,
+``seed``, ``lr`` and the ``split`` it is scored on: ``"val"`` (tuning: the
+fixed val set of seed 0) or ``"test"`` (a test gallery of the run's seed).
+"""
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import metrics
+from .data import speaker_names
+from .data.world import voice_type, world_scenes
+from .evaluate import encode_split
+from .matching import code_similarity_forward
+from .metrics import claims
+from .train import TrainConfig, TrainingDiverged, config_from_data, fit, init_state
+
+__all__ = ["VAL_SEED", "load", "run_job", "score"]
+
+#: Seed of the one val set every tuning run and learning curve uses.
+VAL_SEED = 0
+_CACHE = {}
+
+
+def load(split, n, seed, patch, world):
+    """World scenes of one split, cached per process (the last few sets)."""
+    key = (split, n, seed, patch, world)
+    if key not in _CACHE:
+        if len(_CACHE) >= 3:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = world_scenes(split, n, seed, patch=patch, world=world)
+    return _CACHE[key]
+
+
+def _retrieval(out, prefix, S, digits, ks=(1, 5, 10)):
+    """Instance- and set-level R@k both ways; returns the set-level ranks."""
+    inst = metrics.retrieval_metrics(S, ks)
+    ranks = claims.set_retrieval_ranks(S, digits)
+    for name, res in (("inst", inst), ("set", None)):
+        for d, direction in enumerate(("a2b", "b2a")):
+            rec = res[direction] if res else metrics.recall_at_k(ranks[d], ks)
+            for k in ks:
+                out[f"{prefix}{name}_r{k}_{direction}"] = rec[f"R@{k}"]
+            out[f"{prefix}{name}_median_rank_{direction}"] = rec["median_rank"]
+    out[f"{prefix}inst_mean_r1"] = inst["mean_R@1"]
+    out[f"{prefix}set_mean_r1"] = 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
+    return ranks
+
+
+def _subsets(out, ranks, data):
+    """Set-level mean R@1 of the scenes naming held-out vs seen sets, and per voice type."""
+    hit = 0.5 * ((ranks[0] == 1).astype(float) + (ranks[1] == 1))  # (N,) both directions
+    for name, rows in (("heldout", data["heldout"]), ("seen", ~data["heldout"])):
+        out[f"set_mean_r1_{name}"] = float(hit[rows].mean()) if rows.any() else float("nan")
+    if "speaker" in data:
+        names = speaker_names()
+        types = np.array([voice_type(names[s]) for s in data["speaker"]])
+        out["set_mean_r1_voice"] = {t.replace(":", "_"): float(hit[types == t].mean()) for t in np.unique(types)}
+
+
+def _localization(out, enc, data, query, image, cfg):
+    """Code-based and dense localization, query spans -> image patches and back; pointing game."""
+    digits = data["digits"]
+    grid = (data["images"].shape[1] // cfg.patch, data["images"].shape[2] // cfg.patch)
+    for src, dst, tag in ((query, image, "to_image"), (image, query, "from_image")):
+        U, found = claims.span_means(enc[src]["H"], enc[src]["labels"], enc[src]["M"], digits)
+        rels = {"dense": claims.cosine_relevance(U, enc[dst]["H"], enc[dst]["M"])}
+        if cfg.use_vq:
+            P, _ = metrics.concept_distributions(enc[src]["p"], enc[src]["labels"], enc[src]["M"], digits)
+            rels["code"] = metrics.relevance(P, enc[dst]["p"], enc[dst]["M"])
+        for kind, rel in rels.items():
+            loc = claims.localize(rel, digits, found, enc[dst]["labels"], enc[dst]["M"])
+            out[f"loc_{kind}_{tag}"] = loc["accuracy"]
+            out[f"chance_unit_{tag}"], out[f"chance_digit_unit_{tag}"] = loc["chance_unit"], loc["chance_concept_unit"]
+            if dst == image:
+                point = claims.pointing_game(loc["best_unit"], data["boxes"], found, grid, cfg.patch)
+                out[f"point_{kind}_{tag}"], out[f"chance_point_{tag}"] = point["accuracy"], point["chance"]
+
+
+def _concepts(out, prefix, idx, enc, pair, K):
+    """One-to-one agreement (CC), transfer accuracy and purity from the hard codes of both modalities."""
+    a, b = pair
+    counts = [metrics.code_concept_counts(idx[m], enc[m]["labels"], enc[m]["M"], K, 10) for m in pair]
+    agree = metrics.cross_modal_agreement(*counts)
+    out[f"{prefix}agreement"] = agree["n_agree"]
+    out[f"{prefix}distinct_top_codes"] = {a: agree["n_distinct_a"], b: agree["n_distinct_b"]}
+    out[f"{prefix}transfer"] = claims.transfer_accuracy(*counts)["mean"]
+    out[f"{prefix}purity"] = metrics.code_purity(counts[0] + counts[1])
+
+
+def score(params, cfg, data, lambdas, kmeans_units=None, seed=0):
+    """Every claim metric of one trained model on one data dict (flat dict of numbers).
+
+    Parameters
+    ----------
+    params, cfg
+        The trained model.
+    data : dict
+        Scenes of the scored split (:func:`minivq.data.world.world_scenes`).
+    lambdas : sequence of float
+        Weights of S^code in the combined rankings S + lambda S^code (RET).
+    kmeans_units : dict or None
+        For a model without codes: training-split data whose units fit the
+        post-hoc k-means codebook of K = cfg.K codes (the claim-2 baseline).
+    seed : int
+        Seeds the k-means.
+    """
+    pair = cfg.modalities[:2]
+    enc = encode_split(params, cfg, data, pair)
+    S = enc[pair[0]]["r"] @ enc[pair[1]]["r"].T / cfg.tau  # (N, N), SUM-3
+    ids = claims.content_ids(data["digits"])[0]
+    out = {"inst_ceiling_r1": metrics.set_ceiling_r1(data["digits"]),  # a perfect set retriever, per instance
+           "set_chance_r1": float(np.mean(ids[:, None] == ids[None, :]))}  # a random ranking, per set
+    ranks = _retrieval(out, "", S, data["digits"])
+    _subsets(out, ranks, data)
+    if cfg.use_vq:
+        S_code, _ = code_similarity_forward(enc[pair[0]]["P"], enc[pair[1]]["P"])  # CM-3
+        _retrieval(out, "code_", S_code, data["digits"])
+        out["combined_set_mean_r1"] = {}
+        for lam in lambdas:
+            ranks_l = claims.set_retrieval_ranks(S + lam * S_code, data["digits"])
+            out["combined_set_mean_r1"][repr(float(lam))] = 0.5 * float(np.mean(ranks_l[0] == 1) + np.mean(ranks_l[1] == 1))
+        _concepts(out, "", {m: enc[m]["idx"] for m in pair}, enc, pair, cfg.K)
+    if "image" in pair:
+        _localization(out, enc, data, pair[1 - pair.index("image")], "image", cfg)
+    if kmeans_units is not None:
+        fit_enc = encode_split(params, cfg, kmeans_units, pair)
+        E = claims.kmeans_codebook([fit_enc[m]["H"] for m in pair], [fit_enc[m]["M"] for m in pair], cfg.K,
+                                   np.random.default_rng([seed, 2]))
+        _concepts(out, "kmeans_", {m: claims.assign_codes(enc[m]["H"], enc[m]["M"], E) for m in pair}, enc, pair, cfg.K)
+    return out
+
+
+def run_job(job):
+    """Train and score one run (see the module docstring); returns a JSON-able record.
+
+    A run whose training diverges returns ``"diverged": True`` and no metrics.
+    """
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=1):
+        patch, world = job["model"].get("patch", 8), job["world"]
+        train = load("train", job["n_train"], job["data_seed"], patch, world)
+        val = load("val", job["n_val"], VAL_SEED, patch, world)
+        scored = val if job["split"] == "val" else load("test", job["n_test"], job["seed"], patch, world)
+        cfg = config_from_data(train, job["modalities"], variant=job["variant"], **job["model"])
+        tc = TrainConfig(seed=job["seed"], epochs=job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
+                         val_size=job["n_curve"])
+        record = {k: job[k] for k in ("arm", "variant", "seed", "lr", "split")}
+        try:
+            state = fit(init_state(cfg, tc, train), train, val, log=None)
+        except TrainingDiverged as e:
+            return {**record, "diverged": True, "error": str(e), "seconds": time.perf_counter() - t0}
+        t1 = time.perf_counter()
+        fit_units = None if cfg.use_vq else {k: v[:job["n_kmeans"]] for k, v in train.items()}
+        record["metrics"] = score(state.params, cfg, scored, job["lambdas"], fit_units, job["seed"])
+    record["history"] = [{k: h[k] for k in ("epoch", "loss", "mms", "cmcm", "val_r1") if k in h}
+                         for h in state.history]
+    record.update(diverged=False, train_seconds=t1 - t0, seconds=time.perf_counter() - t0)
+    return record

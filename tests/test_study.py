@@ -1,0 +1,124 @@
+"""Tests of ``minivq study`` on --quick sizes: statistics, outputs, the protocol first, exact reruns.
+
+The study is run once (two seeds, one process); ``--rerun`` then retrains a
+seed in two worker processes and must reproduce every number of study.json,
+which also shows that the numbers do not depend on --jobs.
+"""
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from minivq import study, study_report
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser(prog="minivq")
+    study.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["study", *argv])
+    args.argv = ["study", *argv]
+    return args
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    payload = study.run(parse("--quick", "--seeds", "2", "--jobs", "1", "--out", str(out)))
+    return out, payload
+
+
+def test_paired_hand_made_and_against_scipy():
+    st = study_report.paired([3.0, 4.0, 6.0, 5.0], [2.0, 2.0, 3.0, 5.0])  # differences 1, 2, 3, 0
+    assert st["differences"] == [1.0, 2.0, 3.0, 0.0]
+    assert st["mean_difference"] == pytest.approx(1.5)
+    assert (st["n_positive"], st["n_negative"], st["n_zero"]) == (3, 0, 1)
+    d = np.array([1.0, 2.0, 3.0, 0.0])
+    low, high = stats.t.interval(0.95, 3, loc=d.mean(), scale=d.std(ddof=1) / 2)
+    assert st["ci95"] == pytest.approx([low, high])
+    assert st["p_value"] == pytest.approx(stats.ttest_rel([3, 4, 6, 5], [2, 2, 3, 5]).pvalue)
+    # by hand: sd = sqrt(5/3), t_{0.975, 3} = 3.182446
+    assert st["ci95"][0] == pytest.approx(1.5 - 3.182446 * math.sqrt(5 / 3) / 2, abs=1e-5)
+
+
+def test_verdict_rule():
+    assert study_report.verdict({"ci95": [0.01, 0.2]}) == "holds"
+    assert study_report.verdict({"ci95": [-0.2, -0.01]}) == "reversed"
+    assert study_report.verdict({"ci95": [-0.01, 0.2]}) == "not shown"
+    assert study_report.verdict(study_report.paired([1.0], [0.0])) == "not shown"  # one seed: no interval
+    with pytest.raises(ValueError, match="method and baseline"):
+        study_report.paired([1.0, 2.0], [1.0])
+
+
+def test_outputs_and_intervals_recomputed_from_the_per_seed_numbers(quick):
+    out, payload = quick
+    data = json.loads((out / "study.json").read_text())  # strict JSON: no NaN
+    assert {p.name for p in out.iterdir()} >= {"study.json", "study.md", "paired_differences.png",
+                                               "learning_curves.png"}
+    runs = {(r["arm"], r["variant"], r["seed"]): r["metrics"] for r in data["runs"]}
+    prim = data["results"]["primary"]
+    assert set(prim) == {"claim1_retrieval", "claim2_shared_codes", "claim3_localization"}
+    c1 = prim["claim1_retrieval"]
+    assert c1["method_values"] == [runs[("image_speech", "full", s)]["set_mean_r1"] for s in (0, 1)]
+    assert c1["baseline_values"] == [runs[("image_speech", "summary", s)]["set_mean_r1"] for s in (0, 1)]
+    c2 = prim["claim2_shared_codes"]
+    assert c2["baseline_values"] == [runs[("image_speech", "summary", s)]["kmeans_agreement"] for s in (0, 1)]
+    for st in prim.values():
+        again = study_report.paired(st["method_values"], st["baseline_values"])
+        assert again["ci95"] == pytest.approx(st["ci95"]) and st["verdict"] == study_report.verdict(again)
+    choices = data["tuning"]["choices"]["image_speech"]
+    assert set(choices["lr"]) == {"summary", "vq", "full"} and choices["claim3_baseline"] in ("full_units", "summary_units")
+    assert all(r["split"] == "val" for r in data["tuning"]["runs"]) and all(r["split"] == "test" for r in data["runs"])
+    assert len(data["results"]["curves"]["image_speech"]["full"][0]) == data["settings"]["epochs"]
+
+
+def test_report_states_the_protocol_before_the_results(quick):
+    out, _ = quick
+    md = (out / "study.md").read_text()
+    assert md.index("## Protocol (stated before any result)") < md.index("## Primary endpoints")
+    assert "13 writers" in md and "Secondary results (no verdict)" in md and "## Left out" in md
+
+
+def test_protocol_is_written_before_any_run(tmp_path, monkeypatch):
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study, "run_jobs", stop)
+    with pytest.raises(KeyboardInterrupt):
+        study.run(parse("--quick", "--seeds", "2", "--out", str(tmp_path)))
+    md = (tmp_path / "study.md").read_text()
+    assert "Primary endpoints" in md and "Results pending" in md and not (tmp_path / "study.json").exists()
+
+
+def test_rerun_reproduces_a_seed_exactly_in_two_processes(quick, capsys):
+    out, _ = quick
+    study.run(parse("--quick", "--rerun", "1", "--jobs", "2", "--out", str(out)))
+    assert "all identical" in capsys.readouterr().out
+
+
+def test_rerun_finds_a_changed_number(quick, tmp_path):
+    out, _ = quick
+    data = json.loads((out / "study.json").read_text())
+    for r in data["runs"]:
+        if (r["arm"], r["variant"], r["seed"]) == ("image_speech", "full", 0):
+            r["metrics"]["set_mean_r1"] += 0.5
+    (tmp_path / "study.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="set_mean_r1"):
+        study.run(parse("--quick", "--rerun", "0", "--jobs", "1", "--no-image-text", "--out", str(tmp_path)))
+
+
+def test_rerun_errors_name_the_option(tmp_path, quick):
+    with pytest.raises(ValueError, match="--rerun"):
+        study.run(parse("--rerun", "0", "--out", str(tmp_path)))
+    with pytest.raises(ValueError, match="--rerun: expected seeds in 0..1"):
+        study.run(parse("--rerun", "5", "--out", str(quick[0])))
+
+
+def test_help_shows_defaults_and_an_example(capsys):
+    with pytest.raises(SystemExit):
+        parse("--help")
+    text = capsys.readouterr().out
+    assert "(default: 10)" in text and "(default: 2)" in text and "minivq study --rerun 3" in text
+    with pytest.raises(SystemExit):
+        parse("--seeds", "0")
