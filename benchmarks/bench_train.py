@@ -1,150 +1,276 @@
-"""Time one training step of the full method, broken down by component.
+"""Time one training step of the full method: where it goes, its floor, and PyTorch's twin.
 
 Run from the repository root::
 
-    python benchmarks/bench_train.py [--batch-size 64] [--repeat 30] [--variant full]
+    python benchmarks/bench_train.py [--batch-size 64] [--steps 40] [--rounds 5]
 
-Each component is timed on its own, on the arrays of one real batch of
-spoken-digit scenes with the demo's model (median of ``--repeat`` runs, BLAS
-limited to one thread as in training); the last line times the whole
-``minivq.train.train_step``, and "other" is the step minus the components
-(summary heads SUM-1..3, commitment loss VQ-3, straight-through VQ-2, glue).
-On a shared CPU the numbers are pessimistic; compare rows, not machines.
+Three parts, measured in one run (the machine is shared and noisy: compare
+the ratios, which are taken between timings interleaved in the same run):
 
-Measured on the project's 2-core machine (shared with other jobs), batch 64,
-768 image cells and ~8300 speech frames per step::
-
-    image encoder fwd+bwd (ENC)                  0.75    2.8%
-    speech encoder fwd+bwd (ENC)                21.65   81.0%
-    nearest-code kernel (VQ-1)                   0.17    0.6%
-    code distributions + CMCM (CM-1..4)          1.12    4.2%
-    MMS (SUM-3, MMS)                             0.07    0.3%
-    EMA + dead-code restart (VQ-5, VQ-6)         0.57    2.1%
-    Adam + clipping                              0.35    1.3%
-    other (heads, commitment, glue)              2.03    7.6%
-    whole train_step                            26.73
-
-The hot spot is the speech encoder's strided convolutions (mostly
-``conv1d_backward``), not the nearest-codeword search.
+1. **Components, timed where they run.** ``minivq.train.train_step`` runs as
+   in training; the functions it calls are wrapped by timers for the
+   duration (exclusive time: a component called inside another is not
+   counted twice). "other" is the whole step minus the components, so the
+   rows add up to the step. CPU time (all threads of the process) and wall
+   time, per step.
+2. **The floor.** Every matrix product the step computes, listed from the
+   model's shapes and the batch's packed lengths (:func:`step_gemms`), each
+   timed on its own on contiguous float32 arrays; their sum is the time of
+   the step's own matrix products at this machine's GEMM speed, and the
+   step is printed as a ratio to it.
+3. **PyTorch eager.** When ``torch`` is importable
+   (``pip install torch==2.13.0``; never a dependency of minivq), the twin
+   of ``benchmarks/torch_twin.py`` is first checked against minivq's loss and
+   gradients in float64, then its whole step (autograd, clipping, Adam, EMA
+   codebook and restarts) is timed interleaved with minivq's, at 1 and 2
+   threads.
 """
 import argparse
+import sys
 import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from minivq import BACKEND, nearest_code
+import minivq
 from minivq.cli import load_split
-from minivq.contrastive import info_nce_backward, info_nce_forward
-from minivq.encoders import encoder_backward, encoder_forward
-from minivq.matching import (code_distribution_backward, code_distribution_forward,
-                             code_similarity_backward, code_similarity_forward)
+from minivq.layers import conv1d_output_length
+from minivq.layers.packed import pack_layout
 from minivq.model import loss_backward, loss_forward
-from minivq.optim import clip_grad_norm
-from minivq.quantizer import ema_update, restart_dead_codes
+from minivq.nearest import nearest_threads
 from minivq.train import TrainConfig, batch_inputs, config_from_data, init_state, train_step
 
+#: (module, attribute, label): the functions timed inside the step.
+COMPONENTS = [
+    ("minivq.model", "_encoder_forward", "{m} encoder forward (ENC)"),
+    ("minivq.model", "_encoder_backward", "{m} encoder backward (ENC)"),
+    ("minivq.quantizer", "nearest_code", "nearest code (VQ-1)"),
+    ("minivq.model", "_code_distribution_forward", "code distributions (CM-1, CM-2)"),
+    ("minivq.model", "_code_distribution_backward", "code distributions (CM-1, CM-2)"),
+    ("minivq.model", "_pair_forward", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"),
+    ("minivq.model", "_pair_backward", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"),
+    ("minivq.train", "ema_update", "EMA update + dead-code restart (VQ-5, VQ-6)"),
+    ("minivq.train", "restart_dead_codes", "EMA update + dead-code restart (VQ-5, VQ-6)"),
+    ("minivq.train", "clip_grad_norm", "clipping + Adam"),
+]
 
-def median_ms(fn, repeat):
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+
+class Timers:
+    """Exclusive CPU and wall time per label, for functions that may call each other."""
+
+    def __init__(self):
+        self.cpu, self.wall, self._stack = {}, {}, []
+
+    def wrap(self, fn, label):
+        def timed(*args, **kwargs):
+            name = label.format(m=_modality_of(args))
+            self._stack.append([0.0, 0.0])
+            c0, w0 = time.process_time(), time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                c, w = time.process_time() - c0, time.perf_counter() - w0
+                inner_c, inner_w = self._stack.pop()
+                self.cpu[name] = self.cpu.get(name, 0.0) + c - inner_c
+                self.wall[name] = self.wall.get(name, 0.0) + w - inner_w
+                if self._stack:  # the caller's exclusive time excludes this call
+                    self._stack[-1][0] += c
+                    self._stack[-1][1] += w
+        return timed
+
+
+def _modality_of(args):
+    """The modality a call is about: encoder_forward(m, ...) or encoder_backward(dH, cache)."""
+    if args and isinstance(args[0], str):
+        return args[0]
+    if len(args) > 1 and isinstance(args[1], tuple) and args[1] and isinstance(args[1][0], str):
+        return args[1][0]
+    return "?"
+
+
+@contextmanager
+def timed_components(state, timers):
+    """Wrap the step's functions (and the optimizer's step) by timers, for the duration."""
+    import importlib
+    originals = []
+    for module_name, attr, label in COMPONENTS:
+        module = importlib.import_module(module_name)
+        if not hasattr(module, attr):
+            print(f"note: {module_name}.{attr} not found; its time lands in 'other'", file=sys.stderr)
+            continue
+        originals.append((module, attr, getattr(module, attr)))
+        setattr(module, attr, timers.wrap(getattr(module, attr), label))
+    opt_step = state.optimizer.step
+    state.optimizer.step = timers.wrap(opt_step, "clipping + Adam")
+    try:
+        yield
+    finally:
+        for module, attr, fn in originals:
+            setattr(module, attr, fn)
+        del state.optimizer.step
+
+
+def step_gemms(cfg, inputs):
+    """Every matrix product (m, k, n) of one training step of the image-speech model."""
+    B = len(inputs["image"][0])
+    k, s = cfg.speech_kernel, cfg.speech_stride
+    pad = (k - 1) // 2
+    n_q = -(-k // s)
+    offsets, L = pack_layout(inputs["speech"][1], (k, k), (s, s))
+    T1 = conv1d_output_length(L, k, s, pad)
+    T2 = conv1d_output_length(T1, k, s, pad)
+    F, Hd, D, K, Ed = cfg.n_mels, cfg.hidden, cfg.D, cfg.K, cfg.embed_dim
+    x_img = inputs["image"][0]
+    N_img = B * (x_img.shape[1] // cfg.patch) * (x_img.shape[2] // cfg.patch)
+    speech_units = int(inputs["speech"][1].shape[1])  # unpacked grid of units, for T_out below
+    T_sp = conv1d_output_length(conv1d_output_length(speech_units, k, s, pad), k, s, pad)
+    units = {"image": N_img, "speech": B * T_sp}
+    g = []
+    g += [(T1, s * F, Hd)] * n_q + [(s * F, T1, Hd)] * n_q  # speech conv 1: forward, dW (no dx)
+    g += [(T2, s * Hd, D)] * n_q + [(s * Hd, T2, D)] * n_q + [(T2, D, s * Hd)] * n_q  # conv 2: fwd, dW, dx
+    P2 = cfg.patch * cfg.patch
+    g += [(N_img, P2, Hd), (P2, N_img, Hd)]  # image affine 1: forward, dW
+    g += [(N_img, Hd, D), (Hd, N_img, D), (N_img, D, Hd)]  # image affine 2: forward, dW, dx
+    heads = 2 if cfg.use_vq else 1
+    g += [(B, D, Ed), (D, B, Ed), (B, Ed, D)] * (2 * heads)  # SUM-1, SUM-2 heads
+    g += [(B, Ed, B), (B, B, Ed), (B, B, Ed)]  # S and its backward
+    if cfg.use_vq:
+        g += [(units[m], D, K) for m in units]  # nearest code (VQ-1)
+    if cfg.use_cmcm:
+        valid = {"image": N_img, "speech": int(np.sum(_speech_unit_mask(inputs["speech"][1], k, s)))}
+        for m, N in valid.items():
+            g += [(N, D, K), (N, K, D), (K, N, D)]  # CM-1 distances; dX, dE
+        g += [(B, K, B)] * 2 + [(B, B, K)] * 4  # CM-3 and its backward
+    return g
+
+
+def _speech_unit_mask(mask, k, s):
+    from minivq.layers import conv1d_output_mask
+    pad = (k - 1) // 2
+    return conv1d_output_mask(conv1d_output_mask(mask, k, s, pad), k, s, pad)
+
+
+def time_gemms(gemms, repeat=20):
+    """Median seconds of each distinct product on contiguous float32 arrays; their sum over the list."""
+    rng = np.random.default_rng(0)
+    cache = {}
+    for shape in set(gemms):
+        m, k, n = shape
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        out = np.empty((m, n), np.float32)
+        np.matmul(a, b, out=out)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+        cache[shape] = float(np.median(times))
+    return sum(cache[s] for s in gemms)
+
+
+def measure(fn, n):
+    """Median CPU and wall seconds of n calls of fn."""
+    cpu, wall = [], []
+    for _ in range(n):
+        c0, w0 = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return float(np.median(cpu)), float(np.median(wall))
 
 
-def components(state, inputs):
-    """name -> zero-argument callable running one forward/backward component once; and the cache."""
-    cfg, params = state.model_cfg, state.params
-    E = params["E"]
-    _, cache = loss_forward(params, inputs, cfg)
-    units = cache["units"]
-    mods = cfg.modalities
-    rng = np.random.default_rng(0)
-    dH = {m: rng.normal(size=units[m]["H"].shape).astype(cfg.dtype) for m in mods}
-
-    def encoder(m):
-        def run():
-            H, M, c = encoder_forward(m, params, *inputs[m], cfg)
-            encoder_backward(dH[m], c)
-        return run
-
-    def nearest():
-        for m in mods:
-            nearest_code(units[m]["H"].reshape(-1, cfg.D), E)
-
-    def cmcm():
-        (a, b) = mods
-        P_a, c_a = code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
-        P_b, c_b = code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
-        S, c_s = code_similarity_forward(P_a, P_b)
-        _, c_n = info_nce_forward(S)
-        dP_a, dP_b = code_similarity_backward(info_nce_backward(1.0, c_n), c_s)
-        code_distribution_backward(dP_a, c_a)
-        code_distribution_backward(dP_b, c_b)
-
-    def mms():
-        r_a, r_b = cache["r"][mods[0]], cache["r"][mods[1]]
-        _, c = info_nce_forward((r_a @ r_b.T) / cfg.tau, cfg.margin)
-        dS = info_nce_backward(1.0, c) / cfg.tau
-        return dS @ r_b, dS.T @ r_a
-
-    parts = {f"{m} encoder fwd+bwd (ENC)": encoder(m) for m in mods}
-    parts["nearest-code kernel (VQ-1)"] = nearest
-    if cfg.use_cmcm:  # the "vq" variant has no CMCM term in its step
-        parts["code distributions + CMCM (CM-1..4)"] = cmcm
-    return {**parts, "MMS (SUM-3, MMS)": mms}, cache
+def setup(batch_size, dtype="float32", seed=0):
+    data = load_split(("image", "speech"), "train", 4 * batch_size)
+    cfg = config_from_data(data, ("image", "speech"), variant="full", dtype=dtype)
+    state = init_state(cfg, TrainConfig(batch_size=batch_size, seed=seed), data)
+    inputs = batch_inputs(data, cfg.modalities, np.arange(batch_size))
+    return state, inputs
 
 
-def update_components(state, cache):
-    """The parameter updates: EMA codebook + restarts, clipping + Adam; and a restore()."""
-    tc, units, mods = state.train_cfg, cache["units"], state.model_cfg.modalities
-    rng = np.random.default_rng(0)
+def components_table(batch_size, steps):
+    state, inputs = setup(batch_size)
+    timers = Timers()
+    with threadpool_limits(limits=1, user_api="blas"), nearest_threads(1):
+        for _ in range(3):
+            train_step(state, inputs)  # warm up
+        cpu_plain, wall_plain = measure(lambda: train_step(state, inputs), steps)
+        with timed_components(state, timers):
+            cpu_t, wall_t = measure(lambda: train_step(state, inputs), steps)
+        floor_s = time_gemms(step_gemms(state.model_cfg, inputs))
+    gemms = step_gemms(state.model_cfg, inputs)
+    gflop = sum(2 * m * k * n for m, k, n in gemms) / 1e9
+    print(f"\n1. one step, batch {batch_size}, 1 thread: components timed inside train_step "
+          f"(ms per step; {steps} steps)")
+    print(f"{'component':48s} {'CPU':>7s} {'wall':>7s} {'share':>6s}")
+    total_c, total_w = cpu_t * steps, wall_t * steps
+    for name in timers.cpu:
+        c, w = timers.cpu[name] / steps, timers.wall[name] / steps
+        print(f"{name:48s} {1e3 * c:7.2f} {1e3 * w:7.2f} {100 * w / wall_t:5.1f}%")
+    other_c = cpu_t - sum(timers.cpu.values()) / steps
+    other_w = wall_t - sum(timers.wall.values()) / steps
+    print(f"{'other (heads, commitment, glue)':48s} {1e3 * other_c:7.2f} {1e3 * other_w:7.2f} "
+          f"{100 * other_w / wall_t:5.1f}%")
+    print(f"{'whole step, with the timers':48s} {1e3 * cpu_t:7.2f} {1e3 * wall_t:7.2f}")
+    print(f"{'whole step, without them':48s} {1e3 * cpu_plain:7.2f} {1e3 * wall_plain:7.2f}")
+    print(f"\n2. floor: {len(gemms)} matrix products, {gflop:.3f} GFLOP per step, "
+          f"{1e3 * floor_s:.2f} ms at this machine's 1-thread GEMM speed "
+          f"({gflop / floor_s:.1f} GFLOP/s); the step is {wall_plain / floor_s:.2f} times its floor")
+    return state, inputs
 
-    def ema():
-        Hs, Ms = [units[m]["H"] for m in mods], [units[m]["M"] for m in mods]
-        new = ema_update(state.ema, Hs, [units[m]["idx"] for m in mods], Ms, tc.ema_decay, tc.ema_eps)
-        restart_dead_codes(new, Hs, Ms, tc.dead_threshold, rng)
 
-    grads = {k: v.copy() for k, v in loss_backward(cache).items() if k in state.optimizer.params}
-    saved = {k: v.copy() for k, v in state.optimizer.params.items()}
+def torch_comparison(batch_size, steps, rounds):
+    try:
+        import torch
+    except ImportError:
+        print("\n3. PyTorch: torch is not installed (pip install torch==2.13.0); skipped")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch_twin
 
-    def optimizer():
-        clip_grad_norm(grads, tc.clip)
-        state.optimizer.step(grads)
-
-    def restore():
-        for k, v in saved.items():
-            state.optimizer.params[k][...] = v
-
-    return {"EMA + dead-code restart (VQ-5, VQ-6)": ema, "Adam + clipping": optimizer}, restore
+    state64, inputs64 = setup(16, dtype="float64")
+    loss, cache = loss_forward(state64.params, inputs64, state64.model_cfg)
+    grads = loss_backward(cache)
+    t_loss, t_grads = torch_twin.gradients(state64.params, inputs64, state64.model_cfg)
+    err = max(np.abs(grads[k] - t_grads[k]).max() / max(np.abs(t_grads[k]).max(), 1e-300) for k in grads)
+    print(f"\n3. PyTorch {torch.__version__} eager twin: float64 loss {loss:.15f} vs {t_loss:.15f}, "
+          f"largest relative gradient difference {err:.1e}")
+    if abs(loss - t_loss) > 1e-10 * abs(loss) or err > 1e-10:
+        print("   the twin does not compute minivq's model: no timing")
+        return
+    print(f"   whole step (ms, medians of {rounds} interleaved rounds of {steps} steps), batch {batch_size}:")
+    print(f"   {'threads':>7s} {'minivq CPU':>10s} {'torch CPU':>10s} {'ratio':>6s} "
+          f"{'minivq wall':>11s} {'torch wall':>10s} {'ratio':>6s}")
+    for threads in (1, 2):
+        state, inputs = setup(batch_size)
+        twin = torch_twin.TwinStep(state, inputs)
+        torch.set_num_threads(threads)
+        mine, theirs = [], []
+        with ExitStack() as stack:
+            stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
+            stack.enter_context(nearest_threads(threads))
+            for _ in range(3):
+                train_step(state, inputs)
+                twin()
+            for _ in range(rounds):
+                mine.append(measure(lambda: train_step(state, inputs), steps))
+                theirs.append(measure(twin, steps))
+        (mc, mw), (tc, tw) = np.median(mine, axis=0), np.median(theirs, axis=0)
+        print(f"   {threads:7d} {1e3 * mc:10.2f} {1e3 * tc:10.2f} {mc / tc:6.2f} "
+              f"{1e3 * mw:11.2f} {1e3 * tw:10.2f} {mw / tw:6.2f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--variant", default="full", choices=["vq", "full"])
+    parser.add_argument("--steps", type=int, default=40, help="steps per timing")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against PyTorch")
     args = parser.parse_args()
-    data = load_split(("image", "speech"), "train", 4 * args.batch_size)
-    cfg = config_from_data(data, ("image", "speech"), variant=args.variant)
-    state = init_state(cfg, TrainConfig(batch_size=args.batch_size), data)
-    inputs = batch_inputs(data, cfg.modalities, np.arange(args.batch_size))
-    with threadpool_limits(limits=1, user_api="blas"):
-        parts, cache = components(state, inputs)
-        updates, restore = update_components(state, cache)
-        rows = {name: median_ms(fn, args.repeat) for name, fn in {**parts, **updates}.items()}
-        restore()
-        step = median_ms(lambda: train_step(state, inputs), args.repeat)
-    rows["other (heads, commitment, glue)"] = max(step - sum(rows.values()), 0.0)
-    print(f"backend {BACKEND}, batch {args.batch_size}, variant {args.variant}, "
-          f"units per step: image {inputs['image'][1].size}, speech frames {inputs['speech'][1].sum()}")
-    print(f"{'component':40s} {'ms':>8s} {'share':>7s}")
-    for name, ms in rows.items():
-        print(f"{name:40s} {ms:8.2f} {100 * ms / step:6.1f}%")
-    print(f"{'whole train_step':40s} {step:8.2f}")
+    print(minivq.about())
+    components_table(args.batch_size, args.steps)
+    torch_comparison(args.batch_size, args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ def _add_demo(sub, debug):
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help=VARIANT_HELP)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="split to score (val: for tuning settings without looking at test)")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="runs trained at once, in worker processes (default: one per core, at most one per "
+                   "run); the numbers do not depend on it")
     p.set_defaults(func=demo_cmd)
 
 

@@ -11,9 +11,13 @@ kept and printed (:class:`Interrupted`).
 import time
 from dataclasses import asdict
 
+from threadpoolctl import threadpool_limits
+
 from . import figures, metrics, report
 from .data import digit_scenes, toy_pairs
 from .evaluate import encode_split, evaluate
+from .nearest import nearest_threads
+from .parallel import JobRunner, SharedClock, default_workers
 from .progress import Clock, format_duration, say
 from .train import TrainConfig, config_from_data, fit, init_state
 
@@ -74,6 +78,15 @@ def remove_stale_figures(out):
         path = out / name
         if path.is_file():
             path.unlink()
+
+
+def _in_order(jobs, done):
+    """variant -> the finished runs in seed order (workers finish in any order)."""
+    runs = {}
+    for job in jobs:
+        if job in done:
+            runs.setdefault(job[0], []).append(done[job])
+    return runs
 
 
 def _runs_done(runs):
@@ -154,16 +167,38 @@ def _write(out, payload, runs, shown):
     report.write_report(out / "report.md", _table(runs), payload, shown)
 
 
-def _load_splits(settings, eval_split):
+def _load_splits(settings, eval_split, log=say):
     d = settings["data"]
-    say(f"loading the spoken-digit scenes ({d['n_train']} train, {d['n_val']} val"
+    log(f"loading the spoken-digit scenes ({d['n_train']} train, {d['n_val']} val"
         + (f", {d['n_test']} test" if eval_split == "test" else "") + " pairs) ...")
     t0 = time.perf_counter()
     splits = {s: load_split(MODALITIES, s, d[f"n_{s}"]) for s in ("train", "val")}
     splits["test"] = load_split(MODALITIES, "test", d["n_test"]) if eval_split == "test" else splits["val"]
     splits["scored"], splits["n_scored"] = eval_split, d[f"n_{eval_split}"]
-    say(f"loaded in {time.perf_counter() - t0:.1f}s")
+    log(f"loaded in {time.perf_counter() - t0:.1f}s")
     return splits
+
+
+#: What every run of this process shares: the splits, the settings, the clock (:func:`_init_runs`).
+_SHARED = {}
+
+
+def _init_runs(settings, eval_split, clock, splits=None):
+    """Load (in a worker) or take (here) what every run needs."""
+    if splits is None:
+        splits = _load_splits(settings, eval_split, log=lambda *_: None)
+    _SHARED.update(settings=settings, splits=splits, clock=clock)
+
+
+def _run(job):
+    """One (variant, seed, label) job, in this process or a worker, on one thread either way.
+
+    BLAS splits a product differently on two threads and rounds it
+    differently; one thread everywhere makes the numbers independent of --jobs.
+    """
+    variant, seed, label = job
+    with threadpool_limits(limits=1, user_api="blas"), nearest_threads(1):
+        return _train_and_score(variant, seed, _SHARED["splits"], _SHARED["settings"], label, _SHARED["clock"])
 
 
 def run_demo(args, out):
@@ -172,7 +207,8 @@ def run_demo(args, out):
     Parameters
     ----------
     args : argparse.Namespace
-        ``quick``, ``epochs``, ``variants``, ``seeds``, ``eval_split``, ``argv``.
+        ``quick``, ``epochs``, ``variants``, ``seeds``, ``eval_split``, ``argv``, and ``jobs``
+        (worker processes; None: one per core, at most one per run).
     out : pathlib.Path
         An existing, writable folder (checked by the command).
 
@@ -194,17 +230,24 @@ def run_demo(args, out):
         f"seed{'s' * (len(args.seeds) > 1)} ({', '.join(map(str, args.seeds))}), {epochs} epochs each, "
         f"{d['n_train']} train pairs; scored on {d[f'n_{args.eval_split}']} {args.eval_split} pairs; output in {out}/")
     remove_stale_figures(out)
-    runs, splits = {}, None
+    n_workers = getattr(args, "jobs", None) or default_workers(len(jobs))
+    if n_workers > 1:
+        say(f"training {min(n_workers, len(jobs))} runs at a time, in worker processes (--jobs)")
+    runs, splits, done = {}, None, {}
     try:
         splits = _load_splits(settings, args.eval_split)
-        clock = Clock(len(jobs) * epochs)
-        for i, (variant, seed) in enumerate(jobs):
-            label = f"[{variant} {i + 1}/{len(jobs)}, seed {seed}]"
-            run = _train_and_score(variant, seed, splits, settings, label, clock)
-            runs.setdefault(variant, []).append(run)
-            row_name = variant if len(args.seeds) == 1 else f"{variant} (seed {seed})"
-            say(report.ablation_table({row_name: [report.table_row(run["eval"])]}, run["eval"].get("n_concepts")))
-            _write(out, _payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
+        clock = SharedClock(len(jobs) * epochs) if n_workers > 1 else Clock(len(jobs) * epochs)
+        labelled = [(v, s, f"[{v} {i + 1}/{len(jobs)}, seed {s}]") for i, (v, s) in enumerate(jobs)]
+        initargs = (settings, args.eval_split, clock) + ((splits,) if n_workers == 1 else ())
+        with JobRunner(n_workers, _init_runs, initargs) as runner:
+            for i, run in runner.results(_run, labelled):
+                done[jobs[i]] = run
+                runs = _in_order(jobs, done)
+                variant, seed = jobs[i]
+                row_name = variant if len(args.seeds) == 1 else f"{variant} (seed {seed})"
+                say(report.ablation_table({row_name: [report.table_row(run["eval"])]},
+                                          run["eval"].get("n_concepts")))
+                _write(out, _payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
         shown = _draw_figures(out, runs, splits["test"])
     except KeyboardInterrupt:
         if not runs:

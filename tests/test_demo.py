@@ -54,8 +54,28 @@ def quick(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp, _Capture() as cap:
         mp.setattr(figures, "plot_code_digit", spy)
-        assert main(["demo", "--quick", "--out", str(out)]) == 0
+        assert main(["demo", "--quick", "--out", str(out), "--jobs", "1"]) == 0
     return {"out": out, "stdout": cap.text, "code_digit_calls": calls}
+
+
+def without_times(runs):
+    """metrics.json's runs without the wall times (the only numbers allowed to differ)."""
+    return {v: [{**{k: x for k, x in r.items() if k != "train_seconds"},
+                 "history": [{k: x for k, x in h.items() if k != "seconds"} for h in r["history"]]}
+                for r in rs] for v, rs in runs.items()}
+
+
+def test_worker_processes_give_the_same_numbers(quick, tmp_path):
+    """--jobs 2 trains two runs at a time in spawned workers; every number is as with --jobs 1."""
+    proc = subprocess.run([sys.executable, "-m", "minivq", "demo", "--quick", "--out", str(tmp_path), "--jobs", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "training 2 runs at a time, in worker processes (--jobs)" in proc.stdout
+    progress = [l for l in proc.stdout.splitlines() if re.match(r"\[(summary|vq|full) \d/3, seed 0\] epoch", l)]
+    assert len(progress) == 6 and all(re.search(r"ETA \S+$", l) for l in progress)
+    one, two = strict_json(quick["out"] / "metrics.json"), strict_json(tmp_path / "metrics.json")
+    assert two["table"] == one["table"]
+    assert without_times(two["runs"]) == without_times(one["runs"])
 
 
 def test_demo_says_what_it_does_and_prints_each_row_as_it_comes(quick):
@@ -110,7 +130,7 @@ def test_rerun_removes_stale_figures_and_reports_seeds(tmp_path, capsys):
         (tmp_path / name).write_bytes(b"old figure")
     (tmp_path / "my_notes.png").write_bytes(b"not minivq's")
     assert main(["demo", "--quick", "--out", str(tmp_path), "--seeds", "0", "1", "--variants", "summary",
-                 "--epochs", "1", "--eval-split", "val"]) == 0
+                 "--epochs", "1", "--eval-split", "val", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "±" in out and "[summary 2/2, seed 1] epoch 1/1" in out
     for name in ("code_usage.png", "code_digit.png", "localization.png"):  # summary has no codes
@@ -134,7 +154,7 @@ def test_unwritable_output_is_refused_before_any_training(tmp_path, capsys):
 
 def test_ctrl_c_keeps_and_prints_what_finished(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "minivq", "demo", "--quick", "--epochs", "4", "--out",
-                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(tmp_path), "--jobs", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -149,3 +169,20 @@ def test_ctrl_c_keeps_and_prints_what_finished(tmp_path):
     metrics = strict_json(tmp_path / "metrics.json")
     assert list(metrics["table"]) == ["summary", "vq"] and metrics["runs_done"] == 2
     assert "Unfinished: 2 of 3 runs" in (tmp_path / "report.md").read_text()
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_finished(tmp_path):
+    """With worker processes, Ctrl-C reaches the parent only: one line, the workers stopped, rows kept."""
+    proc = subprocess.Popen([sys.executable, "-m", "minivq", "demo", "--quick", "--epochs", "8", "--out",
+                             str(tmp_path), "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("| summary only"):  # the first run has finished; two others are training
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, f"one line on stderr, no worker tracebacks: {err}"
+    assert re.fullmatch(r"minivq demo: error: interrupted; [12] of 3 runs finished, kept in \S+ and \S+",
+                        err.strip())
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert "summary" in metrics["table"] and metrics["runs_done"] in (1, 2)

@@ -1,0 +1,117 @@
+"""Independent training runs in worker processes (the demo's variants and seeds).
+
+Every run is seeded and deterministic, and a worker trains one run at a time
+with BLAS and the nearest-code kernel held to one thread, so the results do
+not depend on how many workers there are, only the wall time does. Workers
+are started with ``spawn`` (no fork of a process that may hold BLAS or
+OpenMP threads) and ignore Ctrl-C: the parent catches it, stops the workers
+and keeps what finished.
+
+A :class:`SharedClock` counts the epochs finished by all workers, so every
+progress line's ETA is that of the whole command.
+"""
+import os
+import signal
+import time
+from multiprocessing import get_context
+
+__all__ = ["default_workers", "SharedClock", "JobRunner"]
+
+
+def default_workers(n_jobs):
+    """One worker per core this process may use, at most one per job."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_jobs))
+
+
+class SharedClock:
+    """Time left for ``total`` epochs counted across processes, from the wall time since the start.
+
+    The same interface as :class:`minivq.progress.Clock` (``tick``, ``eta``);
+    the count lives in shared memory, so a worker's ETA covers the epochs of
+    the other workers too.
+    """
+
+    def __init__(self, total, context=None):
+        self.total, self.start = int(total), time.perf_counter()
+        self._done = (context or get_context("spawn")).Value("i", 0)
+
+    def tick(self, seconds):
+        """Record one finished epoch (``seconds`` is not needed: the clock is the wall)."""
+        with self._done.get_lock():
+            self._done.value += 1
+
+    def eta(self):
+        """Estimated seconds left (None before the first epoch)."""
+        done = self._done.value
+        if done == 0:
+            return None
+        return (time.perf_counter() - self.start) / done * max(self.total - done, 0)
+
+
+def _init_worker(initializer, initargs):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _call(fn_index_job):
+    fn, index, job = fn_index_job
+    return index, fn(job)
+
+
+class JobRunner:
+    """A context manager that runs ``fn(job)`` for every job, in ``n_workers`` processes.
+
+    ``results(fn, jobs)`` yields ``(index, result)`` as each run finishes (in
+    order when n_workers is 1, when everything runs in this process). Leaving
+    the block by an exception, Ctrl-C included, stops the workers at once.
+
+    Parameters
+    ----------
+    n_workers : int
+    initializer : callable or None
+        Called once in every worker (and once here when n_workers is 1),
+        e.g. to load the data the jobs share.
+    initargs : tuple
+    """
+
+    def __init__(self, n_workers, initializer=None, initargs=()):
+        self.n_workers, self.initializer, self.initargs = int(n_workers), initializer, tuple(initargs)
+        self._pool = None
+
+    def __enter__(self):
+        if self.n_workers > 1:
+            previous = os.environ.get("OMP_NUM_THREADS")
+            os.environ["OMP_NUM_THREADS"] = "1"  # a worker's BLAS and kernel run on one thread
+            try:
+                self._pool = get_context("spawn").Pool(self.n_workers, _init_worker,
+                                                       (self.initializer, self.initargs))
+            finally:
+                if previous is None:
+                    del os.environ["OMP_NUM_THREADS"]
+                else:
+                    os.environ["OMP_NUM_THREADS"] = previous
+        elif self.initializer is not None:
+            self.initializer(*self.initargs)
+        return self
+
+    def results(self, fn, jobs):
+        """Yield (index, fn(jobs[index])) for every job, as each finishes."""
+        if self._pool is None:
+            for index, job in enumerate(jobs):
+                yield index, fn(job)
+            return
+        yield from self._pool.imap_unordered(_call, [(fn, i, job) for i, job in enumerate(jobs)])
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._pool is not None:
+            if exc_type is None:
+                self._pool.close()
+            else:
+                self._pool.terminate()
+            self._pool.join()
+        return False
