@@ -11,10 +11,7 @@ and checks them against the study.json already written.
 """
 import argparse
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from . import study_report as rep
 from .atomic import atomic_write_text, check_writable_folder
 from .data import speaker_names
 from .data.world import WRITER_NOTE, split_voices, world_settings
+from .parallel import JobRunner
 from .progress import format_duration, say
 from .report import jsonable
 from .study_analysis import analyse
@@ -32,7 +30,7 @@ __all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "tune_choices"]
 
 #: The default study (about 10 minutes on 2 idle cores with --jobs 2).
 DEFAULT = {"world": "hard_on_grid", "n_train": 2000, "n_val": 500, "n_test": 500, "n_curve": 200, "n_kmeans": 500,
-           "epochs": 30, "batch_size": 64, "lr_grid": [1e-3, 3e-3], "tune_seeds": [1000],
+           "epochs": 50, "batch_size": 64, "lr_grid": [1e-3, 3e-3], "tune_seeds": [1000],
            "lambdas": [0.1, 0.3, 1.0, 3.0], "model": {}}
 #: ``--quick``: seconds, every code path (for tests).
 QUICK = {**DEFAULT, "n_train": 64, "n_val": 32, "n_test": 32, "n_curve": 16, "n_kmeans": 16, "epochs": 2,
@@ -73,7 +71,8 @@ def add_parser(subparsers):
     p.add_argument("--out", default="study", help="output folder (created if needed)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 epochs: seconds, for tests")
     p.add_argument("--jobs", type=_positive, default=2, help="worker processes (results do not depend on it)")
-    p.add_argument("--epochs", type=_positive, default=None, help="epochs per run (default: 30, 2 with --quick)")
+    p.add_argument("--epochs", type=_positive, default=None,
+                   help=f"epochs per run (default: {DEFAULT['epochs']}, {QUICK['epochs']} with --quick)")
     p.add_argument("--no-image-text", action="store_true", help="skip the image-text arm (secondary)")
     p.add_argument("--codebook-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other K")
     p.add_argument("--train-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other n_train")
@@ -113,8 +112,9 @@ def make_jobs(s, arm, variant, seed, lr, split):
     a = s["arms"][arm]
     return {"arm": arm, "variant": variant, "seed": seed, "data_seed": seed, "lr": lr, "split": split,
             "modalities": tuple(a["modalities"]), "world": a.get("world", s["world"]), "n_train": a["n_train"],
-            "n_val": s["n_val"], "n_test": s["n_test"], "n_curve": s["n_curve"], "n_kmeans": s["n_kmeans"], "epochs": s["epochs"],
-            "batch_size": s["batch_size"], "model": {**s["model"], **a["model"]}, "lambdas": s["lambdas"]}
+            "n_val": s["n_val"], "n_test": s["n_test"], "n_curve": s["n_curve"], "n_kmeans": s["n_kmeans"],
+            "epochs": s["epochs"], "batch_size": s["batch_size"], "model": {**s["model"], **a["model"]},
+            "lambdas": s["lambdas"]}
 
 
 def _line(phase, done, total, rec, eta):
@@ -134,28 +134,23 @@ def _cost(job):
 
 
 def run_jobs(jobs, n_workers, phase, eta_after=0.0):
-    """Run every job (in worker processes when n_workers > 1); records in job order, progress per run."""
+    """Run every job in ``n_workers`` processes (:class:`minivq.parallel.JobRunner`); records in job order.
+
+    One progress line per finished run, with the ETA of this phase plus ``eta_after`` (cost units of
+    the phases still to come, see :func:`_cost`).
+    """
+    n_workers = min(n_workers, len(jobs))
     say(f"minivq study: {phase}: {len(jobs)} runs on {n_workers} worker process{'es' * (n_workers > 1)}")
-    t0, records, spent, done_cost = time.perf_counter(), [None] * len(jobs), 0.0, 0.0
-    total_cost = sum(_cost(j) for j in jobs)
-
-    def finish(i, rec):
-        nonlocal spent, done_cost
-        records[i], done_cost = rec, done_cost + _cost(jobs[i])
-        rate = (time.perf_counter() - t0) / done_cost
-        say(_line(phase, sum(r is not None for r in records), len(jobs), rec,
-                  rate * (total_cost - done_cost) + eta_after * rate))
-
-    if n_workers == 1:
-        for i, job in enumerate(jobs):
-            finish(i, run_job(job))
-        return records
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # longest first
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, jobs[i]): i for i in order}
-        for future in as_completed(futures):
-            finish(futures[future], future.result())
+    t0, records, done_cost = time.perf_counter(), [None] * len(jobs), 0.0
+    total_cost = sum(_cost(j) for j in jobs)
+    with JobRunner(n_workers) as runner:
+        for k, rec in runner.results(run_job, [jobs[i] for i in order]):
+            i = order[k]
+            records[i], done_cost = rec, done_cost + _cost(jobs[i])
+            rate = (time.perf_counter() - t0) / done_cost  # seconds per cost unit, all workers together
+            eta = rate * (total_cost - done_cost + eta_after)
+            say(_line(phase, sum(r is not None for r in records), len(jobs), rec, eta))
     return records
 
 
@@ -175,8 +170,8 @@ def tune_choices(s, records):
             c["val"][v] = {"set_mean_r1_by_lr": {repr(lr): x for lr, x in scores.items()}}
             best = [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, c["lr"][v])]
             if v != "summary":
-                lam = {repr(float(x)): float(np.mean([r["metrics"]["combined_set_mean_r1"][repr(float(x))] for r in best]))
-                       for x in s["lambdas"]}
+                lam = {repr(float(x)): float(np.mean([r["metrics"]["combined_set_mean_r1"][repr(float(x))]
+                                                      for r in best])) for x in s["lambdas"]}
                 c["lambda"][v] = float(max(s["lambdas"], key=lambda x: lam[repr(float(x))]))
                 c["val"][v]["combined_set_mean_r1_by_lambda"] = lam
             c["val"][v]["loc_dense_to_image"] = float(np.mean([r["metrics"]["loc_dense_to_image"] for r in best]))
@@ -205,8 +200,8 @@ def _world_info(s):
 
 
 def _left_out(s):
-    out = ["the number of epochs, K, tau, tau_c and lambda_cmcm are the ModelConfig defaults for every variant "
-           "(only the learning rate is tuned)"]
+    out = [f"only the learning rate is tuned: the budget ({s['epochs']} epochs) and K, tau, tau_c, lambda_cmcm "
+           "(the ModelConfig defaults) are the same for every variant"]
     if not any(k.startswith("image_speech_k") for k in s["arms"]):
         out.append("other codebook sizes (secondary; `minivq study --codebook-sizes 64 128`)")
     if not any(k.startswith("image_speech_n") for k in s["arms"]):
@@ -228,8 +223,9 @@ def _tuning_summary(choices):
             by_lr = ", ".join(f"lr {float(k):g}: {x:.3f}" for k, x in c["val"][v]["set_mean_r1_by_lr"].items())
             lam = f"; lambda {c['lambda'][v]:g}" if v in c["lambda"] else ""
             lines.append(f"{arm} {v}: val set R@1 {by_lr} -> lr {lr:g}{lam}")
+        own, summary = (c["val"][v]["loc_dense_to_image"] for v in ("full", "summary"))
         lines.append(f"{arm}: claim-3 dense baseline on val: {c['claim3_baseline']} (full's own units "
-                     f"{c['val']['full']['loc_dense_to_image']:.3f}, summary's {c['val']['summary']['loc_dense_to_image']:.3f})")
+                     f"{own:.3f}, summary's {summary:.3f})")
     return lines
 
 
@@ -267,7 +263,8 @@ def run(args):
     records = run_jobs(seed_jobs(s, choices, seeds), args.jobs, "seed runs on test")
     bad = [f"{r['arm']} {r['variant']} seed {r['seed']}" for r in records if r["diverged"]]
     if bad:
-        raise ValueError(f"training diverged in {', '.join(bad)} with the lr chosen on val; study.json keeps the tuning")
+        raise ValueError(f"training diverged in {', '.join(bad)} with the lr chosen on val; "
+                         "study.json keeps the tuning")
     payload["runs"] = records
     payload["results"] = analyse(s, choices, records)
     payload["wall_seconds"] = time.perf_counter() - t0
@@ -276,7 +273,8 @@ def run(args):
         lo, hi = st["ci95"]
         say(f"{key}: {st['mean_difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] vs {st['baseline_name']}, "
             f"{st['n_positive']}/{st['n']} seeds positive: {st['verdict']}")
-    say(f"wrote {out / 'study.json'}, {out / 'study.md'} and 2 figures; wall time {format_duration(payload['wall_seconds'])}")
+    say(f"wrote {out / 'study.json'}, {out / 'study.md'} and 2 figures; "
+        f"wall time {format_duration(payload['wall_seconds'])}")
     return payload
 
 
@@ -307,7 +305,8 @@ def rerun(args, out):
             n_numbers += len(json.dumps(new).split(","))
             if new != old[part]:
                 keys = [k for k in new if new[k] != old[part].get(k)] if isinstance(new, dict) else ["(per epoch)"]
-                differ.append(f"{rec['arm']} {rec['variant']} seed {rec['seed']} {part}: {', '.join(map(str, keys[:5]))}")
+                where = f"{rec['arm']} {rec['variant']} seed {rec['seed']} {part}"
+                differ.append(f"{where}: {', '.join(map(str, keys[:5]))}")
     if differ:
         raise ValueError(f"--rerun: numbers differ from {path}: {'; '.join(differ)}")
     say(f"rerun of seed {' '.join(map(str, args.rerun))}: {len(jobs)} runs, about {n_numbers} numbers, "

@@ -12,7 +12,8 @@ __all__ = ["analyse", "flatten"]
 
 PRIMARY_ARM = "image_speech"
 CHANCE_KEYS = ("chance_unit_to_image", "chance_digit_unit_to_image", "chance_point_to_image",
-               "chance_unit_from_image", "chance_digit_unit_from_image", "inst_ceiling_r1", "set_chance_r1")
+               "chance_unit_from_image", "chance_digit_unit_from_image", "inst_ceiling_r1", "set_chance_r1",
+               "set_ceiling_r1")
 
 
 def flatten(metrics, prefix=""):
@@ -77,7 +78,8 @@ def _secondary(by, seeds, choices, records):
         "claim 2: vq - k-means (agreement)": ((A, "vq", "agreement"), (A, "summary", "kmeans_agreement")),
         "claim 2: full - vq (agreement)": ((A, "full", "agreement"), (A, "vq", "agreement")),
         "claim 2: full - k-means (transfer accuracy)": ((A, "full", "transfer"), (A, "summary", "kmeans_transfer")),
-        f"claim 3: full codes - dense {other} units": ((A, "full", "loc_code_to_image"), (A, other, "loc_dense_to_image")),
+        f"claim 3: full codes - dense {other} units":
+            ((A, "full", "loc_code_to_image"), (A, other, "loc_dense_to_image")),
         "claim 3: vq codes - dense baseline": ((A, "vq", "loc_code_to_image"), base),
         "claim 3: pointing game, full codes - dense baseline":
             ((A, "full", "point_code_to_image"), base[:2] + ("point_dense_to_image",)),

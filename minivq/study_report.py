@@ -20,7 +20,8 @@ CLAIMS = {
     "claim1_retrieval": ("Claim 1, retrieval: the discrete path with CMCM complements the summary",
                          "set-level mean R@1 (by S), full", "summary"),
     "claim2_shared_codes": ("Claim 2, shared concept codes: a codeword means one digit in both modalities",
-                            "one-to-one agreement (of 10 digits), full", "k-means codebook of the summary model's units"),
+                            "one-to-one agreement (of 10 digits), full",
+                            "k-means codebook of the summary model's units"),
     "claim3_localization": ("Claim 3, localization: a spoken digit's codes point at the digit in the image",
                             "code-based localization accuracy, full", "dense units ranked by cosine"),
 }
@@ -107,7 +108,7 @@ def protocol(s, n_seeds):
 
 
 def write_json(path, payload):
-    """Strict JSON with snake_case keys, NaN and inf as null, written atomically (:func:`minivq.report.write_metrics`)."""
+    """Strict JSON, snake_case keys, NaN and inf as null, written atomically (:func:`minivq.report.write_metrics`)."""
     write_metrics(path, payload)
 
 
@@ -193,8 +194,9 @@ def plot_differences(primary, path):
         ax.scatter(np.linspace(-0.15, 0.15, len(d)), d, s=18, color="tab:blue", zorder=3, label="one seed")
         lo, hi = st["ci95"]
         if math.isfinite(lo):
-            ax.errorbar([0.4], [st["mean_difference"]], yerr=[[st["mean_difference"] - lo], [hi - st["mean_difference"]]],
-                        fmt="D", color="black", capsize=4, label="mean, 95% CI")
+            mean = st["mean_difference"]
+            ax.errorbar([0.4], [mean], yerr=[[mean - lo], [hi - mean]], fmt="D", color="black", capsize=4,
+                        label="mean, 95% CI")
         ax.set_xlim(-0.5, 0.8)
         ax.set_xticks([])
         ax.set_title(f"{key}\n({st['verdict']})", fontsize=9)

@@ -119,6 +119,9 @@ def score(params, cfg, data, lambdas, kmeans_units=None, seed=0):
     ids = claims.content_ids(data["digits"])[0]
     out = {"inst_ceiling_r1": metrics.set_ceiling_r1(data["digits"]),  # a perfect set retriever, per instance
            "set_chance_r1": float(np.mean(ids[:, None] == ids[None, :]))}  # a random ranking, per set
+    if "distractors" in data:  # a perfect set retriever that cannot tell named digits from distractors
+        extra = np.unique(data["n_distractors"])
+        out["set_ceiling_r1"] = claims.distractor_ceiling_r1(data["digits"], data["distractors"], extra)["mean"]
     ranks = _retrieval(out, "", S, data["digits"])
     _subsets(out, ranks, data)
     if cfg.use_vq:
@@ -127,7 +130,8 @@ def score(params, cfg, data, lambdas, kmeans_units=None, seed=0):
         out["combined_set_mean_r1"] = {}
         for lam in lambdas:
             ranks_l = claims.set_retrieval_ranks(S + lam * S_code, data["digits"])
-            out["combined_set_mean_r1"][repr(float(lam))] = 0.5 * float(np.mean(ranks_l[0] == 1) + np.mean(ranks_l[1] == 1))
+            hits = np.mean(ranks_l[0] == 1) + np.mean(ranks_l[1] == 1)
+            out["combined_set_mean_r1"][repr(float(lam))] = 0.5 * float(hits)
         _concepts(out, "", {m: enc[m]["idx"] for m in pair}, enc, pair, cfg.K)
     if "image" in pair:
         _localization(out, enc, data, pair[1 - pair.index("image")], "image", cfg)

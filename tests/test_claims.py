@@ -79,6 +79,29 @@ def test_set_ranks_errors_name_the_argument():
         claims.set_retrieval_ranks(np.zeros((2, 2)), np.zeros((2, 1)))
 
 
+def test_distractor_ceiling_hand_made_and_brute_force():
+    named = np.array([[1, 2], [1, -1], [1, 2]])
+    distractors = np.array([[3], [2], [4]])
+    out = claims.distractor_ceiling_r1(named, distractors, (1,))
+    # caption {1,2}: images {1,2,3} and {1,2,4} fit and name it; {1,2} (image 1) has |C| - 2 = 0 extra: 1.0
+    # caption {1}: image 1 ({1,2}) fits; images 0, 2 hold 3 digits = 2 extra, not allowed: 1.0
+    assert out["caption_to_image"] == pytest.approx(1.0)
+    # image {1,2,3}: captions {1,2} (0 and 2) fit, {1} has 2 extra: 1.0; image {1,2}: caption {1} fits: 1.0
+    assert out["image_to_caption"] == pytest.approx(1.0)
+    both = claims.distractor_ceiling_r1(named, distractors, (1, 2))
+    assert both["caption_to_image"] == pytest.approx((1 + 1 / 3 + 1) / 3)  # caption {1} now fits all 3 images
+    rng = np.random.default_rng(0)
+    named = np.where(rng.random((30, 3)) < 0.7, rng.integers(0, 5, size=(30, 3)), -1)
+    named[:, 0] = rng.integers(0, 5, size=30)
+    distractors = rng.integers(5, 8, size=(30, 1))
+    out = claims.distractor_ceiling_r1(named, distractors, (1,))
+    sets = [set(r[r >= 0].tolist()) for r in named]
+    content = [s | set(d.tolist()) for s, d in zip(sets, distractors)]
+    c2i = np.mean([np.mean([sets[j] == sets[i] for j in range(30) if sets[i] <= content[j]
+                            and len(content[j]) - len(sets[i]) == 1]) for i in range(30)])
+    assert out["caption_to_image"] == pytest.approx(c2i)
+
+
 # ------------------------------------------------------------------ localization
 def brute_localize(rel, qc, found, labels, mask):
     hits, chance_unit, chance_concept = [], [], []

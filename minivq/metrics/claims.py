@@ -23,7 +23,8 @@ from ..nearest import nearest_code
 from ..quantizer import init_codebook_kmeanspp
 from .retrieval import recall_at_k
 
-__all__ = ["content_ids", "set_retrieval_ranks", "set_retrieval_metrics", "span_means", "cosine_relevance",
+__all__ = ["content_ids", "set_retrieval_ranks", "set_retrieval_metrics", "distractor_ceiling_r1", "span_means",
+           "cosine_relevance",
            "localize", "pointing_game", "transfer_accuracy", "kmeans_codebook", "assign_codes"]
 
 
@@ -96,6 +97,50 @@ def set_retrieval_metrics(S, concepts_a, concepts_b=None, ks=(1, 5, 10)):
     a2b, b2a = recall_at_k(ranks_ab, ks), recall_at_k(ranks_ba, ks)
     r1 = 0.5 * (float(np.mean(ranks_ab <= 1)) + float(np.mean(ranks_ba <= 1)))
     return {"a2b": a2b, "b2a": b2a, "mean_R@1": r1}
+
+
+def _bits(concepts):
+    """Each row's set of concepts 0..62 as one int64 bit mask."""
+    rows = np.where(concepts >= 0, np.left_shift(1, np.clip(concepts, 0, 62)), 0)
+    return np.bitwise_or.reduce(rows, axis=1).astype(np.int64)
+
+
+def distractor_ceiling_r1(named, distractors, extra_counts):
+    """Set-level R@1 of a retriever that sees every object but cannot tell named ones from distractors.
+
+    Parameters
+    ----------
+    named : ndarray of int, shape (B, L)
+        Concepts a caption names, -1 padded.
+    distractors : ndarray of int, shape (B, L_d)
+        Unnamed concepts also in the image, -1 padded.
+    extra_counts : sequence of int
+        The numbers of distractors an image may hold.
+
+    Returns
+    -------
+    dict
+        ``caption_to_image``: for each caption naming A, the share of the
+        images consistent with it (content C containing A with |C| - |A| an
+        allowed count) whose caption names A, averaged over queries;
+        ``image_to_caption``: for each image of content C, the same share
+        among the captions B contained in C with |C| - |B| allowed; their
+        ``mean``. A perfect set retriever picks at random among the
+        consistent candidates, so this is its expected set-level R@1 (RET).
+    """
+    named = check_int_array(named, "named", "(B, L)", ndim=2)
+    distractors = check_int_array(distractors, "distractors", "(B, L_d)", ndim=2)
+    if len(named) != len(distractors) or len(named) == 0:
+        raise ValueError(f"named and distractors must have the same B >= 1 rows, "
+                         f"got {len(named)} and {len(distractors)}")
+    A, C = _bits(named), _bits(named) | _bits(distractors)  # (B,) caption sets, image contents
+    size = np.array([bin(int(x)).count("1") for x in np.concatenate([A, C])]).reshape(2, -1)
+    extra = np.isin(size[1][None, :] - size[0][:, None], list(extra_counts))  # extra[i, j]: |C_j| - |A_i| allowed
+    fits = ((A[:, None] & ~C[None, :]) == 0) & extra  # (B, B) caption i is consistent with image j
+    same = A[:, None] == A[None, :]
+    c2i = np.mean((fits & same).sum(axis=1) / fits.sum(axis=1))  # the true image always fits
+    i2c = np.mean((fits & same).sum(axis=0) / fits.sum(axis=0))
+    return {"caption_to_image": float(c2i), "image_to_caption": float(i2c), "mean": float(0.5 * (c2i + i2c))}
 
 
 def _units_labels_mask(H, labels, mask, names):
@@ -197,10 +242,13 @@ def localize(rel, query_concepts, found, target_labels, target_mask):
     on_named = ((target_labels[:, None, :] == query_concepts[:, :, None]) & target_mask[:, None, :]).sum(axis=2)
     on_any = ((target_labels >= 0) & target_mask).sum(axis=1)[:, None]  # (B, 1)
     n = int(ok.sum())
-    nan = float("nan")
-    return {"accuracy": float(np.mean(hit[ok])) if n else nan,
-            "chance_unit": float(np.mean((on_named / np.maximum(target_mask.sum(axis=1), 1)[:, None])[ok])) if n else nan,
-            "chance_concept_unit": float(np.mean((on_named / np.maximum(on_any, 1))[ok])) if n else nan,
+    on_valid = np.maximum(target_mask.sum(axis=1), 1)[:, None]  # (B, 1)
+
+    def mean(x):
+        return float(np.mean(x[ok])) if n else float("nan")
+
+    return {"accuracy": mean(hit), "chance_unit": mean(on_named / on_valid),
+            "chance_concept_unit": mean(on_named / np.maximum(on_any, 1)),
             "n": n, "best_unit": best.astype(np.int64)}
 
 
