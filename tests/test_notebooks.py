@@ -26,6 +26,7 @@ MIN_IMAGES = {
     "04_cross_modal_code_matching": 4,  # P of two pairs, S^code, CMCM at work, S beside S^code
     "05_training_toy": 3,  # agreement per epoch, code x concept, the VQ-only ablation beside it
     "06_spoken_digits": 3,  # localization, code x digit, retrieval examples
+    "07_choices": 0,  # tables of the unit_norm and tau_c experiments
 }
 
 
