@@ -133,6 +133,7 @@ N01, N02, N03 = ("notebooks/01_nearest_codeword.ipynb",), ("notebooks/02_layers_
     ("notebooks/03_vector_quantization.ipynb",)
 N04, N05, N06 = ("notebooks/04_cross_modal_code_matching.ipynb",), ("notebooks/05_training_toy.ipynb",), \
     ("notebooks/06_spoken_digits.ipynb",)
+N07 = ("notebooks/07_choices.ipynb",)
 T_NEAREST, T_LAYERS, T_QUANT = "tests/test_nearest.py::", "tests/test_layers.py::", "tests/test_quantizer.py::"
 T_MATCH, T_METRICS = "tests/test_matching.py::", "tests/test_metrics.py::"
 
@@ -227,6 +228,7 @@ NOTEBOOK_NEEDS = {
              "info_nce_backward"),
     N05[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
     N06[0]: _TRAINING + ("conv1d_backward",) + _EMA + ("loc_relevance", "cc_agreement"),
+    N07[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
 }
 
 #: The course of this repository.
