@@ -161,6 +161,9 @@ EXERCISES = (
     Exercise("conv1d_backward", 4, ("ENC",), "minivq/layers/conv.py",
              "return dx, dW, db of the strided, padded conv1d: db, dW = cols^T dY, then scatter-add dcols tap by tap",
              (T_LAYERS + "test_conv1d_gradients",), N02, threshold=1e-7),
+    Exercise("patchify_backward", 1, ("ENC",), N02[0],
+             "return the gradient on the image: put each entry of dpatches back on its pixel (undo the reshape)",
+             ("tests/test_notebook_exercises.py::test_unpatchify_is_the_backward_of_patchify",), N02, threshold=1e-7),
     # session 3: vector quantization
     Exercise("straight_through", 1, ("VQ-2",), "minivq/quantizer.py",
              "return dH for q = h + sg(q - h): the upstream gradient dQ, copied",
@@ -222,7 +225,7 @@ _EMA = ("ema_update", "bug_ema_smoothed_count", "restart_dead_codes", "bug_resta
 #: (measured with ``python -m minivq.course.trace notebooks/*.ipynb``).
 NOTEBOOK_NEEDS = {
     N01[0]: ("nearest_reference", "nearest_teaching"),
-    N02[0]: ("affine_backward", "conv1d_backward", "masked_mean_backward", "l2_normalize_backward"),
+    N02[0]: ("affine_backward", "conv1d_backward", "patchify_backward", "masked_mean_backward", "l2_normalize_backward"),
     N03[0]: ("straight_through", "vq_loss_gradients") + _EMA,
     N04[0]: ("code_distribution_backward", "masked_mean_backward", "bug_cmg_pairing", "code_similarity_backward",
              "info_nce_backward"),
