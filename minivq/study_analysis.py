@@ -100,9 +100,9 @@ def _secondary(by, seeds, choices, records):
 
 
 def _late_gain(histories, epochs):
-    """Mean over runs of the quick val R@1 gain over the last fifth of the epochs."""
+    """Mean over runs of the val set-level R@1 gain over the last fifth of the epochs."""
     start = max(int(0.8 * epochs) - 1, 0)
-    return float(np.mean([h[-1]["val_r1"] - h[start]["val_r1"] for h in histories]))
+    return float(np.mean([h[-1]["val_set_r1"] - h[start]["val_set_r1"] for h in histories]))
 
 
 def analyse(s, choices, records):
@@ -118,7 +118,7 @@ def analyse(s, choices, records):
         flat = [flatten(r["metrics"]) for r in runs]
         means.setdefault(arm, {})[variant] = {k: float(np.nanmean([f[k] for f in flat]))
                                               for k in flat[0] if all(k in f for f in flat)}
-        curves.setdefault(arm, {})[variant] = [[h["val_r1"] for h in r["history"]] for r in runs]
+        curves.setdefault(arm, {})[variant] = [[h["val_set_r1"] for h in r["history"]] for r in runs]
         late[f"{arm} {variant}"] = _late_gain([r["history"] for r in runs], s["epochs"])
     chance = {k: means[PRIMARY_ARM]["summary"][k] for k in CHANCE_KEYS if k in means[PRIMARY_ARM]["summary"]}
     return {"primary": primary, "secondary": _secondary(by, seeds, choices, records), "chance": chance,

@@ -149,8 +149,9 @@ def markdown(payload):
     lines += ["", "## Means over seeds (test)", ""] + _means_table(r["means"])
     lines += ["", "## Tuning on val", ""] + [f"- {line}" for line in payload["tuning"]["summary"]]
     lines += ["", "## Learning curves", "", "![learning curves](learning_curves.png)", "",
-              "Quick val R@1 (instance level, first val pairs) per epoch: mean over seeds with the min-max band. "
-              "Gain over the last fifth of the epochs (mean over seeds):", ""]
+              f"Set-level mean R@1 (ranking by S) on the first {payload['settings']['n_curve']} val scenes after "
+              "every epoch: mean over seeds with the min-max band. Gain over the last fifth of the epochs "
+              "(mean over seeds; near 0: the budget is enough):", ""]
     lines += [f"- {k}: {_f(v)}" for k, v in r["late_gain"].items()]
     lines += ["", "## Per-seed paired differences", "", "![paired differences](paired_differences.png)", "",
               "## Data", "", f"- world: `{json.dumps(payload['world']['settings'])}`",
@@ -206,7 +207,7 @@ def plot_differences(primary, path):
 
 
 def plot_curves(curves, path):
-    """Quick val R@1 per epoch, one panel per arm, one line (mean) and band (min-max) per variant."""
+    """Val set-level R@1 per epoch, one panel per arm, one line (mean) and band (min-max) per variant."""
     fig, axes = _figure(len(curves), width=4.0)
     for ax, (arm, by_variant) in zip(axes, curves.items()):
         for variant, runs in by_variant.items():
@@ -216,6 +217,6 @@ def plot_curves(curves, path):
             ax.fill_between(x, y.min(axis=0), y.max(axis=0), alpha=0.2)
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("val R@1 (instance)")
+        ax.set_ylabel("val set-level mean R@1")
         ax.legend(fontsize=7)
     _save(fig, path)

@@ -21,7 +21,8 @@ from .data.world import voice_type, world_scenes
 from .evaluate import encode_split
 from .matching import code_similarity_forward
 from .metrics import claims
-from .train import TrainConfig, TrainingDiverged, config_from_data, fit, init_state
+from .model import represent
+from .train import TrainConfig, TrainingDiverged, batch_inputs, config_from_data, fit, init_state
 
 __all__ = ["VAL_SEED", "load", "run_job", "score"]
 
@@ -143,6 +144,24 @@ def score(params, cfg, data, lambdas, kmeans_units=None, seed=0):
     return out
 
 
+def _val_set_r1(params, cfg, data):
+    """Set-level mean R@1 (ranking by S) on a small val set: one point of the learning curve."""
+    pair = cfg.modalities[:2]
+    rep = represent(params, batch_inputs(data, pair, np.arange(len(data["digits"]))), cfg)
+    ranks = claims.set_retrieval_ranks(rep[pair[0]]["r"] @ rep[pair[1]]["r"].T, data["digits"])
+    return 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
+
+
+def _train_with_curve(cfg, tc, train, curve_data):
+    """Train to tc.epochs one epoch at a time (the same steps as one fit call), scoring the curve after each."""
+    epochs, state, curve = tc.epochs, init_state(cfg, tc, train), []
+    for epoch in range(1, epochs + 1):
+        state.train_cfg.epochs = epoch
+        fit(state, train, None, log=None)
+        curve.append(_val_set_r1(state.params, cfg, curve_data))
+    return state, curve
+
+
 def run_job(job):
     """Train and score one run (see the module docstring); returns a JSON-able record.
 
@@ -156,16 +175,17 @@ def run_job(job):
         scored = val if job["split"] == "val" else load("test", job["n_test"], job["seed"], patch, world)
         cfg = config_from_data(train, job["modalities"], variant=job["variant"], **job["model"])
         tc = TrainConfig(seed=job["seed"], epochs=job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
-                         val_size=job["n_curve"])
+                         val_size=0)
         record = {k: job[k] for k in ("arm", "variant", "seed", "lr", "split")}
+        curve_data = {k: v[:job["n_curve"]] for k, v in val.items()}
         try:
-            state = fit(init_state(cfg, tc, train), train, val, log=None)
+            state, curve = _train_with_curve(cfg, tc, train, curve_data)
         except TrainingDiverged as e:
             return {**record, "diverged": True, "error": str(e), "seconds": time.perf_counter() - t0}
         t1 = time.perf_counter()
         fit_units = None if cfg.use_vq else {k: v[:job["n_kmeans"]] for k, v in train.items()}
         record["metrics"] = score(state.params, cfg, scored, job["lambdas"], fit_units, job["seed"])
-    record["history"] = [{k: h[k] for k in ("epoch", "loss", "mms", "cmcm", "val_r1") if k in h}
-                         for h in state.history]
+    record["history"] = [{**{k: h[k] for k in ("epoch", "loss", "mms", "cmcm") if k in h}, "val_set_r1": r1}
+                         for h, r1 in zip(state.history, curve)]
     record.update(diverged=False, train_seconds=t1 - t0, seconds=time.perf_counter() - t0)
     return record

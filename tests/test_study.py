@@ -123,3 +123,16 @@ def test_help_shows_defaults_and_an_example(capsys):
     assert "(default: 10)" in text and "(default: 2)" in text and "minivq study --rerun 3" in text
     with pytest.raises(SystemExit):
         parse("--seeds", "0")
+
+
+def test_training_epoch_by_epoch_equals_one_fit_call():
+    from minivq.data.world import world_scenes
+    from minivq.study_runs import _train_with_curve
+    from minivq.train import TrainConfig, config_from_data, fit, init_state
+    train, val = world_scenes("train", 48, 0, world="hard_on_grid"), world_scenes("val", 16, 0, world="hard_on_grid")
+    cfg = config_from_data(train, ("image", "speech"), variant="full", D=8, K=8, hidden=16, embed_dim=16)
+    state, curve = _train_with_curve(cfg, TrainConfig(seed=3, epochs=3, batch_size=16, val_size=0), train, val)
+    once = fit(init_state(cfg, TrainConfig(seed=3, epochs=3, batch_size=16, val_size=0), train), train, log=None)
+    assert len(curve) == 3 and all(0.0 <= c <= 1.0 for c in curve)
+    for key in once.params:
+        np.testing.assert_array_equal(state.params[key], once.params[key], err_msg=key)
