@@ -54,7 +54,7 @@ def _run_pytest(directory, patterns, package, say):
                "--course-out", str(out), "--course-package", package, "-q", "-p", "no:cacheprovider",
                "--rootdir", str(directory), *files]
         say(f"course grade: running {len(patterns)} graded test pattern(s) from {len(files)} file(s) in {directory}")
-        proc = subprocess.run(cmd, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.run(cmd, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=None,  # progress shows
                               text=True)
         if not out.is_file():
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
