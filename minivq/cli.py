@@ -18,6 +18,7 @@ import textwrap
 from .cli_checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
 from .course.cli import add_parser as _add_course
+from .study import add_parser as _add_study
 from .demo import DEMO, QUICK, Interrupted, load_split
 from .model import VARIANTS
 
@@ -144,6 +145,7 @@ def build_parser():
     _add_demo(sub, debug)
     _add_train(sub, debug)
     _add_evaluate(sub, debug)
+    _add_study(sub)
     _add_course(sub, parents=[debug], formatter_class=_Formatter)
     return parser
 
@@ -172,6 +174,8 @@ def main(argv=None):
     except BrokenPipeError:  # stdout closed early (e.g. `minivq demo | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except NotImplementedError as e:  # a student copy of the course kit, before an exercise is written
+        return _fail(args.command, f"{e} (a course exercise not written yet: `minivq course grade` shows which)", 1)
     except MemoryError:
         return _fail(args.command, "out of memory; try smaller sizes (--n, --n-train)", 1)
     except (ValueError, TypeError, OSError, ArithmeticError) as e:

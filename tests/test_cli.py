@@ -241,3 +241,18 @@ def test_a_closed_stdout_stops_quietly(tmp_path):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == ""
+
+
+def test_an_unwritten_course_exercise_is_one_line(capsys, monkeypatch):
+    """In a student copy a command stops at an exercise stub: one line that names it, exit 1."""
+    import minivq.commands as commands
+
+    def stub(args):
+        raise NotImplementedError("exercise ema_update: write the EMA step of the codebook (VQ-5)")
+
+    monkeypatch.setattr(commands, "demo_cmd", stub)
+    monkeypatch.setattr("minivq.cli.demo_cmd", stub)
+    code, out, err = cli(capsys, "demo", "--quick")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.strip() == ("minivq demo: error: exercise ema_update: write the EMA step of the codebook (VQ-5) "
+                           "(a course exercise not written yet: `minivq course grade` shows which)")
