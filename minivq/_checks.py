@@ -158,8 +158,10 @@ def check_mask(M, shape, hint, name="M", *, coerce=True, none_is_all=False, allo
     return M
 
 
-def check_codebook(E, D, dtype, name="E"):
-    """E (K, D) with K >= 1, the units' D and dtype."""
+def check_codebook(E, D, dtype, name="E", units=None):
+    """E (K, D) with K >= 1, the units' D >= 1 and dtype (``units`` names the units' argument)."""
+    if units is not None and D == 0:
+        raise ValueError(f"{units} must have at least one feature (D >= 1), got D = 0")
     check_float(E, name, "(K, D)", ndim=2, coerce=False)
     if E.shape[0] == 0 or E.shape[1] != D:
         raise ValueError(f"{name} must have shape (K >= 1, D = {D}), got {E.shape}")
@@ -201,9 +203,14 @@ def check_int(value, name, minimum, maximum=None):
     return int(value)
 
 
-def check_count(K, name):
-    """A positive int (a size such as K or D)."""
-    return check_int(K, name, 1)
+#: The largest size (K, D, a number of samples) a function allocates from one integer argument:
+#: larger is a ValueError naming the argument, not a MemoryError from inside NumPy.
+MAX_SIZE = 1 << 24
+
+
+def check_count(K, name, maximum=MAX_SIZE):
+    """A positive int (a size such as K or D), at most ``maximum``."""
+    return check_int(K, name, 1, maximum)
 
 
 def check_number(value, name, low=None, high=None, *, low_open=False, high_open=False):
@@ -230,13 +237,14 @@ def check_positive(value, name):
 
 
 def check_eps(eps, name, dtype, default=None):
-    """A finite eps > 0 that stays a normal number in ``dtype`` (it does not underflow to 0).
+    """A finite eps > 0 that stays a normal number in ``dtype``, at most half its largest number.
 
     An eps below the smallest normal number (1.2e-38 in float32) would be 0 or
-    a denormal once cast, and x / eps or log(eps) would be inf.
+    a denormal once cast, and x / eps or log(eps) would be inf; one above half
+    the largest number overflows when added to anything.
     """
-    tiny = float(np.finfo(dtype).tiny)
-    eps = check_number(eps, name, 0, low_open=True)
+    tiny, big = float(np.finfo(dtype).tiny), float(np.finfo(dtype).max)
+    eps = check_number(eps, name, 0, big / 2, low_open=True)
     if eps < tiny:
         raise ValueError(f"{name} must be >= {tiny:.3g} (the smallest normal {np.dtype(dtype)}; smaller "
                          f"underflows), got {eps!r}" + (f"; the default is {default}" if default else ""))

@@ -1,7 +1,7 @@
-"""Checks of an encoder's arguments against a ModelConfig (STYLE.md "Errors").
+"""Checks of the encoders' and the model's arguments against a ModelConfig (STYLE.md "Errors").
 
-:func:`minivq.encoders.encoder_forward` and :func:`minivq.model.loss_forward`
-validate here, once, at their boundary, with the primitives of
+:func:`minivq.encoders.encoder_forward`, :func:`minivq.model.loss_forward` and
+:func:`minivq.model.represent` validate here, once, at their boundary, with the primitives of
 :mod:`minivq._checks`; the layers they then run are unchecked
 (:mod:`minivq.layers.unchecked`). Names in messages are those the caller
 used, e.g. ``params['speech.W1']`` or ``x of 'speech'``.
@@ -11,7 +11,7 @@ import numpy as np
 from ._checks import (check_cache, check_finite, check_float, check_int_array, check_mask, check_real,
                       check_shape, describe)
 from .config import MODALITIES, ModelConfig
-from .layers.conv import _check_geometry
+from .layers.conv import _check_geometry, _conv1d_output_mask
 
 #: Shape of each encoder's input x.
 INPUT_SHAPES = {"image": "(B, H, W)", "speech": "(B, T, n_mels)", "text": "(B, T) token ids",
@@ -131,3 +131,85 @@ def check_encoder_dout(dH, cache):
     dH = check_float(dH, "dH", "(B, T, D)", dtype=dtype, like="the units H")
     check_shape(dH, "dH", shape, "(B, T, D)")
     return dH
+
+
+# ------------------------------------------------------------------ the whole model
+def _shapes(cfg, modalities):
+    """Parameter name -> shape of what ``modalities`` need: encoders, heads, and E (init_params' keys)."""
+    shapes = {}
+    for m in modalities:
+        shapes.update({f"{m}.{k}": v for k, v in param_shapes(m, cfg).items()})
+        for h in ("z", "q") if cfg.use_vq else ("z",):
+            shapes.update({f"{m}.W{h}": (cfg.D, cfg.embed_dim), f"{m}.c{h}": (cfg.embed_dim,)})
+    if cfg.use_vq:
+        shapes["E"] = (cfg.K, cfg.D)
+    return shapes
+
+
+def _unit_mask(m, mask, cfg):
+    """Valid units of modality m from its input mask (B, T_in): the speech convolutions shorten it."""
+    if m != "speech":
+        return mask
+    k, s = cfg.speech_kernel, cfg.speech_stride
+    M1 = _conv1d_output_mask(mask, k, s, (k - 1) // 2)
+    return _conv1d_output_mask(M1, k, s, (k - 1) // 2)
+
+
+def _check_inputs(inputs, cfg, require_all):
+    """``inputs`` maps modalities of cfg to (x, mask) pairs of one batch size B; returns them checked.
+
+    Every sample must keep at least one valid unit (the masked means of SUM-1 and CM-2).
+    """
+    if not isinstance(inputs, dict) or not inputs:
+        raise TypeError(f"inputs must be a non-empty dict modality -> (x, mask), got {describe(inputs)}")
+    unknown = [m for m in inputs if m not in cfg.modalities]
+    missing = [m for m in cfg.modalities if m not in inputs] if require_all else []
+    if unknown or missing:
+        which = "the keys" if require_all else "keys among"
+        raise ValueError(f"inputs must have {which} {list(cfg.modalities)}, got {list(inputs)}")
+    checked = {}
+    for m, pair in inputs.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"inputs[{m!r}] must be a pair (x, mask), got {type(pair).__name__}")
+        x = check_x(m, pair[0], cfg, f"x of {m!r}")
+        mask = check_input_mask(m, x, pair[1], cfg, f"mask of {m!r}")
+        empty = np.flatnonzero(~_unit_mask(m, mask, cfg).any(axis=1))
+        if empty.size:
+            raise ValueError(f"mask of {m!r} must leave at least one valid unit in every sample; samples "
+                             f"{empty.tolist()} have none")
+        checked[m] = (x, mask)
+    sizes = {m: len(x) for m, (x, _) in checked.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"inputs must hold one batch size B in every modality, got {sizes}")
+    return checked
+
+
+def _check_frozen(frozen, cfg):
+    """None, or freeze_point's {m: {"Q": (B, T, D), "H": (B, T, D)}} (shapes are checked in the forward)."""
+    if frozen is None:
+        return None
+    if not cfg.use_vq:
+        raise TypeError(f"frozen must be None for a config without the discrete path (variant "
+                        f"{cfg.variant!r}; freeze_point returns None), got {describe(frozen)}")
+    if not isinstance(frozen, dict) or set(frozen) != set(cfg.modalities):
+        raise TypeError(f"frozen must be None or the dict of freeze_point (one entry per modality), "
+                        f"got {describe(frozen)}")
+    for m, entry in frozen.items():
+        if not isinstance(entry, dict) or set(entry) != {"Q", "H"}:
+            raise TypeError(f"frozen[{m!r}] must be a dict with keys 'Q' and 'H', got {describe(entry)}")
+        for k in ("Q", "H"):
+            check_float(entry[k], f"frozen[{m!r}][{k!r}]", "(B, T, D)", ndim=3, coerce=False,
+                        dtype=np.dtype(cfg.dtype), like="cfg.dtype")
+    return frozen
+
+
+def check_model_args(params, inputs, cfg, frozen=None, require_all=True):
+    """The boundary of loss_forward and represent: (cfg, params, inputs checked, frozen)."""
+    cfg = check_config(cfg)
+    inputs = _check_inputs(inputs, cfg, require_all)
+    shapes = _shapes(cfg, cfg.modalities if require_all else list(inputs))
+    check_params(params, shapes, cfg)
+    if require_all and set(params) != set(shapes):
+        extra = sorted(set(map(str, params)) - set(shapes))
+        raise ValueError(f"params must hold exactly the keys of init_params(cfg); unexpected {extra}")
+    return cfg, inputs, _check_frozen(frozen, cfg)

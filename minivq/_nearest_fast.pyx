@@ -26,6 +26,8 @@ could win against its original. Equal rows of E are found once per call (by
 hashing the rows, O(K D)) and every code is reported as its first copy.
 Sizes are ``Py_ssize_t``; BLAS takes ``int``, so K and D must fit one.
 """
+import operator
+
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int64_t, uint64_t
 from libc.limits cimport INT_MAX
@@ -232,7 +234,7 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                  int64_t[::1] indices,            # OUT (N,)
                  floating[::1] sq_distances,      # OUT (N,)
                  floating[:, :, ::1] scratch,     # SCRATCH (>= n_threads, K, tile_rows)
-                 int n_threads):
+                 n_threads):                      # int >= 1
     """Nearest code of every row of X; see the module docstring.
 
     Shapes must fit together: K >= 1 and D >= 1 (each at most 2^31 - 1,
@@ -252,6 +254,10 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
     cdef Py_ssize_t* first = NULL
     cdef floating x_max = 0, e_max = 0, total
     cdef bint finite
+    cdef int threads
+    if isinstance(n_threads, bool) or not 1 <= operator.index(n_threads) <= scratch.shape[0]:
+        raise ValueError(f"n_threads must be an int in [1, scratch.shape[0] = {scratch.shape[0]}], got {n_threads!r}")
+    threads = n_threads
     if not (1 <= K <= INT_MAX and 1 <= D <= INT_MAX and E.shape[1] == D):
         raise ValueError(f"E must have shape (K, D) with 1 <= K, D <= {INT_MAX} and X's D = {D}, "
                          f"got {(K, E.shape[1])}")
@@ -260,9 +266,8 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                          f"{x_sq.shape[0]}, {indices.shape[0]}, {sq_distances.shape[0]}")
     if e_sq.shape[0] != K:
         raise ValueError(f"e_sq must have shape (K,) = ({K},), got ({e_sq.shape[0]},)")
-    if not (n_threads >= 1 and scratch.shape[0] >= n_threads and scratch.shape[1] == K
-            and 1 <= tile_rows <= TILE_MAX):
-        raise ValueError(f"scratch must have shape (>= n_threads = {n_threads} >= 1, K = {K}, tile_rows in "
+    if not (scratch.shape[1] == K and 1 <= tile_rows <= TILE_MAX):
+        raise ValueError(f"scratch must have shape (>= n_threads = {n_threads}, K = {K}, tile_rows in "
                          f"[1, {TILE_MAX}]), got ({scratch.shape[0]}, {scratch.shape[1]}, {scratch.shape[2]})")
     n_tiles = (N + tile_rows - 1) // tile_rows
 
@@ -285,7 +290,7 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
             free(first)
             first = NULL
     try:
-        if n_threads == 1:
+        if threads == 1:
             with nogil:
                 for t in range(n_tiles):
                     start = t * tile_rows
@@ -294,7 +299,7 @@ def nearest_fast(const floating[:, ::1] X,        # IN  (N, D)
                                   <int>rows, <int>K, <int>D, &scratch[0, 0, 0],
                                   &indices[start], &sq_distances[start])
         else:
-            with nogil, parallel(num_threads=n_threads):
+            with nogil, parallel(num_threads=threads):
                 for t in prange(n_tiles, schedule='static'):
                     start = t * tile_rows
                     rows = min(tile_rows, N - start)

@@ -113,7 +113,10 @@ def info_nce_backward(dloss, cache):
     margin is a constant shift, so dS = dZ.
     """
     p_rows, p_cols = check_cache(cache, ((np.ndarray, 2), (np.ndarray, 2)), "info_nce_forward")
-    return _info_nce_backward(check_number(dloss, "dloss"), cache)
+    dloss = check_number(dloss, "dloss")
+    if abs(dloss) / (2 * len(p_rows)) > float(np.finfo(p_rows.dtype).max):
+        raise ValueError(f"dloss must keep dloss / (2B) within {p_rows.dtype}, got {dloss!r}")
+    return _info_nce_backward(dloss, cache)
 
 
 def _info_nce_backward(dloss, cache):

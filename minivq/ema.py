@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import (check_finite, check_float, check_indices, check_mask, check_number, check_rng, per_modality,
+from ._checks import (check_float, check_indices, check_mask, check_number, check_rng, per_modality,
                       valid_units)
 
 __all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
@@ -101,7 +101,7 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     decay : float
         g in (0, 1), default 0.99.
     eps : float
-        Laplace smoothing of the counts, default 1e-5.
+        Laplace smoothing of the counts, default 1e-5, in [0, 1e30].
 
     Returns
     -------
@@ -116,7 +116,7 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     """
     K, D = _check_state(state).E.shape
     decay = check_number(decay, "decay", 0, 1, low_open=True, high_open=True)
-    eps = check_number(eps, "eps", 0)
+    eps = check_number(eps, "eps", 0, 1e30)
     for H_m, idx_m, M_m in zip(*per_modality(H, idx, M, names=("H", "idx", "M"))):
         check_float(H_m, "H", "(..., D)", min_ndim=1, dtype=state.E.dtype, like="state.E", coerce=False)
         if H_m.shape[-1] != D:

@@ -52,12 +52,17 @@ def modality_arrays(data, modality, rows=slice(None)):
     if not isinstance(data, dict) or x_key not in data or m_key not in data:
         raise ValueError(f"data must be a dict holding {x_key!r} and {m_key!r} (see minivq.data), got "
                          f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
-    try:
-        labels = data[l_key][rows] if l_key in data else None
-        return data[x_key][rows], data[m_key][rows], labels
-    except (IndexError, TypeError, ValueError) as err:
-        raise ValueError(f"rows must be a slice or integer indices into the samples of data, got "
-                         f"{rows!r}: {err}") from None
+    out = []
+    for key in (x_key, m_key, l_key):
+        if key not in data:  # labels are optional
+            out.append(None)
+            continue
+        try:
+            out.append(np.asarray(data[key])[rows])
+        except (IndexError, TypeError, ValueError) as err:
+            culprit = "rows" if key == x_key else f"data[{key!r}]"  # rows that index x but not key: key is off
+            raise ValueError(f"{culprit} must index the samples of data[{key!r}] (rows = {rows!r}): {err}") from None
+    return tuple(out)
 
 
 def input_dim(modality, cfg):
@@ -144,7 +149,8 @@ def encoder_forward(modality, params, x, mask, cfg):
     -----
     With ``cfg.unit_norm`` the units are L2-normalized, h <- h / ||h||
     **(choice)**: both modalities then meet the shared codebook on the same
-    sphere, where the distances of CM-1 have one scale.
+    sphere, where the distances of CM-1 have one scale. Inputs or weights so
+    large that a layer overflows the dtype give NaN or inf units.
     """
     P, x, mask = check_encoder_args(modality, params, x, mask, cfg)
     return _encoder_forward(modality, P, x, mask, cfg)
@@ -245,6 +251,7 @@ def unit_labels(modality, labels, cfg):
     labels = check_int_array(labels, "labels", "(B, T_in)", ndim=2)
     if modality != "speech":
         return labels
+    labels = labels.astype(np.int64, copy=False)  # room for the -1 of units beyond the input
     k, s = cfg.speech_kernel, cfg.speech_stride
     pad = (k - 1) // 2
     for _ in range(2):

@@ -19,7 +19,7 @@ backward passes.
 """
 import numpy as np
 
-from ._checks import check_bool, check_int, check_positive, check_real, check_rng, describe
+from ._checks import check_bool, check_finite, check_int, check_positive, check_real, check_rng, describe
 
 __all__ = ["GradientCheckError", "rel_error", "numerical_gradient", "check_backward"]
 
@@ -72,6 +72,18 @@ def _weighted_sum(out, dout):
     return float(np.sum(out * dout))
 
 
+def _check_step(x, h, name="x"):
+    """h must move every entry of x: x + h != x and x - h != x (else the difference is 0, not a slope)."""
+    h = check_positive(h, "h")
+    with np.errstate(over="ignore"):
+        stuck = (x + x.dtype.type(h) == x) | (x - x.dtype.type(h) == x)
+    if stuck.any():
+        i = tuple(int(j) for j in np.argwhere(stuck)[0])
+        raise ValueError(f"h = {h!r} is below the spacing of the {x.dtype} values of {name} (at {i}: {x[i]!r}): "
+                         "x + h == x there; use a larger h")
+    return h
+
+
 def _central_differences(f, x, dout, h, on_perturbed=None):
     """Numerical gradient of sum(f(x) * dout); ``on_perturbed(index)`` runs at x +/- h."""
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
@@ -111,6 +123,7 @@ def numerical_gradient(f, x, dout, h=1e-5):
         Upstream gradient, the shape of ``f(x)`` (a ValueError otherwise).
     h : float > 0
         Step; the truncation error is O(h^2), the rounding error O(eps / h).
+        It must move every entry (x + h != x): a ValueError otherwise.
 
     Returns
     -------
@@ -123,6 +136,10 @@ def numerical_gradient(f, x, dout, h=1e-5):
     """
     if not callable(f):
         raise TypeError(f"f must be a callable f(x) -> array, got {describe(f)}")
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        check_finite(x, "x")
+        _check_step(x, h)
+        _weighted_sum(f(x), check_real(dout, "dout", "(the shape of f(x))"))  # dout fits f(x), even for an empty x
     return _central_differences(f, x, dout, h)
 
 
@@ -269,6 +286,9 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
         raise TypeError(f"wrt must be None, a name or a sequence of names, got {describe(wrt)}")
     values = _draw_inputs(inputs, rng)
     all_float = [n for n, v in values.items() if _is_float_array(v)]
+    for name in all_float:
+        check_finite(values[name], f"inputs[{name!r}]")
+        _check_step(values[name], h, f"inputs[{name!r}]")
     wrt = list(all_float if wrt is None else ([wrt] if isinstance(wrt, str) else wrt))
     missing = [n for n in wrt if n not in all_float]
     if missing:

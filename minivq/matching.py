@@ -12,7 +12,7 @@ notebooks/04_cross_modal_code_matching.ipynb.
 """
 import numpy as np
 
-from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_finite, check_float, check_mask,
+from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_float, check_mask,
                       check_positive, check_shape)
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .layers.unchecked import masked_mean_backward, masked_mean_forward
@@ -84,7 +84,8 @@ def _check_distance_range(X, E, tau, squared, names):
     if X.dtype.type(tau) < info.tiny:
         raise ValueError(f"tau must be at least {info.tiny:.3g} in {X.dtype} (it underflows to 0), got {tau!r}")
     with np.errstate(over="ignore"):
-        bound = 2.0 * (float(np.max(np.einsum("nd,nd->n", X, X), initial=0)) + float(np.max(np.einsum("kd,kd->k", E, E))))
+        h_sq, e_sq = np.einsum("nd,nd->n", X, X), np.einsum("kd,kd->k", E, E)
+        bound = 2.0 * (float(np.max(h_sq, initial=0)) + float(np.max(e_sq)))
     if bound > float(info.max):
         raise ValueError(f"{names[0]} and {names[2]} are too large for {X.dtype}: ||h - e||^2 overflows (its "
                          f"bound 2 ||h||^2 + 2 ||e||^2 is {bound:.3g}); rescale the features and the codebook")

@@ -23,8 +23,8 @@ from itertools import combinations
 
 import numpy as np
 
-from ._checks import check_float, check_number, check_rng, describe
-from ._encoder_checks import check_config, check_input_mask, check_params, check_x, param_shapes
+from ._checks import check_number, check_rng, describe
+from ._encoder_checks import check_config, check_model_args, param_shapes
 from .config import VARIANTS, ModelConfig
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .encoders import _encoder_backward, _encoder_forward, init_encoder
@@ -65,84 +65,6 @@ def init_params(cfg, rng):
     if cfg.use_vq:
         params["E"] = init_codebook_uniform(cfg.K, cfg.D, rng, dtype=cfg.dtype)
     return params
-
-
-def _shapes(cfg, modalities):
-    """Parameter name -> shape of what ``modalities`` need: encoders, heads, and E (init_params' keys)."""
-    shapes = {}
-    for m in modalities:
-        shapes.update({f"{m}.{k}": v for k, v in param_shapes(m, cfg).items()})
-        for h in ("z", "q") if cfg.use_vq else ("z",):
-            shapes.update({f"{m}.W{h}": (cfg.D, cfg.embed_dim), f"{m}.c{h}": (cfg.embed_dim,)})
-    if cfg.use_vq:
-        shapes["E"] = (cfg.K, cfg.D)
-    return shapes
-
-
-def _unit_mask(m, mask, cfg):
-    """Valid units of modality m from its input mask (B, T_in): the speech convolutions shorten it."""
-    if m != "speech":
-        return mask
-    k, s = cfg.speech_kernel, cfg.speech_stride
-    M1 = layers.conv1d_output_mask(mask, k, s, (k - 1) // 2)
-    return layers.conv1d_output_mask(M1, k, s, (k - 1) // 2)
-
-
-def _check_inputs(inputs, cfg, require_all):
-    """``inputs`` maps modalities of cfg to (x, mask) pairs of one batch size B; returns them checked.
-
-    Every sample must keep at least one valid unit (the masked means of SUM-1 and CM-2).
-    """
-    if not isinstance(inputs, dict) or not inputs:
-        raise TypeError(f"inputs must be a non-empty dict modality -> (x, mask), got {describe(inputs)}")
-    unknown = [m for m in inputs if m not in cfg.modalities]
-    missing = [m for m in cfg.modalities if m not in inputs] if require_all else []
-    if unknown or missing:
-        which = "the keys" if require_all else "keys among"
-        raise ValueError(f"inputs must have {which} {list(cfg.modalities)}, got {list(inputs)}")
-    checked = {}
-    for m, pair in inputs.items():
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise TypeError(f"inputs[{m!r}] must be a pair (x, mask), got {type(pair).__name__}")
-        x = check_x(m, pair[0], cfg, f"x of {m!r}")
-        mask = check_input_mask(m, x, pair[1], cfg, f"mask of {m!r}")
-        empty = np.flatnonzero(~_unit_mask(m, mask, cfg).any(axis=1))
-        if empty.size:
-            raise ValueError(f"mask of {m!r} must leave at least one valid unit in every sample; samples "
-                             f"{empty.tolist()} have none")
-        checked[m] = (x, mask)
-    sizes = {m: len(x) for m, (x, _) in checked.items()}
-    if len(set(sizes.values())) != 1:
-        raise ValueError(f"inputs must hold one batch size B in every modality, got {sizes}")
-    return checked
-
-
-def _check_frozen(frozen, cfg):
-    """None, or freeze_point's {m: {"Q": (B, T, D), "H": (B, T, D)}} (shapes are checked in the forward)."""
-    if frozen is None or not cfg.use_vq:
-        return None
-    if not isinstance(frozen, dict) or set(frozen) != set(cfg.modalities):
-        raise TypeError(f"frozen must be None or the dict of freeze_point (one entry per modality), "
-                        f"got {describe(frozen)}")
-    for m, entry in frozen.items():
-        if not isinstance(entry, dict) or set(entry) != {"Q", "H"}:
-            raise TypeError(f"frozen[{m!r}] must be a dict with keys 'Q' and 'H', got {describe(entry)}")
-        for k in ("Q", "H"):
-            check_float(entry[k], f"frozen[{m!r}][{k!r}]", "(B, T, D)", ndim=3, coerce=False,
-                        dtype=np.dtype(cfg.dtype), like="cfg.dtype")
-    return frozen
-
-
-def _check_model_args(params, inputs, cfg, frozen=None, require_all=True):
-    """The boundary of loss_forward and represent: (cfg, params, inputs checked, frozen)."""
-    cfg = check_config(cfg)
-    inputs = _check_inputs(inputs, cfg, require_all)
-    shapes = _shapes(cfg, cfg.modalities if require_all else list(inputs))
-    check_params(params, shapes, cfg)
-    if require_all and set(params) != set(shapes):
-        extra = sorted(set(map(str, params)) - set(shapes))
-        raise ValueError(f"params must hold exactly the keys of init_params(cfg); unexpected {extra}")
-    return cfg, inputs, _check_frozen(frozen, cfg)
 
 
 def _encoder_params(params, m, cfg):
@@ -242,7 +164,7 @@ def loss_forward(params, inputs, cfg, frozen=None):
         unit), ``frozen['image']['Q']``; parameters and inputs must be finite.
         Checked once here; the layers inside run unchecked.
     """
-    cfg, inputs, frozen = _check_model_args(params, inputs, cfg, frozen)
+    cfg, inputs, frozen = check_model_args(params, inputs, cfg, frozen)
     return _loss_forward(params, inputs, cfg, frozen)
 
 
@@ -309,7 +231,10 @@ def loss_backward(cache, dloss=1.0):
     needed = ("cfg", "r", "pairs", "dH_extra", "dE", "caches", "param_keys")
     if not isinstance(cache, dict) or any(k not in cache for k in needed):
         raise TypeError(f"cache must be the dict returned by loss_forward, got {describe(cache)}")
-    return _loss_backward(cache, check_number(dloss, "dloss"))
+    dloss = check_number(dloss, "dloss")
+    if abs(dloss) > float(np.finfo(cache["cfg"].dtype).max):
+        raise ValueError(f"dloss must be within {cache['cfg'].dtype}, got {dloss!r}")
+    return _loss_backward(cache, dloss)
 
 
 def _loss_backward(cache, dloss=1.0):
@@ -338,9 +263,10 @@ def freeze_point(params, inputs, cfg):
     dict or None
         ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``, None without the discrete path.
     """
-    if not check_config(cfg).use_vq:
+    cfg, inputs, _ = check_model_args(params, inputs, cfg)
+    if not cfg.use_vq:
         return None
-    _, cache = loss_forward(params, inputs, cfg)
+    _, cache = _loss_forward(params, inputs, cfg)
     return {m: {"Q": u["Q"].copy(), "H": u["H"].copy()} for m, u in cache["units"].items()}
 
 
@@ -361,7 +287,7 @@ def represent(params, inputs, cfg):
         ``"H"`` (B, T, D), ``"M"`` (B, T), and with the discrete path
         ``"idx"`` (B, T) (VQ-1).
     """
-    cfg, inputs, _ = _check_model_args(params, inputs, cfg, require_all=False)
+    cfg, inputs, _ = check_model_args(params, inputs, cfg, require_all=False)
     out = {}
     for m, (x, mask) in inputs.items():
         H, M, _ = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)

@@ -12,6 +12,7 @@ Used by ``tests/test_model.py`` and ``notebooks/05_training_toy.ipynb``.
 """
 import numpy as np
 
+from ._checks import check_int, check_positive
 from .config import ModelConfig
 from .gradcheck import check_backward
 from .model import freeze_point, init_params, loss_backward, loss_forward
@@ -30,6 +31,12 @@ def tiny_config(modalities=("image", "speech"), variant="full", **overrides):
 
 def tiny_inputs(cfg, rng, B=3):
     """Random inputs ``{m: (x, mask)}`` for every modality of cfg, sample 0 partly padded."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"cfg must be a ModelConfig (see tiny_config), got {type(cfg).__name__}")
+    cfg.validate()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a np.random.Generator, got {type(rng).__name__}")
+    B = check_int(B, "B", 1, 1 << 16)
     T = 9
     mask = np.ones((B, T), dtype=bool)
     mask[0, 6:] = False
@@ -65,8 +72,8 @@ def check_model_gradients(cfg, seed=0, tol=1e-6):
     ----------
     cfg : ModelConfig
         Use float64 and a tiny size (:func:`tiny_config`).
-    seed : int
-    tol : float
+    seed : int >= 0
+    tol : float > 0
         Largest accepted rel_error.
 
     Returns
@@ -75,6 +82,8 @@ def check_model_gradients(cfg, seed=0, tol=1e-6):
         Parameter name -> rel_error; raises
         :class:`minivq.gradcheck.GradientCheckError` above tol.
     """
+    seed = check_int(seed, "seed", 0)
+    tol = check_positive(tol, "tol")
     keys = list(init_params(cfg, np.random.default_rng(0)))
 
     def draw(rng):

@@ -207,21 +207,27 @@ def check_arrays(X, E):
     ValueError
         Wrong ndim, K = 0, D = 0, or a D mismatch.
     """
-    X = _as_float_matrix(X, "X", "(N, D)")
-    E = _as_float_matrix(E, "E", "(K, D)")
+    return _check_arrays(X, E, ("X", "E"))
+
+
+def _check_arrays(X, E, names):
+    """:func:`check_arrays`; ``names`` spell X and E as the caller did (e.g. "H" for quantize_forward)."""
+    nx, ne = names
+    X = _as_float_matrix(X, nx, "(N, D)")
+    E = _as_float_matrix(E, ne, "(K, D)")
     if X.dtype != E.dtype:
         raise TypeError(
-            f"X and E must have the same dtype, got X {X.dtype} and E {E.dtype}; "
+            f"{nx} and {ne} must have the same dtype, got {nx} {X.dtype} and {ne} {E.dtype}; "
             "cast one with .astype()"
         )
     K, D = E.shape
     if K == 0:
-        raise ValueError(f"E must have at least one code (K >= 1), got shape {E.shape}")
+        raise ValueError(f"{ne} must have at least one code (K >= 1), got shape {E.shape}")
     if D == 0:
-        raise ValueError(f"E must have at least one feature (D >= 1), got shape {E.shape}")
+        raise ValueError(f"{ne} must have at least one feature (D >= 1), got shape {E.shape}")
     if X.shape[1] != D:
         raise ValueError(
-            f"X must have D = {D} columns to match E {E.shape}, got X of shape {X.shape}"
+            f"{nx} must have D = {D} columns to match {ne} {E.shape}, got {nx} of shape {X.shape}"
         )
     return np.ascontiguousarray(X), np.ascontiguousarray(E)
 
@@ -241,12 +247,17 @@ def validate_inputs(X, E):
         As :func:`check_arrays`; also NaN or inf in X or E, or squared norms
         that overflow the dtype.
     """
-    X, E = check_arrays(X, E)
-    e_sq = _row_sq_norms(E, "E")
-    x_sq = _row_sq_norms(X, "X")
+    return _validate(X, E, ("X", "E"))
+
+
+def _validate(X, E, names):
+    """:func:`validate_inputs` with the arguments spelled ``names``."""
+    X, E = _check_arrays(X, E, names)
+    e_sq = _row_sq_norms(E, names[1])
+    x_sq = _row_sq_norms(X, names[0])
     if X.shape[0] and not np.isfinite(x_sq.max() + e_sq.max()):
         raise ValueError(
-            f"X and E are too large for {X.dtype}: ||x||^2 + ||e||^2 overflows; rescale the data"
+            f"{names[0]} and {names[1]} are too large for {X.dtype}: ||x||^2 + ||e||^2 overflows; rescale the data"
         )
     return X, E, x_sq, e_sq
 
@@ -299,7 +310,12 @@ def nearest_code_reference(X, E):
     by s_k = ||e_k||^2 - 2 x.e_k. Rows are processed in chunks so the
     (chunk, K) block stays small. Derivation: notebooks/01_nearest_codeword.
     """
-    X, E, x_sq, e_sq = validate_inputs(X, E)
+    return _reference(X, E, ("X", "E"))
+
+
+def _reference(X, E, names):
+    """:func:`nearest_code_reference` with the arguments spelled ``names``."""
+    X, E, x_sq, e_sq = _validate(X, E, names)
     N, K = X.shape[0], E.shape[0]
     indices = np.empty(N, dtype=np.int64)
     sq_distances = np.empty(N, dtype=X.dtype)
@@ -427,18 +443,23 @@ def nearest_code(X, E, *, n_threads=None):
     "cython", else to :func:`nearest_code_reference`. See
     notebooks/01_nearest_codeword.ipynb.
     """
-    threads = _check_threads(n_threads)
+    return _search(X, E, _check_threads(n_threads), ("X", "E"))
+
+
+def _search(X, E, threads, names):
+    """:func:`nearest_code` after its thread check (None: the default); errors spell X and E as ``names``."""
+    threads = _default_threads() if threads is None else threads
     if _fast is None:
-        return nearest_code_reference(X, E)
-    X, E = check_arrays(X, E)
+        return _reference(X, E, names)
+    X, E = _check_arrays(X, E, names)
     N, K = X.shape[0], E.shape[0]
     if max(N, K, X.shape[1]) > _C_INT_MAX:
         raise ValueError(
-            f"X {X.shape} and E {E.shape} are too large for the compiled kernel: N, K and D "
-            f"must each be at most {_C_INT_MAX}; search X in chunks of rows"
+            f"{names[0]} {X.shape} and {names[1]} {E.shape} are too large for the compiled kernel: N, K and D "
+            f"must each be at most {_C_INT_MAX}; search in chunks of rows"
         )
     if N == 0:
-        validate_inputs(X, E)  # E must still be finite
+        _validate(X, E, names)  # E must still be finite
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=X.dtype)
     indices = np.empty(N, dtype=np.int64)
     sq_distances = np.empty(N, dtype=X.dtype)
@@ -451,10 +472,10 @@ def nearest_code(X, E, *, n_threads=None):
     with _BlasOneThread():
         status = _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
     if status:  # a norm is not finite: the search did not run; say why
-        validate_inputs(X, E)
+        _validate(X, E, names)
         # validation passed, but the kernel sums in another order: an overflow at the edge
         raise ValueError(
-            f"X and E are too large for {X.dtype}: a squared norm (or ||x||^2 + ||e||^2) "
+            f"{names[0]} and {names[1]} are too large for {X.dtype}: a squared norm (or ||x||^2 + ||e||^2) "
             "overflows in the kernel; rescale the data"
         )
     return indices, sq_distances

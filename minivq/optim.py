@@ -10,8 +10,8 @@ equations step by step and trains a small MLP built from
 """
 import numpy as np
 
-from ._checks import (check_bool, check_finite, check_float, check_float_dtype, check_int, check_number,
-                      check_positive, describe)
+from ._checks import (MAX_SIZE, check_bool, check_finite, check_float, check_float_dtype, check_int, check_number,
+                      describe)
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
 
@@ -30,8 +30,9 @@ def _check_params(params):
     return params
 
 
-def _check_grads(grads, params):
-    """grads must have exactly the keys of params, with matching shapes and dtypes."""
+def _check_grads(grads, params, limit=None):
+    """grads must have exactly the keys of params, with matching shapes and dtypes, finite (and at most
+    ``limit`` in magnitude when given)."""
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict with the keys of params, got {type(grads).__name__}")
     if grads.keys() != params.keys():
@@ -40,28 +41,31 @@ def _check_grads(grads, params):
         raise ValueError(f"grads must have the keys of params; missing {missing}, unexpected {extra}")
     for key, g in grads.items():
         p = params[key]
-        if np.shape(g) != p.shape:
-            raise ValueError(f"grads[{key!r}] must have the shape of params[{key!r}] {p.shape}, got {np.shape(g)}")
+        if isinstance(g, np.ndarray) and g.shape != p.shape:
+            raise ValueError(f"grads[{key!r}] must have the shape of params[{key!r}] {p.shape}, got {g.shape}")
         if not isinstance(g, np.ndarray) or g.dtype != p.dtype:
             got = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
             raise TypeError(f"grads[{key!r}] must have the dtype of params[{key!r}] ({p.dtype}) (an ndarray), "
                             f"got {got}")
-        check_finite(g, f"grads[{key!r}]")
+        if not g.size:
+            continue
+        lo, hi = g.min(), g.max()  # one pass each: finiteness (NaN propagates) and magnitude
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            check_finite(g, f"grads[{key!r}]")  # raises, naming the first NaN or inf
+        if limit is not None and max(-lo, hi) > limit:
+            raise ValueError(f"grads[{key!r}] must be at most {limit:.3g} in magnitude for {p.dtype} (Adam's "
+                             f"second moment holds g^2), got {max(-lo, hi):.3g}; clip the gradients")
 
 
 def _check_hyper(value, name, below=None):
     """A finite real number >= 0 (and < ``below`` when given)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not (np.isfinite(value) and value >= 0 and (below is None or value < below)):
-        interval = "a finite number >= 0" if below is None else f"in [0, {below})"
-        raise ValueError(f"{name} must be {interval}, got {value!r}")
-    return float(value)
+    return check_number(value, name, 0, below, high_open=True)
 
 
 class _Optimizer:
     """Shared bookkeeping: hyperparameters, per-parameter state, state_dict."""
 
+    grad_limit = None  # the largest |gradient| step() accepts (None: any finite value)
     hyper = ()  # names of the float hyperparameters saved by state_dict
     flags = ()  # names of the bool options saved by state_dict
     slots = ()  # names of the per-parameter state arrays
@@ -119,7 +123,7 @@ class _Optimizer:
 
     def step(self, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
-        _check_grads(grads, self.params)
+        _check_grads(grads, self.params, self.grad_limit)
         self.t += 1
         for key, p in self.params.items():
             self._update(key, p, np.asarray(grads[key]))
@@ -185,6 +189,9 @@ class Adam(_Optimizer):
         AdamW's decoupled weight decay instead of the L2 penalty; saved by
         :meth:`state_dict` with the hyperparameters.
 
+    :meth:`step` refuses gradients beyond sqrt of the dtype's largest number,
+    halved (9e18 in float32): their square, the second moment, would overflow.
+
     Notes
     -----
     At step t = 1, 2, ... for each parameter p with gradient g:
@@ -203,8 +210,14 @@ class Adam(_Optimizer):
         _check_hyper(beta1, "beta1", below=1)
         _check_hyper(beta2, "beta2", below=1)
         decoupled = check_bool(decoupled, "decoupled")
+        tiny = max((float(np.finfo(p.dtype).tiny) for p in _check_params(params).values()), default=0.0)
+        if _check_hyper(eps, "eps") < tiny:  # it would be 0 in the parameters' dtype: 0 / 0 where g = 0
+            raise ValueError(f"eps must be >= {tiny:.3g} (the smallest normal number of the parameters' dtype), "
+                             f"got {eps!r}")
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
         self.decoupled = decoupled
+        # g^2 must fit the dtype of the second moment: |g| <= sqrt(max) / 2 (1.8e19 / 2 in float32)
+        self.grad_limit = min(float(np.sqrt(np.finfo(p.dtype).max)) / 2 for p in self.params.values())
 
     def _update(self, key, p, g):
         f = p.dtype.type
@@ -249,6 +262,8 @@ def clip_grad_norm(grads, max_norm):
         if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
             raise TypeError(f"grads[{key!r}] must be a float32 or float64 ndarray (it is scaled in place), "
                             f"got {type(g).__name__} {getattr(g, 'dtype', '')}")
+        if not g.flags.writeable:
+            raise ValueError(f"grads[{key!r}] must be writeable (it is scaled in place)")
         sq = float(np.sum(np.square(g, dtype=np.float64)))
         if not np.isfinite(sq):
             raise ValueError(f"grads[{key!r}] is not finite (NaN, inf or overflow); cannot clip")
@@ -262,11 +277,14 @@ def clip_grad_norm(grads, max_norm):
 
 def _fans(shape):
     """fan_in, fan_out of a weight: (D_in, D_out), or (k, C_in, C_out) with the k taps counted."""
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(s, (int, np.integer)) for s in shape):
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) for s in shape):
         raise TypeError(f"shape must be a tuple of ints, got {shape!r}")
     shape = tuple(int(s) for s in shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"shape must have at least one axis and no zero axis, got {shape}")
+    if np.prod(shape, dtype=float) > MAX_SIZE:
+        raise ValueError(f"shape must hold at most {MAX_SIZE} entries, got {shape}")
     if len(shape) == 1:
         return shape[0], shape[0]
     receptive = int(np.prod(shape[:-2]))

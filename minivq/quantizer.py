@@ -18,10 +18,10 @@ changes a gradient. Derivations: notebooks/03_vector_quantization.ipynb.
 """
 import numpy as np
 
-from ._checks import (check_cache, check_codebook, check_count, check_float, check_float_dtype, check_indices,
-                      check_mask, check_number, check_positive, check_rng, check_shape, per_modality, valid_units)
+from ._checks import (MAX_SIZE, check_cache, check_codebook, check_count, check_float, check_float_dtype,
+                      check_indices, check_mask, check_number, check_rng, check_shape, per_modality, valid_units)
 from .ema import EMAState, ema_init, ema_update, restart_dead_codes  # VQ-5, VQ-6, re-exported
-from .nearest import nearest_code
+from .nearest import _search, nearest_code
 
 __all__ = [
     "quantize_forward", "quantize_backward", "commitment_loss", "codebook_loss",
@@ -56,8 +56,9 @@ def quantize_forward(H, E):
     h + sg(q - h), so dL/dh = dL/dq. The search is :func:`minivq.nearest_code`.
     """
     check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
-    check_codebook(E, H.shape[-1], H.dtype)
-    return _quantize_forward(H, E)
+    check_codebook(E, H.shape[-1], H.dtype, units="H")
+    idx, _ = _search(H.reshape(-1, H.shape[-1]), E, None, ("H", "E"))  # errors name H, not X
+    return _quantize_output(H, E, idx)
 
 
 def _quantize_forward(H, E):
@@ -73,6 +74,11 @@ def _quantize_forward(H, E):
         idx, _ = nearest_code(X, E)
     except ValueError:  # only non-finite (or overflowing) units or codes can fail here
         idx = np.zeros(len(X), dtype=np.int64)
+    return _quantize_output(H, E, idx)
+
+
+def _quantize_output(H, E, idx):
+    """Q = E[idx], idx in H's unit shape, and the cache."""
     idx = idx.reshape(H.shape[:-1])
     Q = E[idx]  # (..., D)
     return Q, idx, (H.shape, H.dtype)
@@ -131,7 +137,14 @@ def commitment_loss(H, Q, M, beta=0.25):
     if H.shape[-1] == 0:
         raise ValueError(f"H must have at least one feature (D >= 1), got shape {H.shape}")
     beta = check_number(beta, "beta", 0)
-    return _commitment_loss(H, Q, M, beta)
+    if 2 * beta / (M.sum() * H.shape[-1]) > float(np.finfo(H.dtype).max):
+        raise ValueError(f"beta must keep 2 beta / (N D) within {H.dtype}, got {beta!r}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, dH = _commitment_loss(H, Q, M, beta)
+    if not np.isfinite(loss):  # the sum of squares overflowed H's dtype: add up in float64
+        diff = (H - Q)[M].astype(np.float64)
+        loss = beta * float(np.sum(diff * diff)) / (int(M.sum()) * H.shape[-1])
+    return loss, dH
 
 
 def _commitment_loss(H, Q, M, beta=0.25):
@@ -169,20 +182,31 @@ def codebook_loss(H, idx, M, E):
     gradient instead of the EMA of (VQ-5).
     """
     check_float(H, "H", "(..., D)", min_ndim=1, coerce=False)
-    K, D = check_codebook(E, H.shape[-1], H.dtype).shape
+    K, D = check_codebook(E, H.shape[-1], H.dtype, units="H").shape
     check_indices(idx, H.shape[:-1], K)
     M = check_mask(M, H.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True, allow_empty=False)
-    return _codebook_loss(H, idx, M, E)
+    with np.errstate(over="ignore"):
+        loss, dE = _codebook_loss(H, idx, M, E)
+        if not np.isfinite(dE).all():  # a code's sum of differences overflowed before the 2 / (N D)
+            loss, dE = _codebook_loss(H, idx, M, E, prescale=True)
+    return loss, dE
 
 
-def _codebook_loss(H, idx, M, E):
-    """:func:`codebook_loss` without the checks; M a bool mask with a True."""
+def _codebook_loss(H, idx, M, E, prescale=False):
+    """:func:`codebook_loss` without the checks; M a bool mask with a True.
+
+    ``prescale``: multiply by 2 / (N D) before summing per code (no overflow of
+    the sum when the differences are near the dtype's limit).
+    """
     D = E.shape[1]
     X, k = H[M], idx[M]  # (N, D), (N,)
     N = len(k)
     diff = E[k] - X  # (N, D)
     loss = float(np.sum(diff * diff)) / (N * D)
     dE = np.zeros_like(E)
+    if prescale:
+        np.add.at(dE, k, diff * E.dtype.type(2.0 / (N * D)))
+        return loss, dE
     np.add.at(dE, k, diff)  # sum the rows of diff per code
     return loss, dE * (2.0 / (N * D))
 
@@ -240,6 +264,8 @@ def init_codebook_uniform(K, D, rng, scale=None, dtype=np.float64):
     E : ndarray, (K, D), ``dtype``
     """
     K, D = check_count(K, "K"), check_count(D, "D")
+    if K * D > MAX_SIZE:
+        raise ValueError(f"K and D must make a codebook of at most {MAX_SIZE} entries, got K * D = {K * D}")
     dtype = check_float_dtype(dtype)
     largest = float(np.finfo(dtype).max) / 2  # the width 2 scale must stay finite
     scale = 1.0 / K if scale is None else check_number(scale, "scale", 0, largest, low_open=True)
@@ -254,7 +280,7 @@ def init_codebook_kmeanspp(H, M, K, rng):
     ----------
     H : ndarray (..., D), or a list (units pooled over modalities)
     M : ndarray of bool (...) or None, or a list
-    K : int
+    K : int, at most 65536 (one pass over the units per code)
     rng : np.random.Generator or int
 
     Returns
@@ -267,8 +293,10 @@ def init_codebook_kmeanspp(H, M, K, rng):
     with probability proportional to its squared distance to the nearest
     code chosen so far (uniformly once every unit is a code).
     """
-    K = check_count(K, "K")
+    K = check_count(K, "K", 1 << 16)
     X = valid_units(H, M)  # (N, D)
+    if X.shape[1] == 0:
+        raise ValueError("H must have at least one feature (D >= 1), got D = 0")
     rng = check_rng(rng)
     E = np.empty((K, X.shape[1]), dtype=X.dtype)
     E[0] = X[rng.integers(len(X))]

@@ -122,3 +122,9 @@ def test_log_softmax_and_info_nce_check_their_arguments():
         info_nce_forward(np.array([[3e38, -3e38], [0.0, 0.0]], np.float32))
     with pytest.raises(TypeError, match="margin must be a finite number, got NoneType"):
         mms_loss(np.eye(2), margin=None)
+
+
+def test_dloss_beyond_the_dtype_is_refused():
+    _, cache = info_nce_forward(np.eye(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="dloss must keep dloss / \\(2B\\) within float32"):
+        info_nce_backward(1e300, cache)  # inf * 0 gave NaN

@@ -370,3 +370,16 @@ def test_toy_prototypes_are_shared_across_seeds():
 def test_bad_arguments_name_the_argument(call, exc, words):
     with pytest.raises(exc, match=words):
         call()
+
+
+def test_edges_the_fuzz_found():
+    x = np.array([-40.0, -40.2, -39.84313725490196], np.float64)
+    step = 80 / 255
+    np.testing.assert_array_equal(quantize_uint8(x.astype(np.float32), -80.0, step), quantize_uint8(x, -80.0, step))
+    assert isinstance(dequantize_uint8(np.uint8(3) * np.ones((), np.uint8), 0.0, 1.0), np.ndarray)
+    with pytest.raises(ValueError, match="sr must be a finite number >= 1"):
+        mel_filterbank(sr=1e-320)
+    with pytest.raises(ValueError, match="ask for fewer or smaller pairs"):
+        toy_pairs(1 << 20, 0)
+    with pytest.raises(ValueError, match="win_ms and hop_ms must span at most"):
+        log_mel(np.ones(1000), hop_ms=1e30)

@@ -253,3 +253,12 @@ def test_gradcheck_arguments_are_named():
         x = np.ones(3)
         x.setflags(write=False)
         numerical_gradient(np.tanh, x, np.ones(3))
+
+
+def test_a_step_below_the_spacing_of_x_is_refused():
+    """x + h == x gave a numerical gradient of exactly 0, silently."""
+    x = np.array([1.0, 2.0**40])
+    with pytest.raises(ValueError, match="h = 1e-05 is below the spacing"):
+        numerical_gradient(np.sin, x, np.ones(2))
+    with pytest.raises(ValueError, match=r"dout must have the shape of f\(x\)"):
+        numerical_gradient(np.sin, np.ones((0, 2)), np.ones((1, 2)))

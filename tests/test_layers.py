@@ -427,7 +427,7 @@ def test_numpy_internals_do_not_leak():
         affine_backward(np.ones((1, 2)), None)
     with pytest.raises(TypeError, match="cache must be the cache tuple returned by conv1d_forward"):
         conv1d_backward(np.ones((1, 2, 2)), affine_forward(np.ones((1, 2)), np.ones((2, 2)), np.ones(2))[1])
-    with pytest.raises(TypeError, match="eps must be a finite number > 0, got str"):
+    with pytest.raises(TypeError, match="eps must be a finite number > 0 .*, got str"):
         layernorm_forward(np.ones((1, 2)), np.ones(2), np.ones(2), eps="1e-5")
     with pytest.raises(ValueError, match="padding must be an int in \\[0, 2\\]"):
         conv1d_forward(np.ones((1, 4, 1)), np.ones((3, 1, 1)), np.ones(1), padding=3)
@@ -444,3 +444,22 @@ def test_unchecked_layers_compute_the_same():
                                (relu_forward, unchecked.relu_forward, (x,))]:
         (out1, _), (out2, _) = checked(*args), raw(*args)
         np.testing.assert_array_equal(out1, out2)
+
+
+def test_edges_the_fuzz_found():
+    """tests/test_fuzz_*.py found these; each is also a plain test here."""
+    x = np.array([[4.4e307, 4.4e307, 4.4e307], [1e200, -1e200, 3e200]])  # the moments overflow float64
+    out, cache = layernorm_forward(x, np.ones(3), np.zeros(3))
+    np.testing.assert_allclose(out, [[0, 0, 0], [0, -1.224744871391589, 1.224744871391589]], atol=1e-12)
+    big = np.finfo(np.float64).max
+    dout = np.array([[0.0, 0.0, 0.0], [big, big, 0.0]])  # the mean over a row overflowed: inf - inf = NaN
+    dx, dgamma, dbeta = layernorm_backward(dout, cache)
+    assert np.isfinite(dx).all() and not np.isnan(dgamma).any(), (dx, dgamma)  # dgamma[1] = -1.22 * max: -inf
+    out, cache = relu_forward(np.float64(-2.0) * np.ones(()))  # 0-d: arrays, and a cache backward accepts
+    assert isinstance(out, np.ndarray) and relu_backward(np.ones(()), cache).shape == ()
+    out, cache = tanh_forward(np.zeros(()))
+    assert isinstance(out, np.ndarray) and isinstance(tanh_backward(np.ones(()), cache), np.ndarray)
+    with pytest.raises(ValueError, match="images must have H and W that are positive multiples of patch"):
+        patchify(np.zeros((1, 0, 4)), 2)
+    with pytest.raises(ValueError, match=r"stride must be an int in \[1, 16777216\]"):
+        conv1d_output_mask(np.ones((1, 3), bool), 1, stride=2**70)

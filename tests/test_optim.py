@@ -221,11 +221,11 @@ def test_state_dict_restores_the_decoupled_option():
 
 def test_bad_arguments_name_themselves():
     params = {"w": np.zeros(2)}
-    with pytest.raises(TypeError, match="lr must be a number, got NoneType"):
+    with pytest.raises(TypeError, match="lr must be a finite number >= 0, got NoneType"):
         SGD(params, lr=None)
-    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"momentum must be a finite number >= 0 and < 1, got 1.0"):
         SGD(params, lr=0.1, momentum=1.0)
-    with pytest.raises(TypeError, match="beta1 must be a number, got str"):
+    with pytest.raises(TypeError, match="beta1 must be a finite number >= 0 and < 1, got str"):
         Adam(params, beta1="0.9")
     with pytest.raises(ValueError, match="state is missing 'v/w'"):
         opt = SGD(params, lr=0.1)
@@ -245,9 +245,9 @@ def test_step_and_state_reject_bad_values_by_name():
         opt.step({"W": np.full((2, 2), np.nan)})
     assert opt.t == 0 and not params["W"].any(), "a refused step changes nothing"
     state = opt.state_dict()
-    with pytest.raises(TypeError, match=r"state\['lr'\] must be a number"):
+    with pytest.raises(TypeError, match=r"state\['lr'\] must be a finite number"):
         opt.load_state_dict({**state, "lr": "fast"})
-    with pytest.raises(ValueError, match=r"state\['beta1'\] must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"state\['beta1'\] must be a finite number >= 0 and < 1"):
         opt.load_state_dict({**state, "beta1": 1.5})
     with pytest.raises(ValueError, match=r"state\['m/W'\] must be finite"):
         opt.load_state_dict({**state, "m/W": np.full((2, 2), np.inf)})
@@ -257,3 +257,12 @@ def test_step_and_state_reject_bad_values_by_name():
         he_uniform(np.random.default_rng(0), (2, 2), dtype="abc")
     with pytest.raises(TypeError, match="max_norm must be a finite number > 0, got str"):
         clip_grad_norm({"W": np.ones(2)}, "1")
+
+
+def test_adam_refuses_what_its_moments_cannot_hold():
+    params = {"W": np.ones(2, np.float32)}
+    with pytest.raises(ValueError, match=r"grads\['W'\] must be at most 9.22e\+18 in magnitude"):
+        Adam(params).step({"W": np.array([1e30, 1.0], np.float32)})  # g^2 overflows float32: no step at all
+    with pytest.raises(ValueError, match="eps must be >= 1.18e-38"):
+        Adam(params, eps=1e-320)  # 0 in float32: 0 / 0 where the gradient is 0
+    SGD(params, lr=0.1).step({"W": np.array([1e30, 1.0], np.float32)})  # SGD has no such limit

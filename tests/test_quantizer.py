@@ -399,3 +399,18 @@ def test_a_nested_list_mask_is_one_mask_not_one_per_modality():
         codebook_usage(idx, [[True, False], [True, True]], 2)
     out = codebook_usage([idx, idx], [np.array([[True, False], [True, True]]), None], 2)
     assert out["counts"].tolist() == [2, 5]
+
+
+def test_losses_at_the_edge_of_float32():
+    H = np.full((2, 3), 1e30, np.float32)
+    Q = np.zeros_like(H)
+    loss, dH = commitment_loss(H, Q, None, beta=0.0)  # 0 * inf was NaN
+    assert loss == 0.0 and not dH.any()
+    loss, _ = commitment_loss(H, Q, None, beta=1.0)  # (1e30)^2 overflows float32, not float64
+    assert loss == pytest.approx(1e60, rel=1e-6)
+    E = np.zeros((1, 3), np.float32)
+    H = np.full((4, 3), np.finfo(np.float32).max / 2, np.float32)
+    _, dE = codebook_loss(H, np.zeros(4, np.int64), None, E)  # the per-code sum overflowed before the 2 / (N D)
+    np.testing.assert_allclose(dE, -2 / 3 * np.finfo(np.float32).max / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="H must have at least one feature"):
+        quantize_forward(np.ones((2, 0)), np.ones((1, 1)))

@@ -12,7 +12,7 @@ within half a step.
 """
 import numpy as np
 
-from .._checks import check_float_dtype, check_int, check_number, check_real
+from .._checks import MAX_SIZE, check_float_dtype, check_int, check_number, check_real
 
 SAMPLE_RATE = 16000
 N_MELS = 40
@@ -87,7 +87,7 @@ def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=No
     under its triangle weighted by the triangle's height.
     """
     n_mels, n_fft = check_int(n_mels, "n_mels", 1, 4096), check_int(n_fft, "n_fft", 1, 1 << 20)
-    sr = check_number(sr, "sr", 0, low_open=True)
+    sr = check_number(sr, "sr", 1)
     fmin = check_number(fmin, "fmin", 0)
     fmax = sr / 2.0 if fmax is None else check_number(fmax, "fmax", 0)
     if not 0.0 <= fmin < fmax <= sr / 2.0:
@@ -96,6 +96,8 @@ def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=No
     edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (n_mels+2,)
     bins_hz = np.arange(n_fft // 2 + 1) * sr / n_fft  # (n_bins,)
     lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]  # (n_mels, 1)
+    if not (np.diff(edges_hz) > 0).all():
+        raise ValueError(f"fmin and fmax must leave room for n_mels = {n_mels} filters, got fmin={fmin}, fmax={fmax}")
     rising = (bins_hz - lo) / (mid - lo)  # (n_mels, n_bins)
     falling = (hi - bins_hz) / (hi - mid)
     return np.maximum(0.0, np.minimum(rising, falling))
@@ -150,8 +152,12 @@ def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=
     -------
     power : ndarray, shape (T, n_fft // 2 + 1), float64
     """
-    sr = check_number(sr, "sr", 0, low_open=True)
-    win_ms, hop_ms = check_number(win_ms, "win_ms", 0, low_open=True), check_number(hop_ms, "hop_ms", 0, low_open=True)
+    sr = check_number(sr, "sr", 1)
+    win_ms = check_number(win_ms, "win_ms", 0, low_open=True)
+    hop_ms = check_number(hop_ms, "hop_ms", 0, low_open=True)
+    if sr * max(win_ms, hop_ms) / 1000.0 > MAX_SIZE:
+        raise ValueError(f"win_ms and hop_ms must span at most {MAX_SIZE} samples at sr = {sr:g}, got "
+                         f"{win_ms} and {hop_ms} ms")
     win_length = int(round(sr * win_ms / 1000.0))
     hop_length = int(round(sr * hop_ms / 1000.0))
     if win_length < 1 or hop_length < 1:
@@ -203,10 +209,10 @@ def quantize_uint8(x, lo, step):
     -------
     ndarray of uint8, the shape of x
     """
-    x = check_real(x, "x", "(any shape)")
+    x = check_real(x, "x", "(any shape)").astype(np.float64)  # the same levels for any input dtype
     lo, step = check_number(lo, "lo"), check_number(step, "step", 0, low_open=True)
     with np.errstate(over="ignore"):  # beyond the 256 levels: clipped to 0 or 255 anyway
-        return np.clip(np.rint((x - lo) / step), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.rint((x - lo) / step), 0, 255).astype(np.uint8))
 
 
 def dequantize_uint8(q, lo, step, dtype=np.float32):
@@ -232,4 +238,4 @@ def dequantize_uint8(q, lo, step, dtype=np.float32):
     if abs(lo) > big or abs(lo) + 255 * step > big:
         raise ValueError(f"lo and step must keep lo + 255 step within {dt} (|x| <= {big:.3g}), got lo={lo!r}, "
                          f"step={step!r}")
-    return (dt.type(lo) + q.astype(dt) * dt.type(step)).astype(dt)
+    return np.asarray((dt.type(lo) + q.astype(dt) * dt.type(step)).astype(dt))

@@ -174,7 +174,7 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
     split : {"train", "val", "test"}
         Images and speakers come from that split only (disjoint splits).
     n : int
-        Number of scenes (>= 1).
+        Number of scenes, in [1, 2^20].
     seed : int
         Non-negative; scene i uses ``SeedSequence(seed, spawn_key=(split, i))``.
     patch : {1, 2, 4, 8}

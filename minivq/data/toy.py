@@ -12,7 +12,7 @@ for. Prototypes come from ``prototype_seed`` (fixed by default), samples from
 """
 import numpy as np
 
-from .._checks import check_int, check_number, describe
+from .._checks import MAX_SIZE, check_int, check_number, describe
 from .bank import check_n_seed
 
 
@@ -24,8 +24,8 @@ def toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed=0):
     proto_a : ndarray, shape (C + 1, dim_a), float64, entries N(0, 1)
     proto_b : ndarray, shape (C + 1, dim_b), float64, drawn independently of proto_a
     """
-    n_concepts = check_int(n_concepts, "n_concepts", 1)
-    dim_a, dim_b = check_int(dim_a, "dim_a", 1), check_int(dim_b, "dim_b", 1)
+    n_concepts = check_int(n_concepts, "n_concepts", 1, 1 << 16)
+    dim_a, dim_b = check_int(dim_a, "dim_a", 1, 1 << 16), check_int(dim_b, "dim_b", 1, 1 << 16)
     prototype_seed = check_int(prototype_seed, "prototype_seed", 0)
     rng = np.random.default_rng(np.random.SeedSequence(prototype_seed, spawn_key=(0,)))
     return rng.standard_normal((n_concepts + 1, dim_a)), rng.standard_normal((n_concepts + 1, dim_b))
@@ -47,7 +47,8 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
     Parameters
     ----------
     n : int
-        Number of pairs (>= 1).
+        Number of pairs, in [1, 2^20]; all pairs together hold at most 2^28
+        features (n (T_a F_a + T_b F_b)).
     seed : int
         Non-negative; pair i uses ``SeedSequence(seed, spawn_key=(i,))``.
     n_concepts : int
@@ -78,7 +79,7 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
         -1 padded; extra "a_spans" (n, L, 2) int64 [start, end) frames, -1 padded.
     """
     check_n_seed(n, seed)
-    n_concepts = check_int(n_concepts, "n_concepts", 1)
+    n_concepts = check_int(n_concepts, "n_concepts", 1, 1 << 16)
     min_concepts = check_int(min_concepts, "min_concepts", 1)
     max_concepts = check_int(max_concepts, "max_concepts", min_concepts, n_concepts)
     frames_per_concept = _int_range(frames_per_concept, "frames_per_concept", 1)
@@ -87,11 +88,15 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
     cells_per_concept = check_int(cells_per_concept, "cells_per_concept", 1)
     noise = check_number(noise, "noise", 0, 1e30)
     L, T_b = max_concepts, rows * cols
+    T_a = L * frames_per_concept[1] + (L + 1) * gap_frames[1]
+    size = n * (T_a * check_int(dim_a, "dim_a", 1) + T_b * check_int(dim_b, "dim_b", 1))
+    if size > MAX_SIZE * 16:
+        raise ValueError(f"n, the frames, the grid and dim_a/dim_b ask for {size} features in all; at most "
+                         f"{MAX_SIZE * 16}: ask for fewer or smaller pairs")
     if max_concepts * cells_per_concept > T_b:
         raise ValueError(f"grid must have at least max_concepts * cells_per_concept = "
                          f"{max_concepts * cells_per_concept} cells, got {grid}")
     proto_a, proto_b = toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed)
-    T_a = L * frames_per_concept[1] + (L + 1) * gap_frames[1]
     out = {"a_mask": np.zeros((n, T_a), dtype=bool), "a_labels": np.full((n, T_a), -1, dtype=np.int64),
            "b_mask": np.ones((n, T_b), dtype=bool), "b_labels": np.full((n, T_b), -1, dtype=np.int64),
            "concepts": np.full((n, L), -1, dtype=np.int64), "a_spans": np.full((n, L, 2), -1, dtype=np.int64),

@@ -10,7 +10,7 @@ k taps onto the input frames. Derivation:
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._checks import as_array, check_cache, check_dout, check_float, check_int, check_mask, check_shape
+from .._checks import MAX_SIZE, as_array, check_cache, check_dout, check_float, check_int, check_mask, check_shape
 
 __all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_output_mask"]
 
@@ -18,7 +18,7 @@ __all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_
 def conv1d_output_length(T, k, stride=1, padding=0):
     """T_out = floor((T + 2 padding - k) / stride) + 1, or ValueError if < 1.
 
-    T >= 1 and k >= 1; stride >= 1; padding in [0, k - 1] (more padding would
+    T, k and stride in [1, 2^24]; padding in [0, k - 1] (more padding would
     only add output frames that see nothing but zeros).
     """
     return _check_geometry(T, k, stride, padding, ("T", "k"))
@@ -26,10 +26,10 @@ def conv1d_output_length(T, k, stride=1, padding=0):
 
 def _check_geometry(T, k, stride, padding, names):
     """T_out after checking T, k, stride, padding; ``names`` spell T and k as the caller gave them."""
-    if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
-        check_int(T, names[0], 1)
-    k = check_int(k, names[1], 1)
-    stride = check_int(stride, "stride", 1)
+    if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or not 1 <= T <= MAX_SIZE:
+        check_int(T, names[0], 1, MAX_SIZE)
+    k = check_int(k, names[1], 1, MAX_SIZE)
+    stride = check_int(stride, "stride", 1, MAX_SIZE)
     padding = check_int(padding, "padding", 0, k - 1)
     if T + 2 * padding < k:
         raise ValueError(f"{names[1]} must be at most T + 2 * padding = {T + 2 * padding}, got k = {k}: "

@@ -100,7 +100,7 @@ def relu_forward(x):
 
 def _relu_forward(x):
     """:func:`relu_forward` without the checks."""
-    positive = x > 0
+    positive = np.asarray(x > 0)  # an array also for 0-d x
     return np.where(positive, x, x.dtype.type(0)), (positive, x.dtype)
 
 
@@ -129,7 +129,7 @@ def tanh_forward(x):
     (ENC) d tanh(x)/dx = 1 - tanh(x)^2, so the output is all backward needs.
     """
     x = check_float(x, "x", "(any shape)")
-    out = np.tanh(x)
+    out = np.asarray(np.tanh(x))  # an array also for 0-d x
     return out, (out,)
 
 
@@ -137,7 +137,7 @@ def tanh_backward(dout, cache):
     """dx = dout * (1 - out^2)."""
     (out,) = check_cache(cache, (np.ndarray,), "tanh_forward")
     dout = check_dout(dout, out.shape, out.dtype)
-    return dout * (1 - out * out)
+    return np.asarray(dout * (1 - out * out))
 
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
@@ -177,12 +177,30 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
 
 def _layernorm_forward(x, gamma, beta, eps=1e-5):
     """:func:`layernorm_forward` without the checks."""
-    mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
-    xc = x - mu
-    var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
+        xc = x - mu
+        var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1)
     rstd = 1 / np.sqrt(var + x.dtype.type(eps))  # (..., 1)
     xhat = xc * rstd
+    big = ~np.isfinite(var[..., 0])  # a sum overflowed (entries near the dtype's limit): rescale those rows
+    if big.any():
+        xhat[big], rstd[big] = _layernorm_rescaled(x[big], eps)
     return gamma * xhat + beta, (xhat, rstd, gamma)
+
+
+def _layernorm_rescaled(rows, eps):
+    """xhat and rstd of rows (n, D) whose moments overflow: the same normalization of rows / max|row|."""
+    scale = np.abs(rows).max(axis=-1, keepdims=True)  # (n, 1), huge
+    xs = rows / scale
+    xc = xs - xs.mean(axis=-1, keepdims=True)
+    with np.errstate(under="ignore"):
+        denom = np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + rows.dtype.type(eps) / scale / scale)
+    flat = denom == 0  # equal entries and eps / scale^2 below the dtype: xhat is 0, rstd 1 / sqrt(eps)
+    xhat = np.where(flat, 0, xc / np.where(flat, 1, denom))
+    with np.errstate(under="ignore"):
+        rstd = np.where(flat, 1 / np.sqrt(rows.dtype.type(eps)), 1 / scale / np.where(flat, 1, denom))
+    return xhat.astype(rows.dtype), rstd.astype(rows.dtype)
 
 
 def layernorm_backward(dout, cache):
@@ -195,7 +213,21 @@ def layernorm_backward(dout, cache):
     (the two means are the paths through mu and var).
     """
     xhat, rstd, gamma = check_cache(cache, (np.ndarray,) * 3, "layernorm_forward")
-    return _layernorm_backward(check_dout(dout, xhat.shape, xhat.dtype), cache)
+    return _rescaled(_layernorm_backward, check_dout(dout, xhat.shape, xhat.dtype), cache)
+
+
+def _rescaled(backward, dout, cache):
+    """backward(dout, cache) for a backward linear in dout; if an intermediate overflowed (dout near
+    the dtype's limit), again on dout / max|dout| and scaled back (inf only where the exact value is)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        grads = backward(dout, cache)
+        single = not isinstance(grads, tuple)
+        if all(np.isfinite(g).all() for g in ((grads,) if single else grads)):
+            return grads
+        scale = np.abs(dout).max()
+        grads = backward(dout / scale, cache)
+        grads = tuple(g * scale for g in ((grads,) if single else grads))
+    return grads[0] if single else grads
 
 
 def _layernorm_backward(dout, cache):
@@ -264,7 +296,7 @@ def l2_normalize_backward(dout, cache):
     change y).
     """
     out, denom, active = check_cache(cache, (np.ndarray,) * 3, "l2_normalize_forward")
-    return _l2_normalize_backward(check_dout(dout, out.shape, out.dtype), cache)
+    return _rescaled(_l2_normalize_backward, check_dout(dout, out.shape, out.dtype), cache)
 
 
 def _l2_normalize_backward(dout, cache):

@@ -20,7 +20,7 @@ def patchify(images, patch):
     Parameters
     ----------
     images : ndarray, (B, H, W), float32 or float64
-        H and W multiples of ``patch``.
+        H and W positive multiples of ``patch``.
     patch : int >= 1
         Side of a patch in pixels.
 
@@ -40,8 +40,9 @@ def patchify(images, patch):
     images = check_float(images, "images", "(B, H, W)", ndim=3)
     patch = check_int(patch, "patch", 1)
     B, H, W = images.shape
-    if H % patch or W % patch:
-        raise ValueError(f"images must have H and W that are multiples of patch = {patch}, got {images.shape}")
+    if H % patch or W % patch or not H or not W:
+        raise ValueError(f"images must have H and W that are positive multiples of patch = {patch}, "
+                         f"got {images.shape}")
     return _patchify(images, patch)
 
 

@@ -67,6 +67,7 @@ def code_purity(counts, include_background=False):
     Returns
     -------
     float
+        NaN when no unit is scored (all counts of the scored rows are 0).
     """
     counts = _check_counts(counts, "counts")
     include_background = check_bool(include_background, "include_background")
@@ -108,7 +109,7 @@ def shared_code_fraction(counts_a, counts_b):
     Returns
     -------
     float
-        |used_a & used_b| / |used_a | used_b|.
+        |used_a & used_b| / |used_a | used_b|; NaN when neither modality uses a code.
     """
     counts_a, counts_b = _check_pair(counts_a, counts_b)
     used_a, used_b = counts_a.sum(axis=0) > 0, counts_b.sum(axis=0) > 0  # (K,)

@@ -7,27 +7,27 @@ correct when the most relevant unit carries the concept the span names.
 """
 import numpy as np
 
-from .._checks import check_int_array, check_mask, check_real
+from .._checks import check_float, check_int_array, check_mask
 
 __all__ = ["concept_distributions", "relevance", "localization_accuracy"]
 
 
 def _check_probabilities(p, name, hint):
-    """A finite, non-negative float array (soft assignments or code distributions) of ndim 3."""
-    p = check_real(p, name, hint, ndim=3, nonnegative=True)
-    if p.dtype.kind != "f":
-        raise TypeError(f"{name} must have a float dtype {hint}, got {p.dtype}")
+    """A finite, non-negative float32/float64 array (soft assignments or code distributions) of ndim 3."""
+    p = check_float(p, name, hint, ndim=3)
+    if p.size and p.min() < 0:
+        raise ValueError(f"{name} must be >= 0 {hint}, got a minimum of {p.min()}")
     return p
 
 
 def _check_units(p, labels, mask, names):
-    """p (B, T, K); labels (B, T) int (or None) and mask (B, T) bool of the same units.
+    """p (B, T, K); labels (B, T) int and mask (B, T) bool of the same units.
 
-    ``names`` spell p, labels and mask as the caller did.
+    ``names`` spell p, labels and mask as the caller did; names[1] None: no labels.
     """
     p = _check_probabilities(p, names[0], "(B, T, K)")
     mask = check_mask(mask, p.shape[:2], "(B, T)", names[2])
-    if labels is not None:
+    if names[1] is not None:
         labels = check_int_array(labels, names[1], "(B, T)")
         if labels.shape != p.shape[:2]:
             raise ValueError(f"{names[1]} must have shape (B, T) = {p.shape[:2]}, got {labels.shape}")
@@ -36,15 +36,15 @@ def _check_units(p, labels, mask, names):
     return p, labels, mask
 
 
-def _check_queries(P_query, query_concepts, p_target):
-    """P_query (B, L, K) with the target's B and K; query_concepts (B, L) int."""
+def _check_queries(P_query, query_concepts, p_target, with_concepts=False):
+    """P_query (B, L, K) with the target's B and K; query_concepts (B, L) int when ``with_concepts``."""
     P_query = _check_probabilities(P_query, "P_query", "(B, L, K)")
     B, _, K = p_target.shape
     if P_query.shape[0] != B or P_query.shape[2] != K:
         raise ValueError(f"P_query must have shape (B={B}, L, K={K}) to match p_target, got {P_query.shape}")
     if P_query.dtype != p_target.dtype:
         raise TypeError(f"P_query must have the dtype of p_target ({p_target.dtype}), got {P_query.dtype}")
-    if query_concepts is not None:
+    if with_concepts:
         query_concepts = check_int_array(query_concepts, "query_concepts", "(B, L)")
         if query_concepts.shape != P_query.shape[:2]:
             raise ValueError(f"query_concepts must have shape {P_query.shape[:2]}, got {query_concepts.shape}")
@@ -150,7 +150,7 @@ def localization_accuracy(P_query, query_concepts, found, p_target, target_label
     """
     p_target, target_labels, target_mask = _check_units(
         p_target, target_labels, target_mask, ("p_target", "target_labels", "target_mask"))
-    P_query, query_concepts = _check_queries(P_query, query_concepts, p_target)
+    P_query, query_concepts = _check_queries(P_query, query_concepts, p_target, with_concepts=True)
     found = check_mask(found, P_query.shape[:2], "(B, L)", "found")
     best = np.argmax(_relevance(P_query, p_target, target_mask), axis=2)  # (B, L)
     hit_label = np.take_along_axis(target_labels, best, axis=1)  # (B, L)
