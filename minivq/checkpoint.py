@@ -37,7 +37,7 @@ class CheckpointError(ValueError):
     """A file that cannot be read as a minivq checkpoint (the message names the file)."""
 
 
-def data_record(modalities, n_train, n_val, seed=0, patch=8):
+def data_record(modalities, n_train, n_val, seed=0, patch=8, world="easy"):
     """What a run trained on, as stored in its checkpoint (JSON-able).
 
     Parameters
@@ -49,13 +49,16 @@ def data_record(modalities, n_train, n_val, seed=0, patch=8):
         The data seed (splits are drawn from it, see :func:`minivq.demo.load_split`).
     patch : int
         Image patch size of the scenes.
+    world : str
+        The scenes' preset (:func:`minivq.demo.load_split`); a checkpoint of
+        minivq 0.2.0 without it was trained on the easy world.
 
     Returns
     -------
     dict
     """
     return {"modalities": list(modalities), "n_train": int(n_train), "n_val": int(n_val),
-            "seed": int(seed), "patch": int(patch)}
+            "seed": int(seed), "patch": int(patch), "world": str(world)}
 
 
 def write_checkpoint_file(path, arrays, meta):

@@ -64,6 +64,12 @@ def _subparser(sub, name, help, description, epilog, debug):
                           formatter_class=_Formatter, parents=[debug])
 
 
+WORLDS = ("hard_on_grid", "hard", "easy")
+WORLD_HELP = ("hard_on_grid: 2 to 5 named digits and 1 or 2 unnamed distractors on the patch grid, digit "
+              "sets never named in training, voices balanced (the study's world); hard: the same, digits "
+              "off the patch grid; easy: v0.1's 2 or 3 named digits, nothing else")
+
+
 def _add_demo(sub, debug):
     p = _subparser(sub, "demo", "train the 3 variants, score them on test, write the report",
                    "Train the variants of the paper's ablation on the spoken-digit scenes (2000 train pairs), "
@@ -79,6 +85,8 @@ def _add_demo(sub, debug):
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help=VARIANT_HELP)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="split to score (val: for tuning settings without looking at test)")
+    p.add_argument("--world", default=None, choices=WORLDS,
+                   help=f"the scenes (default: {DEMO['data']['world']}). {WORLD_HELP}")
     p.add_argument("--jobs", type=positive_int, default=None,
                    help="runs trained at once, in worker processes (default: one per core, at most one per "
                    "run); the numbers do not depend on it")
@@ -96,6 +104,8 @@ def _add_train(sub, debug):
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"train up to this epoch (default: {DEMO['train']['epochs']}, {QUICK['train']['epochs']} "
                    "with --quick; with --resume, the checkpoint's, and it must exceed the checkpoint's epoch)")
+    p.add_argument("--world", default=None, choices=WORLDS,
+                   help=f"the scenes of image/speech/text (default: {DEMO['data']['world']}). {WORLD_HELP}")
     p.add_argument("--n-train", type=positive_int, default=None,
                    help=f"training pairs (default: {DEMO['data']['n_train']}, {QUICK['data']['n_train']} with --quick)")
     p.add_argument("--seed", type=non_negative_int, default=None, help="training seed (default: 0)")

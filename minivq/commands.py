@@ -30,7 +30,7 @@ def _fresh(args):
     overrides = check_model_overrides({**settings["model"], **(args.model or {})}, modalities, variant)
     d = settings["data"]
     record = data_record(modalities, args.n_train or d["n_train"], d["n_val"], seed=0,
-                         patch=overrides.get("patch", 8))
+                         patch=overrides.get("patch", 8), world=args.world or d["world"])
     given = {k: getattr(args, k) for k in ("lr", "batch_size") if getattr(args, k) is not None}
     tc = TrainConfig(**{**settings["train"], "seed": args.seed or 0, **given})
     return record, {"variant": variant, **overrides}, tc
@@ -44,6 +44,8 @@ def _conflicts(args, state, record):
                        tuple(record["modalities"])))
     if args.n_train is not None:
         checks.append((f"--n-train {args.n_train}", args.n_train, "n_train", record["n_train"]))
+    if args.world is not None:
+        checks.append((f"--world {args.world}", args.world, "world", record.get("world", "easy")))
     if args.variant is not None:
         checks.append((f"--variant {args.variant}", args.variant, "variant", cfg.variant))
     for name in ("seed", "lr", "batch_size"):
@@ -88,7 +90,8 @@ def _load(record):
     what = "toy pairs" if set(record["modalities"]) <= {"a", "b"} else "spoken-digit scenes"
     say(f"loading the {what} ({record['n_train']} train, {record['n_val']} val pairs) ...")
     t0 = time.perf_counter()
-    splits = {s: load_split(record["modalities"], s, record[f"n_{s}"], record["patch"], record["seed"])
+    splits = {s: load_split(record["modalities"], s, record[f"n_{s}"], record["patch"], record["seed"],
+                            record.get("world", "easy"))
               for s in ("train", "val")}
     say(f"loaded in {time.perf_counter() - t0:.1f}s")
     return splits
@@ -132,7 +135,8 @@ def evaluate_cmd(args):
     state = load_checkpoint(path)
     cfg, record = state.model_cfg, state.data or {}
     say(f"loading {args.n} {args.split} pairs ...")
-    data = load_split(cfg.modalities, args.split, args.n, cfg.patch, record.get("seed", 0))
+    data = load_split(cfg.modalities, args.split, args.n, cfg.patch, record.get("seed", 0),
+                      record.get("world", "easy"))
     say(f"evaluating {path} ({cfg.variant}, {' + '.join(cfg.modalities[:2])}, epoch {state.epoch}) "
         f"on {args.n} {args.split} pairs ...")
     t0 = time.perf_counter()

@@ -14,7 +14,8 @@ from dataclasses import asdict
 from threadpoolctl import threadpool_limits
 
 from . import figures, metrics, report
-from .data import digit_scenes, toy_pairs
+from .data import toy_pairs
+from .data.world import world_scenes
 from .evaluate import encode_split, evaluate
 from .nearest import nearest_threads
 from .parallel import JobRunner, SharedClock, default_workers
@@ -24,11 +25,11 @@ from .train import TrainConfig, config_from_data, fit, init_state
 __all__ = ["DEMO", "QUICK", "FIGURES", "Interrupted", "load_split", "demo_settings", "run_demo"]
 
 #: The demo's settings (chosen on the validation split; ~40 s of training per variant).
-DEMO = {"data": {"n_train": 2000, "n_val": 500, "n_test": 500},
+DEMO = {"data": {"n_train": 2000, "n_val": 500, "n_test": 500, "world": "hard_on_grid"},
         "train": {"epochs": 40, "batch_size": 64, "lr": 3e-3},
         "model": {}}
 #: ``--quick``: a run of a few seconds that exercises every code path.
-QUICK = {"data": {"n_train": 192, "n_val": 48, "n_test": 48},
+QUICK = {"data": {"n_train": 192, "n_val": 48, "n_test": 48, "world": "hard_on_grid"},
          "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3},
          "model": {"D": 16, "K": 16, "hidden": 32, "embed_dim": 32}}
 TOY_SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}
@@ -57,18 +58,27 @@ class Interrupted(Exception):
     """Ctrl-C stopped the demo; what finished is kept (the message says where)."""
 
 
-def load_split(modalities, split, n, patch=8, seed=0):
-    """Data of one split: toy pairs for modalities a/b, spoken-digit scenes otherwise."""
+def load_split(modalities, split, n, patch=8, seed=0, world="easy"):
+    """Data of one split: toy pairs for modalities a/b, spoken-digit scenes otherwise.
+
+    ``world`` names the scenes' preset (:data:`minivq.data.world.PRESETS`):
+    ``"easy"`` is v0.1's world (2 or 3 named digits on the patch grid, no
+    distractor); ``"hard_on_grid"`` the study's (2 to 5 named digits, unnamed
+    distractors, held-out digit sets, voices balanced); ``"hard"`` also moves
+    the digits off the patch grid.
+    """
     if set(modalities) <= {"a", "b"}:
         return toy_pairs(n, seed + TOY_SPLIT_SEEDS[split])
-    return digit_scenes(split, n, seed, patch=patch)
+    return world_scenes(split, n, seed, world=world, patch=patch)
 
 
-def demo_settings(quick=False, epochs=None):
-    """:data:`DEMO` or :data:`QUICK`, with ``epochs`` overridden if given."""
+def demo_settings(quick=False, epochs=None, world=None):
+    """:data:`DEMO` or :data:`QUICK`, with ``epochs`` and ``world`` overridden if given."""
     settings = QUICK if quick else DEMO
     if epochs is not None:
         settings = {**settings, "train": {**settings["train"], "epochs": epochs}}
+    if world is not None:
+        settings = {**settings, "data": {**settings["data"], "world": world}}
     return settings
 
 
@@ -144,7 +154,7 @@ def _payload(args, settings, runs, splits, wall_seconds):
             "wall_seconds": wall_seconds,
             "config": {"data": {**settings["data"], "modalities": list(MODALITIES), "seed": 0, "patch": 8},
                        "train": train, "model": shown_run["cfg"].to_dict()},
-            "chance": {k: round(v["chance"], 3) for k, v in loc.items()},
+            "chance": {k: round(v.get("chance_digit_unit", v["chance"]), 3) for k, v in loc.items()},
             "set_ceiling_r1": metrics.set_ceiling_r1(splits["test"]["digits"]),
             "table": _rows(runs),
             "runs": {v: [{k: r[k] for k in ("seed", "train_seconds", "eval", "history")} for r in rs]
@@ -169,11 +179,12 @@ def _write(out, payload, runs, shown):
 
 def _load_splits(settings, eval_split, log=say):
     d = settings["data"]
-    log(f"loading the spoken-digit scenes ({d['n_train']} train, {d['n_val']} val"
+    log(f"loading the spoken-digit scenes of the {d['world']} world ({d['n_train']} train, {d['n_val']} val"
         + (f", {d['n_test']} test" if eval_split == "test" else "") + " pairs) ...")
     t0 = time.perf_counter()
-    splits = {s: load_split(MODALITIES, s, d[f"n_{s}"]) for s in ("train", "val")}
-    splits["test"] = load_split(MODALITIES, "test", d["n_test"]) if eval_split == "test" else splits["val"]
+    splits = {s: load_split(MODALITIES, s, d[f"n_{s}"], world=d["world"]) for s in ("train", "val")}
+    splits["test"] = (load_split(MODALITIES, "test", d["n_test"], world=d["world"]) if eval_split == "test"
+                      else splits["val"])
     splits["scored"], splits["n_scored"] = eval_split, d[f"n_{eval_split}"]
     log(f"loaded in {time.perf_counter() - t0:.1f}s")
     return splits
@@ -223,7 +234,7 @@ def run_demo(args, out):
         On Ctrl-C, after printing and keeping the runs that finished.
     """
     t_start = time.perf_counter()
-    settings = demo_settings(args.quick, args.epochs)
+    settings = demo_settings(args.quick, args.epochs, getattr(args, "world", None))
     d, epochs = settings["data"], settings["train"]["epochs"]
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     say(f"minivq demo: {len(args.variants)} variants ({', '.join(args.variants)}) x {len(args.seeds)} "

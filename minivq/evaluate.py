@@ -11,6 +11,7 @@ import numpy as np
 from . import metrics
 from .encoders import modality_arrays, unit_labels
 from .matching import code_distribution_forward, code_similarity_forward
+from .metrics.claims import localize, set_retrieval_metrics
 from .train import batch_inputs
 from .model import represent
 
@@ -99,9 +100,17 @@ def encode_split(params, cfg, data, modalities=None, chunk=256):
 
 
 def _localization(enc, a, b, concepts):
-    """LOC from the spans of a to the units of b, with the chance level."""
+    """LOC from the spans of a to the units of b, with its chance levels.
+
+    ``chance`` picks a random valid unit; ``chance_digit_unit`` a random unit
+    among those on some concept (METHOD.md section 7: finding an object is
+    not finding the named one), the chance of the task as posed.
+    """
     P_w, found = metrics.concept_distributions(enc[a]["p"], enc[a]["labels"], enc[a]["M"], concepts)
-    return metrics.localization_accuracy(P_w, concepts, found, enc[b]["p"], enc[b]["labels"], enc[b]["M"])
+    loc = metrics.localization_accuracy(P_w, concepts, found, enc[b]["p"], enc[b]["labels"], enc[b]["M"])
+    rel = metrics.relevance(P_w, enc[b]["p"], enc[b]["M"])
+    posed = localize(rel, concepts, found, enc[b]["labels"], enc[b]["M"])
+    return {**loc, "chance_digit_unit": posed["chance_concept_unit"]}
 
 
 def _code_concept(enc, a, b, K, n_concepts):
@@ -141,7 +150,8 @@ def evaluate(params, cfg, data, lambda_r=1.0, enc=None):
     Returns
     -------
     dict
-        ``retrieval`` ({"summary", "code", "combined"}, RET), and with the
+        ``retrieval`` ({"summary", "code", "combined"}, RET, per instance;
+        with concepts also "set", per content, ranking by S), and with the
         discrete path ``localization`` ({"a->b", "b->a"}, LOC) and
         ``code_concept`` (CC, VQ-7). Plain floats, ints and lists (JSON-able).
     """
@@ -155,6 +165,8 @@ def evaluate(params, cfg, data, lambda_r=1.0, enc=None):
     concepts = data.get("digits", data.get("concepts"))
     if concepts is not None:
         out["n_concepts"] = n_concepts = int(concepts.max()) + 1
+        # per content: a candidate naming the same set of concepts counts (RET, METHOD.md section 7)
+        out["retrieval"]["set"] = set_retrieval_metrics(S, concepts)
     if cfg.use_vq and concepts is not None:
         out["localization"] = {}
         for src, dst in ((a, b), (b, a)):

@@ -25,7 +25,7 @@ __all__ = ["table_row", "column_title", "ablation_table", "format_chance", "snak
 
 VARIANT_NAMES = {"summary": "summary only (SUM-1)", "vq": "+ shared VQ (SUM-2,3)",
                  "full": "+ CMCM (full method)"}
-_TITLES = {"mean_r1": "mean R@1", "agree": "agree", "distinct_top_codes": "distinct codes",
+_TITLES = {"mean_r1": "mean R@1", "set_mean_r1": "set R@1", "agree": "agree", "distinct_top_codes": "distinct codes",
            "purity": "purity", "ppl": "ppl"}
 _COUNTS = ("agree", "distinct_top_codes", "ppl")  # shown with one decimal (or none)
 
@@ -38,7 +38,8 @@ def table_row(ev):
     dict
         snake_case column -> float (NaN where the variant has no codes):
         ``i2s_r1`` .. ``s2i_r10`` (RET, the modalities' initials),
-        ``mean_r1``, ``loc_s2i`` and ``loc_i2s`` (LOC), ``agree`` (one-to-one
+        ``mean_r1``, ``set_mean_r1`` (per content: a candidate naming the same
+        set of concepts counts), ``loc_s2i`` and ``loc_i2s`` (LOC), ``agree`` (one-to-one
         agreement), ``distinct_top_codes`` (distinct top codes among the
         concepts, the fewer of the two modalities; it bounds ``agree``),
         ``purity`` (CC) and ``ppl`` (VQ-7).
@@ -50,6 +51,7 @@ def table_row(ev):
     row.update({f"{b}2{a}_r{k}": ret["b2a"][f"R@{k}"] for k in (1, 5, 10)})
     row["mean_r1"] = ret["mean_R@1"]
     nan = float("nan")
+    row["set_mean_r1"] = ev["retrieval"].get("set", {}).get("mean_R@1", nan)
     loc, cc = ev.get("localization", {}), ev.get("code_concept", {})
     row[f"loc_{b}2{a}"] = loc.get(f"{name_b}->{name_a}", {}).get("accuracy", nan)
     row[f"loc_{a}2{b}"] = loc.get(f"{name_a}->{name_b}", {}).get("accuracy", nan)

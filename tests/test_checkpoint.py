@@ -105,7 +105,7 @@ def test_checkpoint_records_its_data_and_version(tmp_path):
     meta, _ = read_checkpoint_file(tmp_path / "c.npz")
     assert meta["minivq_version"] == __version__
     assert load_checkpoint(tmp_path / "c.npz").data == {"modalities": ["a", "b"], "n_train": 96, "n_val": 0,
-                                                         "seed": 0, "patch": 8}
+                                                         "seed": 0, "patch": 8, "world": "easy"}
 
 
 def _signature(path):

@@ -72,7 +72,8 @@ def test_worker_processes_give_the_same_numbers(quick, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "training 2 runs at a time, in worker processes (--jobs)" in proc.stdout
     progress = [l for l in proc.stdout.splitlines() if re.match(r"\[(summary|vq|full) \d/3, seed 0\] epoch", l)]
-    assert len(progress) == 6 and all(re.search(r"ETA \S+$", l) for l in progress)
+    assert len(progress) == 6, proc.stdout
+    assert all(re.search(r"ETA \S+$", l) for l in progress), [l for l in progress if not re.search(r"ETA \S+$", l)]
     one, two = strict_json(quick["out"] / "metrics.json"), strict_json(tmp_path / "metrics.json")
     assert two["table"] == one["table"]
     assert without_times(two["runs"]) == without_times(one["runs"])
@@ -82,7 +83,8 @@ def test_demo_says_what_it_does_and_prints_each_row_as_it_comes(quick):
     lines = quick["stdout"].splitlines()
     assert lines[0].startswith("minivq demo: 3 variants (summary, vq, full) x 1 seed (0), 2 epochs each, "
                                "192 train pairs; scored on 48 test pairs")
-    assert lines[1].startswith("loading the spoken-digit scenes (192 train, 48 val, 48 test pairs) ...")
+    assert lines[1].startswith("loading the spoken-digit scenes of the hard_on_grid world "
+                               "(192 train, 48 val, 48 test pairs) ...")
     progress = [l for l in lines if re.match(r"\[(summary|vq|full) \d/3, seed 0\] epoch", l)]
     assert len(progress) == 6 and all(re.search(r"val R@1 \(48 pairs\) [\d.]+ .*ETA \S+$", l) for l in progress)
     assert progress[2].startswith("[vq 2/3, seed 0] epoch 1/2")

@@ -51,3 +51,23 @@ def test_evaluate_keys_by_variant():
                 tops = [k for k in cc["top_codes"][m] if k >= 0]
                 assert cc["distinct_top_codes"][m] == len(set(tops))
             assert cc["agreement"] <= min(cc["distinct_top_codes"].values())
+
+
+def test_scenes_get_set_level_retrieval_and_the_chance_of_the_task_as_posed():
+    """Per content, a candidate naming the same digits counts (so recall can only rise); the LOC
+    chance among digit units is above the chance among all units (blank cells are easy to skip)."""
+    from minivq.demo import load_split
+    from minivq.metrics.claims import set_retrieval_metrics
+    data = load_split(("image", "speech"), "val", 40, world="hard_on_grid")
+    cfg = config_from_data(data, ("image", "speech"), variant="full", D=8, K=8, hidden=8, embed_dim=8)
+    params = init_params(cfg, np.random.default_rng(0))
+    ev = evaluate(params, cfg, data)
+    inst, per_set = ev["retrieval"]["summary"], ev["retrieval"]["set"]
+    for way in ("a2b", "b2a"):
+        for k in (1, 5, 10):
+            assert per_set[way][f"R@{k}"] >= inst[way][f"R@{k}"]
+    enc = encode_split(params, cfg, data)
+    S = (enc["image"]["r"] @ enc["speech"]["r"].T) / cfg.tau
+    assert per_set == set_retrieval_metrics(S, data["digits"])
+    for loc in ev["localization"].values():
+        assert loc["chance_digit_unit"] > loc["chance"] > 0

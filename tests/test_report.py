@@ -28,8 +28,9 @@ def _ev(with_codes=True):
 
 def test_table_row_keys_are_snake_case_and_values_right():
     row = table_row(_ev())
-    assert list(row) == ["i2s_r1", "i2s_r5", "i2s_r10", "s2i_r1", "s2i_r5", "s2i_r10", "mean_r1", "loc_s2i",
-                         "loc_i2s", "agree", "distinct_top_codes", "purity", "ppl"]
+    assert list(row) == ["i2s_r1", "i2s_r5", "i2s_r10", "s2i_r1", "s2i_r5", "s2i_r10", "mean_r1", "set_mean_r1",
+                         "loc_s2i", "loc_i2s", "agree", "distinct_top_codes", "purity", "ppl"]
+    assert math.isnan(row["set_mean_r1"]), "no per-content retrieval in this evaluation: NaN, not 0"
     assert row["loc_s2i"] == 0.8 and row["loc_i2s"] == 0.9
     assert row["distinct_top_codes"] == 9, "the fewer of the two modalities"
     no_codes = table_row(_ev(with_codes=False))
