@@ -7,8 +7,9 @@ Run from the repository root::
 Three parts, measured in one run (the machine is shared and noisy: compare
 the ratios, which are taken between timings interleaved in the same run):
 
-1. **Components, timed where they run.** ``minivq.train.train_step`` runs as
-   in training; the functions it calls are wrapped by timers for the
+1. **Components, timed where they run.** The step runs as ``minivq.train.fit``
+   runs it (``_train_step``, on data checked once before the first step); the
+   functions it calls are wrapped by timers for the
    duration (exclusive time: a component called inside another is not
    counted twice). "other" is the whole step minus the components, so the
    rows add up to the step. CPU time (all threads of the process) and wall
@@ -40,7 +41,7 @@ from minivq.layers import conv1d_output_length
 from minivq.layers.packed import pack_layout
 from minivq.model import loss_backward, loss_forward
 from minivq.nearest import nearest_threads
-from minivq.train import TrainConfig, batch_inputs, config_from_data, init_state, train_step
+from minivq.train import TrainConfig, _train_step, batch_inputs, config_from_data, check_data, init_state
 
 #: (module, attribute, label): the functions timed inside the step.
 COMPONENTS = [
@@ -186,6 +187,7 @@ def setup(batch_size, dtype="float32", seed=0):
     data = load_split(("image", "speech"), "train", 4 * batch_size)
     cfg = config_from_data(data, ("image", "speech"), variant="full", dtype=dtype)
     state = init_state(cfg, TrainConfig(batch_size=batch_size, seed=seed), data)
+    check_data(state, data)  # as fit does, once
     inputs = batch_inputs(data, cfg.modalities, np.arange(batch_size))
     return state, inputs
 
@@ -195,10 +197,10 @@ def components_table(batch_size, steps):
     timers = Timers()
     with threadpool_limits(limits=1, user_api="blas"), nearest_threads(1):
         for _ in range(3):
-            train_step(state, inputs)  # warm up
-        cpu_plain, wall_plain = measure(lambda: train_step(state, inputs), steps)
+            _train_step(state, inputs)  # warm up
+        cpu_plain, wall_plain = measure(lambda: _train_step(state, inputs), steps)
         with timed_components(state, timers):
-            cpu_t, wall_t = measure(lambda: train_step(state, inputs), steps)
+            cpu_t, wall_t = measure(lambda: _train_step(state, inputs), steps)
         floor_s = time_gemms(step_gemms(state.model_cfg, inputs))
     gemms = step_gemms(state.model_cfg, inputs)
     gflop = sum(2 * m * k * n for m, k, n in gemms) / 1e9
@@ -252,10 +254,10 @@ def torch_comparison(batch_size, steps, rounds):
             stack.enter_context(threadpool_limits(limits=threads, user_api="blas"))
             stack.enter_context(nearest_threads(threads))
             for _ in range(3):
-                train_step(state, inputs)
+                _train_step(state, inputs)
                 twin()
             for _ in range(rounds):
-                mine.append(measure(lambda: train_step(state, inputs), steps))
+                mine.append(measure(lambda: _train_step(state, inputs), steps))
                 theirs.append(measure(twin, steps))
         (mc, mw), (tc, tw) = np.median(mine, axis=0), np.median(theirs, axis=0)
         print(f"   {threads:7d} {1e3 * mc:10.2f} {1e3 * tc:10.2f} {mc / tc:6.2f} "

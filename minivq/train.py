@@ -23,11 +23,13 @@ from . import metrics
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TEXT_VOCAB
 from .encoders import modality_arrays
-from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
+from ._encoder_checks import check_model_args
+from .model import ModelConfig, _loss_backward, _loss_forward, init_params, represent
 from .nearest import nearest_threads
 from .optim import Adam, clip_grad_norm
 from .progress import Clock, epoch_line
-from .quantizer import codebook_usage, ema_init, ema_update, init_codebook_kmeanspp, restart_dead_codes
+from .ema import _ema_update, _restart_dead_codes
+from .quantizer import _codebook_usage, ema_init, init_codebook_kmeanspp
 from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
 
 __all__ = ["TrainConfig", "TrainState", "TrainingDiverged", "config_from_data", "batch_inputs", "init_state",
@@ -103,8 +105,8 @@ def _loss_and_grads(state, inputs):
     cfg = state.model_cfg
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as divergence below
-            loss, cache = loss_forward(state.params, inputs, cfg)
-            grads = _trainable(loss_backward(cache), cfg)
+            loss, cache = _loss_forward(state.params, inputs, cfg)  # checked by the caller
+            grads = _trainable(_loss_backward(cache), cfg)
     except (ValueError, FloatingPointError) as e:
         inputs_finite = all(np.isfinite(x).all() for x, _ in inputs.values())
         if state.step == 0 or not inputs_finite:
@@ -114,8 +116,30 @@ def _loss_and_grads(state, inputs):
     return float(loss), cache, grads
 
 
+def check_data(state, data, name="data"):
+    """Check a whole split once, as :func:`minivq.model.loss_forward` checks a batch.
+
+    The training loop checks its data and the weights here, before the first
+    step, so that its steps need not scan the same arrays again (STYLE.md
+    "Errors": one validation layer at the public boundary).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the array, e.g. ``x of 'speech'`` (NaN, wrong shape or dtype).
+    """
+    rows = np.arange(len(modality_arrays(data, state.model_cfg.modalities[0])[0]))
+    try:
+        check_model_args(state.params, batch_inputs(data, state.model_cfg.modalities, rows), state.model_cfg)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name}: {e}") from None
+
+
 def train_step(state, inputs):
     """One optimization step on one batch; returns the step's logs.
+
+    The batch and the weights are checked first (:func:`minivq.model.loss_forward`'s
+    checks); :func:`fit` checks its data once instead, then runs the steps unchecked.
 
     Returns
     -------
@@ -130,6 +154,12 @@ def train_step(state, inputs):
         When the loss or the gradient norm is not finite, or the weights
         overflow; the weights are not updated by the failing step.
     """
+    _, inputs, _ = check_model_args(state.params, inputs, state.model_cfg)
+    return _train_step(state, inputs)
+
+
+def _train_step(state, inputs):
+    """:func:`train_step` on checked weights and a batch of checked data."""
     cfg, tc = state.model_cfg, state.train_cfg
     loss, cache, grads = _loss_and_grads(state, inputs)
     if not math.isfinite(loss):  # one float: cheap, every step
@@ -149,23 +179,31 @@ def train_step(state, inputs):
     if cfg.use_vq:
         units = [cache["units"][m] for m in cfg.modalities]
         Hs, idxs, Ms = [u["H"] for u in units], [u["idx"] for u in units], [u["M"] for u in units]
-        logs["perplexity"] = codebook_usage(idxs, Ms, cfg.K)["perplexity"]
+        codes = np.concatenate([idx[M] for idx, M in zip(idxs, Ms)])  # the valid units' codes
+        logs["perplexity"] = _codebook_usage(codes, cfg.K)["perplexity"]  # (VQ-7)
         if cfg.codebook == "ema":
-            ema = ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
-            state.ema, restarted = restart_dead_codes(ema, Hs, Ms, tc.dead_threshold, state.rng)  # (VQ-6)
+            ema = _ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
+            X = np.concatenate([H[M] for H, M in zip(Hs, Ms)])  # (N, D) the valid units
+            state.ema, restarted = _restart_dead_codes(ema, X, tc.dead_threshold, state.rng)  # (VQ-6)
             state.params["E"][...] = state.ema.E
             logs["restarted"] = int(len(restarted))
     return logs
 
 
 def train_epoch(state, data):
-    """One shuffled pass over ``data``; returns the mean of each logged quantity."""
+    """One shuffled pass over ``data`` (checked first); returns the mean of each logged quantity."""
+    check_data(state, data)
+    return _train_epoch(state, data)
+
+
+def _train_epoch(state, data):
+    """:func:`train_epoch` on checked data."""
     n = len(modality_arrays(data, state.model_cfg.modalities[0])[0])
     B = min(state.train_cfg.batch_size, n)
     perm = state.rng.permutation(n)
     logs = []
-    for start in range(0, n - B + 1, B):
-        logs.append(train_step(state, batch_inputs(data, state.model_cfg.modalities, perm[start:start + B])))
+    for start in range(0, n - B + 1, B):  # the data was checked once, by the caller
+        logs.append(_train_step(state, batch_inputs(data, state.model_cfg.modalities, perm[start:start + B])))
     return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
 
 
@@ -209,11 +247,13 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
     """
     label = label or f"[{state.model_cfg.variant}, seed {state.train_cfg.seed}]"
     clock = clock or Clock(state.train_cfg.epochs - state.epoch)
+    if state.epoch < state.train_cfg.epochs:
+        check_data(state, train_data, "train_data")  # once; the steps run unchecked
     while state.epoch < state.train_cfg.epochs:
         t0 = time.perf_counter()
         threads = state.train_cfg.blas_threads  # BLAS and the nearest-code kernel alike
         with threadpool_limits(limits=threads, user_api="blas"), nearest_threads(threads):
-            logs = train_epoch(state, train_data)
+            logs = _train_epoch(state, train_data)
         state.epoch += 1
         if val_data is not None and state.train_cfg.val_size > 0:
             n_val = len(modality_arrays(val_data, state.model_cfg.modalities[0])[0])

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_int, check_number
+
 from .model import ModelConfig
 from .optim import Adam
 from .quantizer import EMAState
@@ -50,7 +52,8 @@ class TrainConfig:
     ema_decay, ema_eps : float
         g and eps of the EMA codebook (VQ-5).
     dead_threshold : float
-        A code whose raw EMA count n_k falls below it is restarted (VQ-6).
+        A code whose raw EMA count n_k falls below it is restarted (VQ-6);
+        in (0, 1e6], so that m_k = e_k * threshold stays finite.
     seed : int
         Seeds the one random generator of the run.
     val_size : int
@@ -73,6 +76,18 @@ class TrainConfig:
     seed: int = 0
     val_size: int = 200
     blas_threads: int = 1
+
+    def __post_init__(self):
+        """Every field checked when the config is made (a ValueError/TypeError naming it)."""
+        for name, low in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("val_size", 0), ("blas_threads", 1)):
+            setattr(self, name, check_int(getattr(self, name), f"TrainConfig {name}", low))
+        self.lr = check_number(self.lr, "TrainConfig lr", 0, low_open=True)
+        self.weight_decay = check_number(self.weight_decay, "TrainConfig weight_decay", 0)
+        self.clip = check_number(self.clip, "TrainConfig clip", 0)
+        self.ema_decay = check_number(self.ema_decay, "TrainConfig ema_decay", 0, 1, low_open=True, high_open=True)
+        self.ema_eps = check_number(self.ema_eps, "TrainConfig ema_eps", 0)
+        self.dead_threshold = check_number(self.dead_threshold, "TrainConfig dead_threshold", 0, 1e6,
+                                           low_open=True)
 
 
 @dataclass
