@@ -52,8 +52,8 @@ COMPONENTS = [
     ("minivq.model", "_code_distribution_backward", "code distributions (CM-1, CM-2)"),
     ("minivq.model", "_pair_forward", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"),
     ("minivq.model", "_pair_backward", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"),
-    ("minivq.train", "ema_update", "EMA update + dead-code restart (VQ-5, VQ-6)"),
-    ("minivq.train", "restart_dead_codes", "EMA update + dead-code restart (VQ-5, VQ-6)"),
+    ("minivq.train", "_ema_update", "EMA update + dead-code restart (VQ-5, VQ-6)"),
+    ("minivq.train", "_restart_dead_codes", "EMA update + dead-code restart (VQ-5, VQ-6)"),
     ("minivq.train", "clip_grad_norm", "clipping + Adam"),
 ]
 
@@ -192,10 +192,10 @@ def setup(batch_size, dtype="float32", seed=0):
     return state, inputs
 
 
-def components_table(batch_size, steps):
+def components_table(batch_size, steps, threads=1):
     state, inputs = setup(batch_size)
     timers = Timers()
-    with threadpool_limits(limits=1, user_api="blas"), nearest_threads(1):
+    with threadpool_limits(limits=threads, user_api="blas"), nearest_threads(threads):
         for _ in range(3):
             _train_step(state, inputs)  # warm up
         cpu_plain, wall_plain = measure(lambda: _train_step(state, inputs), steps)
@@ -204,7 +204,8 @@ def components_table(batch_size, steps):
         floor_s = time_gemms(step_gemms(state.model_cfg, inputs))
     gemms = step_gemms(state.model_cfg, inputs)
     gflop = sum(2 * m * k * n for m, k, n in gemms) / 1e9
-    print(f"\n1. one step, batch {batch_size}, 1 thread: components timed inside train_step "
+    print(f"\n1. one step, batch {batch_size}, {threads} thread{'s' * (threads > 1)}: components timed inside "
+          f"the step "
           f"(ms per step; {steps} steps)")
     print(f"{'component':48s} {'CPU':>7s} {'wall':>7s} {'share':>6s}")
     total_c, total_w = cpu_t * steps, wall_t * steps
@@ -269,9 +270,10 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40, help="steps per timing")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against PyTorch")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the component table")
     args = parser.parse_args()
     print(minivq.about())
-    components_table(args.batch_size, args.steps)
+    components_table(args.batch_size, args.steps, args.threads)
     torch_comparison(args.batch_size, args.steps, args.rounds)
 
 

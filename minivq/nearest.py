@@ -112,6 +112,8 @@ OPENMP = bool(_fast is not None and _fast.openmp_enabled())
 # in the per-core L2 cache (2 MiB here) next to the packed codebook.
 _TILE_BYTES = 1024 * 1024
 _REFERENCE_CHUNK_ELEMENTS = 1 << 20
+# Multiply-adds (N K D) a thread of the fast kernel must have to be worth starting (~1 ms of one core).
+_MIN_THREAD_WORK = 1 << 23
 # The fast kernel takes N, K and D as C ints (so does BLAS): larger would wrap.
 _C_INT_MAX = int(np.iinfo(np.intc).max)
 
@@ -416,7 +418,10 @@ def nearest_code(X, E, *, n_threads=None):
         Codebook, K >= 1, D >= 1.
     n_threads : int or None, keyword-only
         Threads of the compiled kernel (OpenMP, over row tiles); None uses
-        every core this process may run on. BLAS is held to one thread inside.
+        every core this process may run on (or the :func:`nearest_threads`
+        setting). An upper bound: a search uses at most one thread per row
+        tile and per 2^23 multiply-adds (N K D), since a smaller share costs
+        more to start than it saves. BLAS is held to one thread inside.
         Ignored, once validated, when ``minivq.BACKEND == "numpy"``; a kernel
         built without OpenMP (``minivq.OPENMP`` False; ``minivq.about()``
         says "OpenMP: off") runs on one thread whatever n_threads says.
@@ -467,7 +472,9 @@ def _search(X, E, threads, names):
     e_sq = np.empty(K, dtype=X.dtype)
     tile_rows = int(min(N, _fast.TILE_MAX_ROWS, max(16, _TILE_BYTES // (K * X.itemsize))))
     n_tiles = -(-N // tile_rows)
-    threads = min(threads, n_tiles) if OPENMP else 1  # without OpenMP the tiles run one after another
+    # a thread gets at least _MIN_THREAD_WORK multiply-adds: below that, starting it costs more than it
+    # saves (and in a training step its spinning would hold the core BLAS needs next)
+    threads = min(threads, n_tiles, max(1, N * K * X.shape[1] // _MIN_THREAD_WORK)) if OPENMP else 1
     scratch = np.empty((threads, K, tile_rows), dtype=X.dtype)
     with _BlasOneThread():
         status = _fast.nearest_fast(X, E, x_sq, e_sq, indices, sq_distances, scratch, threads)
