@@ -23,20 +23,19 @@ from .data.world import WRITER_NOTE, split_voices, world_settings
 from .parallel import JobRunner
 from .progress import format_duration, say
 from .report import jsonable
-from .study_analysis import analyse
+from .study_analysis import VARIANTS, analyse, tune_choices
 from .study_runs import run_job
 
-__all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "tune_choices"]
+__all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "epoch_grid", "tune_choices"]
 
 #: The default study (about 10 minutes on 2 idle cores with --jobs 2).
 DEFAULT = {"world": "hard_on_grid", "n_train": 2000, "n_val": 500, "n_test": 500, "n_curve": 200, "n_kmeans": 500,
-           "epochs": 50, "batch_size": 64, "lr_grid": [1e-3, 3e-3], "tune_seeds": [1000],
+           "epochs": 100, "batch_size": 64, "lr_grid": [1e-3], "tune_seeds": [1000],
            "lambdas": [0.1, 0.3, 1.0, 3.0], "model": {}}
 #: ``--quick``: seconds, every code path (for tests).
 QUICK = {**DEFAULT, "n_train": 64, "n_val": 32, "n_test": 32, "n_curve": 16, "n_kmeans": 16, "epochs": 2,
          "batch_size": 16, "lr_grid": [1e-3, 3e-3], "model": {"D": 8, "K": 8, "hidden": 16, "embed_dim": 16}}
 ARMS = {"image_speech": ("image", "speech"), "image_text": ("image", "text")}
-VARIANTS = ("summary", "vq", "full")
 
 EPILOG = """examples:
   minivq study                        # 10 seeds, the committed study/ (about 10 minutes, 2 cores)
@@ -72,7 +71,8 @@ def add_parser(subparsers):
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 epochs: seconds, for tests")
     p.add_argument("--jobs", type=_positive, default=2, help="worker processes (results do not depend on it)")
     p.add_argument("--epochs", type=_positive, default=None,
-                   help=f"epochs per run (default: {DEFAULT['epochs']}, {QUICK['epochs']} with --quick)")
+                   help=f"the training budget: each variant trains the number of epochs up to it that is best "
+                   f"on val (default: {DEFAULT['epochs']}, {QUICK['epochs']} with --quick)")
     p.add_argument("--no-image-text", action="store_true", help="skip the image-text arm (secondary)")
     p.add_argument("--codebook-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other K")
     p.add_argument("--train-sizes", type=_positive, nargs="*", default=[], help="secondary arms: other n_train")
@@ -91,6 +91,7 @@ def settings_from(args):
     s = json.loads(json.dumps(QUICK if args.quick else DEFAULT))  # a deep copy
     if args.epochs is not None:
         s["epochs"] = args.epochs
+    s["epoch_grid"] = epoch_grid(s["epochs"])
     s["arms"] = {"image_speech": {"modalities": list(ARMS["image_speech"]), "model": {}, "n_train": s["n_train"]}}
     if not args.no_image_text:
         s["arms"]["image_text"] = {"modalities": list(ARMS["image_text"]), "model": {}, "n_train": s["n_train"]}
@@ -107,18 +108,23 @@ def settings_from(args):
     return s
 
 
-def make_jobs(s, arm, variant, seed, lr, split):
-    """The job dict of one run (see :mod:`minivq.study_runs`)."""
+def epoch_grid(epochs):
+    """The ten (or fewer) epoch counts tried on val: evenly spaced up to the budget."""
+    return sorted({max(1, round(epochs * k / 10)) for k in range(1, 11)})
+
+
+def make_jobs(s, arm, variant, seed, lr, split, epochs=None, score_epochs=()):
+    """The job dict of one run (see :mod:`minivq.study_runs`); epochs default: the budget."""
     a = s["arms"][arm]
     return {"arm": arm, "variant": variant, "seed": seed, "data_seed": seed, "lr": lr, "split": split,
             "modalities": tuple(a["modalities"]), "world": a.get("world", s["world"]), "n_train": a["n_train"],
             "n_val": s["n_val"], "n_test": s["n_test"], "n_curve": s["n_curve"], "n_kmeans": s["n_kmeans"],
-            "epochs": s["epochs"], "batch_size": s["batch_size"], "model": {**s["model"], **a["model"]},
-            "lambdas": s["lambdas"]}
+            "epochs": epochs or s["epochs"], "score_epochs": list(score_epochs), "batch_size": s["batch_size"],
+            "model": {**s["model"], **a["model"]}, "lambdas": s["lambdas"]}
 
 
 def _line(phase, done, total, rec, eta):
-    what = f"{rec['arm']} {rec['variant']} seed {rec['seed']} lr {rec['lr']:g}"
+    what = f"{rec['arm']} {rec['variant']} seed {rec['seed']} lr {rec['lr']:g}, {rec['epochs']} epochs"
     if rec["diverged"]:
         return f"[{phase} {done}/{total}] {what}: diverged ({rec['error']}); ETA {format_duration(eta)}"
     m = rec["metrics"]
@@ -154,32 +160,6 @@ def run_jobs(jobs, n_workers, phase, eta_after=0.0):
     return records
 
 
-def tune_choices(s, records):
-    """lr per (arm, variant), lambda per (arm, variant) and the claim-3 dense baseline per arm, from val."""
-    choices = {}
-    for arm in (a for a in s["arms"] if not s["arms"][a].get("extra")):
-        c = choices[arm] = {"lr": {}, "lambda": {}, "val": {}}
-        for v in VARIANTS:
-            def val_mean(lr, key="set_mean_r1"):
-                recs = [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, lr)]
-                if any(r["diverged"] for r in recs):
-                    return -np.inf
-                return float(np.mean([r["metrics"][key] for r in recs]))
-            scores = {lr: val_mean(lr) for lr in s["lr_grid"]}
-            c["lr"][v] = max(s["lr_grid"], key=lambda lr: scores[lr])  # ties: the first in the grid
-            c["val"][v] = {"set_mean_r1_by_lr": {repr(lr): x for lr, x in scores.items()}}
-            best = [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, c["lr"][v])]
-            if v != "summary":
-                lam = {repr(float(x)): float(np.mean([r["metrics"]["combined_set_mean_r1"][repr(float(x))]
-                                                      for r in best])) for x in s["lambdas"]}
-                c["lambda"][v] = float(max(s["lambdas"], key=lambda x: lam[repr(float(x))]))
-                c["val"][v]["combined_set_mean_r1_by_lambda"] = lam
-            c["val"][v]["loc_dense_to_image"] = float(np.mean([r["metrics"]["loc_dense_to_image"] for r in best]))
-        own, summary = c["val"]["full"]["loc_dense_to_image"], c["val"]["summary"]["loc_dense_to_image"]
-        c["claim3_baseline"] = "full_units" if own > summary else "summary_units"
-    return choices
-
-
 def seed_jobs(s, choices, seeds):
     """The test runs: every arm, variant and seed (secondary K / n_train arms: the first extra_seeds)."""
     jobs = []
@@ -188,7 +168,7 @@ def seed_jobs(s, choices, seeds):
         for seed in seeds:
             if a.get("extra") and seed >= s["extra_seeds"]:
                 continue
-            jobs += [make_jobs(s, arm, v, seed, tuned["lr"][v], "test") for v in VARIANTS]
+            jobs += [make_jobs(s, arm, v, seed, tuned["lr"][v], "test", tuned["epochs"][v]) for v in VARIANTS]
     return jobs
 
 
@@ -200,8 +180,8 @@ def _world_info(s):
 
 
 def _left_out(s):
-    out = [f"only the learning rate is tuned: the budget ({s['epochs']} epochs) and K, tau, tau_c, lambda_cmcm "
-           "(the ModelConfig defaults) are the same for every variant"]
+    out = [f"only the number of epochs (up to {s['epochs']}) and the learning rate (from {s['lr_grid']}) are "
+           "tuned; K, tau, tau_c and lambda_cmcm are the ModelConfig defaults for every variant"]
     if not any(k.startswith("image_speech_k") for k in s["arms"]):
         out.append("other codebook sizes (secondary; `minivq study --codebook-sizes 64 128`)")
     if not any(k.startswith("image_speech_n") for k in s["arms"]):
@@ -220,9 +200,9 @@ def _tuning_summary(choices):
     lines = []
     for arm, c in choices.items():
         for v, lr in c["lr"].items():
-            by_lr = ", ".join(f"lr {float(k):g}: {x:.3f}" for k, x in c["val"][v]["set_mean_r1_by_lr"].items())
-            lam = f"; lambda {c['lambda'][v]:g}" if v in c["lambda"] else ""
-            lines.append(f"{arm} {v}: val set R@1 {by_lr} -> lr {lr:g}{lam}")
+            lam = f", lambda {c['lambda'][v]:g}" if v in c["lambda"] else ""
+            best = max(c["val"][v]["set_mean_r1"].values())
+            lines.append(f"{arm} {v}: lr {lr:g}, {c['epochs'][v]} epochs{lam} (val set-level R@1 {best:.3f})")
         own, summary = (c["val"][v]["loc_dense_to_image"] for v in ("full", "summary"))
         lines.append(f"{arm}: claim-3 dense baseline on val: {c['claim3_baseline']} (full's own units "
                      f"{own:.3f}, summary's {summary:.3f})")
@@ -233,7 +213,7 @@ def _write(out, payload, final):
     rep.write_json(out / "study.json", payload)
     if final:
         rep.plot_differences(payload["results"]["primary"], out / "paired_differences.png")
-        rep.plot_curves(payload["results"]["curves"], out / "learning_curves.png")
+        rep.plot_curves(payload["results"]["curves"], out / "learning_curves.png", payload["tuning"]["choices"])
         atomic_write_text(out / "study.md", rep.markdown(payload))
 
 
@@ -252,10 +232,11 @@ def run(args):
                "world": _world_info(s), "left_out": _left_out(s)}
     atomic_write_text(out / "study.md", f"# minivq study (running)\n\n{payload['protocol']}\nResults pending.\n")
     say(f"minivq study: {len(s['arms'])} arms ({', '.join(s['arms'])}) x 3 variants x {args.seeds} seeds, "
-        f"{s['epochs']} epochs on {s['n_train']} scenes; protocol written to {out / 'study.md'}")
-    tune = [make_jobs(s, arm, v, seed, lr, "val") for arm in s["arms"] if not s["arms"][arm].get("extra")
-            for v in VARIANTS for lr in s["lr_grid"] for seed in s["tune_seeds"]]
-    later = sum(_cost(j) for j in seed_jobs(s, {a: {"lr": dict.fromkeys(VARIANTS, 0.0)} for a in s["arms"]}, seeds))
+        f"up to {s['epochs']} epochs on {s['n_train']} scenes; protocol written to {out / 'study.md'}")
+    tune = [make_jobs(s, arm, v, seed, lr, "val", score_epochs=s["epoch_grid"]) for arm in s["arms"]
+            if not s["arms"][arm].get("extra") for v in VARIANTS for lr in s["lr_grid"] for seed in s["tune_seeds"]]
+    guess = {"lr": dict.fromkeys(VARIANTS, 0.0), "epochs": dict.fromkeys(VARIANTS, s["epochs"])}
+    later = sum(_cost(j) for j in seed_jobs(s, dict.fromkeys(s["arms"], guess), seeds))
     tune_records = run_jobs(tune, args.jobs, "tuning on val", eta_after=later)
     choices = tune_choices(s, tune_records)
     payload["tuning"] = {"choices": choices, "summary": _tuning_summary(choices), "runs": tune_records}

@@ -8,9 +8,10 @@ import numpy as np
 
 from .study_report import paired, verdict
 
-__all__ = ["analyse", "flatten"]
+__all__ = ["VARIANTS", "analyse", "flatten", "tune_choices"]
 
 PRIMARY_ARM = "image_speech"
+VARIANTS = ("summary", "vq", "full")
 CHANCE_KEYS = ("chance_unit_to_image", "chance_digit_unit_to_image", "chance_point_to_image",
                "chance_unit_from_image", "chance_digit_unit_from_image", "inst_ceiling_r1", "set_chance_r1",
                "set_ceiling_r1")
@@ -99,10 +100,46 @@ def _secondary(by, seeds, choices, records):
     return out
 
 
-def _late_gain(histories, epochs):
-    """Mean over runs of the val set-level R@1 gain over the last fifth of the epochs."""
-    start = max(int(0.8 * epochs) - 1, 0)
-    return float(np.mean([h[-1]["val_set_r1"] - h[start]["val_set_r1"] for h in histories]))
+def _late_gain(histories):
+    """Mean over runs of the val set-level R@1 gain over the last fifth of each run's epochs."""
+    return float(np.mean([h[-1]["val_set_r1"] - h[max(int(0.8 * len(h)) - 1, 0)]["val_set_r1"]
+                          for h in histories]))
+
+
+def _mean_at(recs, epoch, key):
+    """Mean over tuning runs of one val metric after ``epoch`` epochs (-inf if a run diverged)."""
+    if any(r["diverged"] for r in recs):
+        return -np.inf
+    return float(np.mean([flatten(r["metrics_by_epoch"][str(epoch)])[key] for r in recs]))
+
+
+def tune_choices(s, records):
+    """Per arm and variant, from the tuning runs on val: (lr, epochs), lambda; and the claim-3 baseline.
+
+    (lr, epochs) maximizes the mean val set-level R@1 (ranking by S) over the tuning seeds, among
+    ``s["lr_grid"]`` and ``s["epoch_grid"]`` (ties: the smaller lr, then fewer epochs); lambda of
+    S + lambda S^code and the dense baseline of claim 3 are chosen at that point.
+    """
+    choices = {}
+    for arm in (a for a in s["arms"] if not s["arms"][a].get("extra")):
+        c = choices[arm] = {"lr": {}, "epochs": {}, "lambda": {}, "val": {}}
+        for v in VARIANTS:
+            by_lr = {lr: [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, lr)]
+                     for lr in s["lr_grid"]}
+            grid = {(lr, e): _mean_at(by_lr[lr], e, "set_mean_r1") for lr in sorted(by_lr) for e in s["epoch_grid"]}
+            lr, epochs = max(grid, key=lambda point: grid[point])  # the first maximum: ties as documented
+            c["lr"][v], c["epochs"][v] = lr, epochs
+            best = by_lr[lr]
+            c["val"][v] = {"set_mean_r1": {f"lr {x:g}, {e} epochs": y for (x, e), y in grid.items()},
+                           "curve": np.mean([[h["val_set_r1"] for h in r["history"]] for r in best], axis=0).tolist(),
+                           "loc_dense_to_image": _mean_at(best, epochs, "loc_dense_to_image")}
+            if v != "summary":
+                lam = {x: _mean_at(best, epochs, f"combined_set_mean_r1_{float(x)!r}") for x in s["lambdas"]}
+                c["lambda"][v] = float(max(s["lambdas"], key=lambda x: lam[x]))
+                c["val"][v]["combined_set_mean_r1"] = {f"{x:g}": y for x, y in lam.items()}
+        own, summary = c["val"]["full"]["loc_dense_to_image"], c["val"]["summary"]["loc_dense_to_image"]
+        c["claim3_baseline"] = "full_units" if own > summary else "summary_units"
+    return choices
 
 
 def analyse(s, choices, records):
@@ -119,7 +156,7 @@ def analyse(s, choices, records):
         means.setdefault(arm, {})[variant] = {k: float(np.nanmean([f[k] for f in flat]))
                                               for k in flat[0] if all(k in f for f in flat)}
         curves.setdefault(arm, {})[variant] = [[h["val_set_r1"] for h in r["history"]] for r in runs]
-        late[f"{arm} {variant}"] = _late_gain([r["history"] for r in runs], s["epochs"])
+        late[f"{arm} {variant}"] = _late_gain([r["history"] for r in runs])
     chance = {k: means[PRIMARY_ARM]["summary"][k] for k in CHANCE_KEYS if k in means[PRIMARY_ARM]["summary"]}
     return {"primary": primary, "secondary": _secondary(by, seeds, choices, records), "chance": chance,
             "means": means, "curves": curves, "late_gain": late}

@@ -80,15 +80,18 @@ def protocol(s, n_seeds):
   voice type is heard in training, every voice equally frequent in each split. The
   handwritten digits' 13 writers are shared by all splits.
 - **Runs**: variants `summary` (SUM-1 only), `vq` (+ shared codebook, no CMCM: the
-  codebook-only arm) and `full` (+ CMCM), each trained {s['epochs']} epochs, batch
-  {s['batch_size']}, on {s['n_train']} scenes. Seed s (0..{n_seeds - 1}) fixes the weights,
-  the shuffling, the training set and a test gallery of {s['n_test']} scenes; the variants
-  of one seed share both, so differences are paired by seed.
-- **Tuning, the same for every variant**: Adam lr from {{{grid}}}, chosen per variant by the
-  mean val set-level R@1 (ranking by S) of runs with tuning seeds {s['tune_seeds']} on the
-  fixed val set ({s['n_val']} scenes). On the same runs: lambda of S + lambda S^code from
-  {{{lams}}} for `vq` and `full`, and the claim-3 dense baseline (the full model's own units,
-  or the summary model's units: the stronger on val). Test is touched only by the seed runs.
+  codebook-only arm) and `full` (+ CMCM), batch {s['batch_size']}, {s['n_train']} training
+  scenes, each trained the number of epochs chosen on val, at most {s['epochs']} (the same
+  budget for every variant). Seed s (0..{n_seeds - 1}) fixes the weights, the shuffling, the
+  training set and a test gallery of {s['n_test']} scenes; the variants of one seed share both,
+  so differences are paired by seed.
+- **Tuning, the same for every variant**: one run per tuning seed {s['tune_seeds']} and Adam lr
+  in {{{grid}}}, trained to the budget and scored on the fixed val set ({s['n_val']} scenes)
+  after {', '.join(map(str, s['epoch_grid']))} epochs; the (lr, epochs) with the best mean val
+  set-level R@1 (ranking by S) is chosen per variant (ties: the smaller lr, then fewer epochs).
+  At that point: lambda of S + lambda S^code from {{{lams}}} for `vq` and `full`, and the
+  claim-3 dense baseline (the full model's own units, or the summary model's units: the
+  stronger on val). Test is touched only by the seed runs.
 - **Primary endpoints** (test, image-speech, N = {n_seeds} seeds, paired difference with a
   t-based 95% CI and sign counts):
   1. Claim 1: set-level mean R@1 (both directions, a candidate naming the same digit set
@@ -150,8 +153,9 @@ def markdown(payload):
     lines += ["", "## Tuning on val", ""] + [f"- {line}" for line in payload["tuning"]["summary"]]
     lines += ["", "## Learning curves", "", "![learning curves](learning_curves.png)", "",
               f"Set-level mean R@1 (ranking by S) on the first {payload['settings']['n_curve']} val scenes after "
-              "every epoch: mean over seeds with the min-max band. Gain over the last fifth of the epochs "
-              "(mean over seeds; near 0: the budget is enough):", ""]
+              "every epoch: the seed runs (each to its variant's chosen epochs; mean over seeds with the min-max "
+              "band) and, dashed, the tuning run of each variant to the whole budget, with its chosen epoch "
+              "marked. Gain over the last fifth of the seed runs' epochs (mean over seeds):", ""]
     lines += [f"- {k}: {_f(v)}" for k, v in r["late_gain"].items()]
     lines += ["", "## Per-seed paired differences", "", "![paired differences](paired_differences.png)", "",
               "## Data", "", f"- world: `{json.dumps(payload['world']['settings'])}`",
@@ -206,16 +210,23 @@ def plot_differences(primary, path):
     _save(fig, path)
 
 
-def plot_curves(curves, path):
-    """Val set-level R@1 per epoch, one panel per arm, one line (mean) and band (min-max) per variant."""
+def plot_curves(curves, path, tuning=None):
+    """Val set-level R@1 per epoch, one panel per arm: seed runs (mean line, min-max band) per variant,
+    and the tuning curve to the whole budget (dashed, ``tuning[arm]["val"][variant]["curve"]``) with
+    the chosen epoch (``tuning[arm]["epochs"][variant]``) marked."""
     fig, axes = _figure(len(curves), width=4.0)
     for ax, (arm, by_variant) in zip(axes, curves.items()):
-        for variant, runs in by_variant.items():
+        for color, (variant, runs) in zip(("tab:blue", "tab:orange", "tab:green"), sorted(by_variant.items())):
             y = np.asarray(runs, dtype=float)  # (seeds, epochs)
             x = np.arange(1, y.shape[1] + 1)
-            ax.plot(x, y.mean(axis=0), label=variant)
-            ax.fill_between(x, y.min(axis=0), y.max(axis=0), alpha=0.2)
-        ax.set_title(arm, fontsize=9)
+            ax.plot(x, y.mean(axis=0), color=color, label=variant)
+            ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=color, alpha=0.2)
+            if tuning and arm in tuning:
+                t = np.asarray(tuning[arm]["val"][variant]["curve"], dtype=float)
+                ax.plot(np.arange(1, len(t) + 1), t, color=color, ls="--", lw=0.8)
+                e = tuning[arm]["epochs"][variant]
+                ax.plot([e], [t[e - 1]], marker="v", color=color, ms=7)
+        ax.set_title(f"{arm} (dashed: tuning run; triangle: chosen epochs)", fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("val set-level mean R@1")
         ax.legend(fontsize=7)

@@ -152,14 +152,20 @@ def _val_set_r1(params, cfg, data):
     return 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
 
 
-def _train_with_curve(cfg, tc, train, curve_data):
-    """Train to tc.epochs one epoch at a time (the same steps as one fit call), scoring the curve after each."""
-    epochs, state, curve = tc.epochs, init_state(cfg, tc, train), []
+def _train_with_curve(cfg, tc, train, curve_data, at=(), score_at=None):
+    """Train to tc.epochs one epoch at a time (the same steps as one fit call), scoring the curve after each.
+
+    ``score_at(params)`` is also called after each epoch listed in ``at``; returns
+    (state, curve, {epoch: score_at(params)}).
+    """
+    epochs, state, curve, scores = tc.epochs, init_state(cfg, tc, train), [], {}
     for epoch in range(1, epochs + 1):
         state.train_cfg.epochs = epoch
         fit(state, train, None, log=None)
         curve.append(_val_set_r1(state.params, cfg, curve_data))
-    return state, curve
+        if epoch in at:
+            scores[epoch] = score_at(state.params)
+    return state, curve, scores
 
 
 def run_job(job):
@@ -176,15 +182,22 @@ def run_job(job):
         cfg = config_from_data(train, job["modalities"], variant=job["variant"], **job["model"])
         tc = TrainConfig(seed=job["seed"], epochs=job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
                          val_size=0)
-        record = {k: job[k] for k in ("arm", "variant", "seed", "lr", "split")}
+        record = {k: job[k] for k in ("arm", "variant", "seed", "lr", "epochs", "split")}
         curve_data = {k: v[:job["n_curve"]] for k, v in val.items()}
+        fit_units = None if cfg.use_vq else {k: v[:job["n_kmeans"]] for k, v in train.items()}
+
+        def score_at(params):
+            return score(params, cfg, scored, job["lambdas"], fit_units, job["seed"])
+
+        at = tuple(job.get("score_epochs", ()))
         try:
-            state, curve = _train_with_curve(cfg, tc, train, curve_data)
+            state, curve, by_epoch = _train_with_curve(cfg, tc, train, curve_data, at, score_at)
         except TrainingDiverged as e:
             return {**record, "diverged": True, "error": str(e), "seconds": time.perf_counter() - t0}
         t1 = time.perf_counter()
-        fit_units = None if cfg.use_vq else {k: v[:job["n_kmeans"]] for k, v in train.items()}
-        record["metrics"] = score(state.params, cfg, scored, job["lambdas"], fit_units, job["seed"])
+        record["metrics"] = by_epoch[job["epochs"]] if job["epochs"] in by_epoch else score_at(state.params)
+        if at:
+            record["metrics_by_epoch"] = {str(e): m for e, m in by_epoch.items()}
     record["history"] = [{**{k: h[k] for k in ("epoch", "loss", "mms", "cmcm") if k in h}, "val_set_r1": r1}
                          for h, r1 in zip(state.history, curve)]
     record.update(diverged=False, train_seconds=t1 - t0, seconds=time.perf_counter() - t0)

@@ -131,8 +131,33 @@ def test_training_epoch_by_epoch_equals_one_fit_call():
     from minivq.train import TrainConfig, config_from_data, fit, init_state
     train, val = world_scenes("train", 48, 0, world="hard_on_grid"), world_scenes("val", 16, 0, world="hard_on_grid")
     cfg = config_from_data(train, ("image", "speech"), variant="full", D=8, K=8, hidden=16, embed_dim=16)
-    state, curve = _train_with_curve(cfg, TrainConfig(seed=3, epochs=3, batch_size=16, val_size=0), train, val)
-    once = fit(init_state(cfg, TrainConfig(seed=3, epochs=3, batch_size=16, val_size=0), train), train, log=None)
-    assert len(curve) == 3 and all(0.0 <= c <= 1.0 for c in curve)
-    for key in once.params:
-        np.testing.assert_array_equal(state.params[key], once.params[key], err_msg=key)
+
+    def tc(epochs):
+        return TrainConfig(seed=3, epochs=epochs, batch_size=16, val_size=0)
+
+    state, curve, snaps = _train_with_curve(cfg, tc(3), train, val, at=(2,),
+                                            score_at=lambda p: {k: v.copy() for k, v in p.items()})
+    assert len(curve) == 3 and all(0.0 <= c <= 1.0 for c in curve) and list(snaps) == [2]
+    for epochs, params in ((3, state.params), (2, snaps[2])):
+        once = fit(init_state(cfg, tc(epochs), train), train, log=None)
+        for key in once.params:
+            np.testing.assert_array_equal(params[key], once.params[key], err_msg=f"{key} after {epochs} epochs")
+
+
+def fake_run(variant, lr, by_epoch, loc=0.3):
+    metrics = {e: {"set_mean_r1": r1, "loc_dense_to_image": loc, "combined_set_mean_r1": {"0.1": r1, "1.0": r1 + 0.01}}
+               for e, r1 in by_epoch.items()}
+    return {"arm": "image_speech", "variant": variant, "lr": lr, "diverged": False,
+            "metrics_by_epoch": {str(e): m for e, m in metrics.items()},
+            "history": [{"val_set_r1": 0.0}] * max(by_epoch)}
+
+
+def test_tuning_picks_lr_and_epochs_on_val_with_ties_to_the_cheaper_point():
+    s = {"arms": {"image_speech": {}}, "lr_grid": [1e-3, 3e-3], "epoch_grid": [5, 10], "lambdas": [0.1, 1.0]}
+    records = [fake_run("summary", 1e-3, {5: 0.2, 10: 0.1}), fake_run("summary", 3e-3, {5: 0.1, 10: 0.2}),
+               fake_run("vq", 1e-3, {5: 0.1, 10: 0.3}), fake_run("vq", 3e-3, {5: 0.3, 10: 0.25}),
+               fake_run("full", 1e-3, {5: 0.1, 10: 0.1}, loc=0.5), fake_run("full", 3e-3, {5: 0.1, 10: 0.4}, loc=0.5)]
+    c = study.tune_choices(s, records)["image_speech"]
+    assert c["lr"] == {"summary": 1e-3, "vq": 1e-3, "full": 3e-3}
+    assert c["epochs"] == {"summary": 5, "vq": 10, "full": 10}  # summary: tie 0.2 -> smaller lr, fewer epochs
+    assert c["lambda"] == {"vq": 1.0, "full": 1.0} and c["claim3_baseline"] == "full_units"
