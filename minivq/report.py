@@ -151,13 +151,27 @@ def write_metrics(path, payload):
     atomic_write_text(path, json.dumps(jsonable(payload), indent=1, allow_nan=False) + "\n")
 
 
+#: What a world's held-out split holds that training did not (minivq.data.world).
+_HELD_OUT = {
+    "easy": "digit images and speakers not in training",
+    "hard_on_grid": "digit images, spoken takes and digit sets not in training; every voice type is heard in "
+                    "training and each appears equally often",
+    "hard": "digit images off the patch grid, spoken takes and digit sets not in training; every voice type "
+            "is heard in training and each appears equally often",
+}
+
+
 def _intro(meta):
     split = meta.get("eval_split", "test")
-    scored_on = ("the held-out test split (unseen images and speakers)" if split == "test"
-                 else f"the {split} split (a tuning run: test not used)")
-    return ("Image-speech pairs of the spoken-digit scenes: trained on the train split, "
+    world = meta.get("config", {}).get("data", {}).get("world", "easy")
+    held_out = _HELD_OUT.get(world, "held-out scenes")
+    scored_on = (f"the held-out test split ({held_out}; the handwriting's 13 writers are shared by all splits)"
+                 if split == "test" else f"the {split} split (a tuning run: test not used)")
+    return (f"Image-speech pairs of the spoken-digit scenes of the {world} world "
+            "(`minivq.data.world`): trained on the train split, "
             f"numbers measured on {scored_on}. "
-            f"Retrieval ranks by S (SUM-3) among all {split} pairs; LOC is the fraction of spoken "
+            f"Retrieval ranks by S (SUM-3) among all {split} pairs (set R@1: a candidate naming the same set "
+            "of digits counts); LOC is the fraction of spoken "
             "words whose most relevant image cell lies on the named digit (and the reverse); "
             "agreement counts the digits whose most frequent image code is also their most "
             "frequent speech code and the top code of no other digit (one-to-one); distinct codes "
