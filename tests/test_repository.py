@@ -6,13 +6,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_method_copy_matches_the_shared_specification():
-    """METHOD.md in the repo is a copy of the project's spec (../shared/METHOD.md) for readers."""
-    shared = ROOT.parent / "shared" / "METHOD.md"
+@pytest.mark.parametrize("name", ["METHOD.md", "STYLE.md"])
+def test_copies_match_the_shared_documents(name):
+    """METHOD.md (the spec) and STYLE.md (the house style the sources cite) are copies of ../shared/."""
+    shared = ROOT.parent / "shared" / name
     if not shared.is_file():
-        pytest.skip("no ../shared/METHOD.md beside this checkout")
-    assert (ROOT / "METHOD.md").read_text() == shared.read_text(), (
-        "METHOD.md is out of date: copy ../shared/METHOD.md over it"
+        pytest.skip(f"no ../shared/{name} beside this checkout")
+    assert (ROOT / name).read_text() == shared.read_text(), (
+        f"{name} is out of date: copy ../shared/{name} over it"
     )
 
 
