@@ -45,6 +45,7 @@ def nearest_teaching(const floating[:, ::1] X,      # IN  (N, D) rows to quantiz
         raise ValueError(f"e_sq must have shape ({K},), indices and sq_distances ({N},), got "
                          f"{e_sq.shape[0]}, {indices.shape[0]}, {sq_distances.shape[0]}")
 
+    ### BEGIN SOLUTION nearest_teaching
     with nogil:
         for k in range(K):                     # ||e_k||^2, once per code
             dot = 0
@@ -69,3 +70,4 @@ def nearest_teaching(const floating[:, ::1] X,      # IN  (N, D) rows to quantiz
             indices[i] = best_k
             dist = x_sq + best                 # ||x||^2 + min_k s_k
             sq_distances[i] = dist if dist > 0 else 0   # rounding can dip below 0
+    ### END SOLUTION

@@ -139,6 +139,7 @@ def _add_rows_by_code(sums, k, X):
 def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     """:func:`ema_update` without the checks."""
     K, D = state.E.shape
+    ### BEGIN SOLUTION ema_update
     counts = np.zeros(K, dtype=state.n.dtype)
     sums = np.zeros((K, D), dtype=state.m.dtype)
     for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
@@ -149,7 +150,10 @@ def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     n = decay * state.n + (1 - decay) * counts
     m = decay * state.m + (1 - decay) * sums
     E = m / _smoothed_counts(n, eps)[:, None]
+    ### END SOLUTION
+    ### BEGIN SOLUTION bug_ema_smoothed_count
     return EMAState(n=n, m=m, E=E.astype(state.E.dtype, copy=False))
+    ### END SOLUTION
 
 
 def restart_dead_codes(state, H, M, threshold, rng):
@@ -185,12 +189,16 @@ def restart_dead_codes(state, H, M, threshold, rng):
 
 def _restart_dead_codes(state, X, threshold, rng):
     """:func:`restart_dead_codes` on the pooled valid units X (N, D), without the checks."""
+    ### BEGIN SOLUTION restart_dead_codes
     dead = np.flatnonzero(state.n < threshold)
     if dead.size == 0:
         return state, dead
     rows = rng.choice(len(X), size=dead.size, replace=dead.size > len(X))
     E, n, m = state.E.copy(), state.n.copy(), state.m.copy()
     E[dead] = X[rows]
+    ### END SOLUTION
+    ### BEGIN SOLUTION bug_restart_keeps_ema_state
     n[dead] = threshold
     m[dead] = E[dead] * threshold
+    ### END SOLUTION
     return EMAState(n=n, m=m, E=E), dead

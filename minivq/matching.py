@@ -144,6 +144,7 @@ def code_distribution_backward(dP, cache):
 def _code_distribution_backward(dP, cache):
     """:func:`code_distribution_backward` without the checks."""
     M, X, E, sq, d, p, tau, squared, pool_cache = cache
+    ### BEGIN SOLUTION code_distribution_backward
     dp = masked_mean_backward(dP, pool_cache)[M]  # (N, K), CM-2: w_u dP_b
     dlogits = p * (dp - (p * dp).sum(axis=1, keepdims=True))  # softmax backward
     dd = -dlogits / tau
@@ -156,6 +157,7 @@ def _code_distribution_backward(dP, cache):
     dH = np.zeros(M.shape + X.shape[1:], dtype=X.dtype)  # (B, T, D)
     dH[M] = dX
     return dH, dE
+    ### END SOLUTION
 
 
 def code_similarity_forward(P_a, P_b, eps=1e-10):
@@ -204,7 +206,9 @@ def _code_similarity_forward(P_a, P_b, eps=1e-10):
     """:func:`code_similarity_forward` without the checks."""
     L_a = np.log(P_a + eps)  # (B_a, K)
     L_b = np.log(P_b + eps)  # (B_b, K)
+    ### BEGIN SOLUTION bug_cmg_pairing
     S = P_a @ L_b.T + L_a @ P_b.T  # (B_a, B_b)
+    ### END SOLUTION
     return S, (P_a, P_b, L_a, L_b, eps)
 
 
@@ -238,9 +242,11 @@ def code_similarity_backward(dS, cache):
 def _code_similarity_backward(dS, cache):
     """:func:`code_similarity_backward` without the checks."""
     P_a, P_b, L_a, L_b, eps = cache
+    ### BEGIN SOLUTION code_similarity_backward
     dP_a = dS @ L_b + (dS @ P_b) / (P_a + eps)
     dP_b = dS.T @ L_a + (dS.T @ P_a) / (P_b + eps)
     return dP_a, dP_b
+    ### END SOLUTION
 
 
 def cmcm_loss(H_a, M_a, H_b, M_b, E, tau=1.0, *, squared=False, eps=1e-10):

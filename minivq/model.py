@@ -90,7 +90,9 @@ def _summary_forward(m, params, H, M, cfg, frozen):
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
         zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
         r = r + zq  # z + zq (SUM-3)
+        ### BEGIN SOLUTION bug_beta_on_codebook
         commit, dH = _commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
+        ### END SOLUTION
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
     c_norm = None
@@ -180,7 +182,9 @@ def _loss_forward(params, inputs, cfg, frozen=None):
         caches[m] = (c_enc, c_sum)
         parts["commit"] += commit
         if cfg.use_vq and cfg.codebook == "grad":  # (VQ-4)
+            ### BEGIN SOLUTION bug_beta_on_codebook
             code, dE_m = _codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
+            ### END SOLUTION
             parts["codebook"] += code
             dE += dE_m
     pairs = list(combinations(cfg.modalities, 2))
@@ -198,6 +202,7 @@ def _loss_forward(params, inputs, cfg, frozen=None):
 
 def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
     """Add the pair's MMS gradient to dr and its CMCM gradient to dH and dE (weight w)."""
+    ### BEGIN SOLUTION pair_backward
     dS = _info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
     dr[a] += dS @ r[b]
     dr[b] += dS.T @ r[a]
@@ -209,6 +214,7 @@ def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
             dH_m, dE_m = _code_distribution_backward(dP, c)
             dH[m] += dH_m
             dE += dE_m
+    ### END SOLUTION
 
 
 def loss_backward(cache, dloss=1.0):

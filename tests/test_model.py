@@ -53,6 +53,22 @@ def test_variants_select_the_loss_terms():
         assert (cache["parts"]["cmcm"] > 0) == has_cm
 
 
+def test_beta_weights_the_commitment_loss_not_the_codebook_loss():
+    """(LOSS) the total has beta * mean ||h - sg(q)||^2 (VQ-3) and mean ||sg(h) - q||^2 (VQ-4), per modality."""
+    cfg = ModelConfig(codebook="grad", beta=0.25, **TINY)
+    rng = np.random.default_rng(3)
+    params = init_params(cfg, rng)
+    _, cache = loss_forward(params, tiny_inputs(cfg, rng), cfg)
+    sq = 0.0
+    for units in cache["units"].values():
+        diff = (units["H"] - units["Q"])[units["M"]]  # (N, D) valid units
+        sq += float(np.mean(diff * diff))
+    assert sq > 0
+    parts = cache["parts"]
+    assert parts["commit"] == pytest.approx(0.25 * sq, rel=1e-10), f"commitment {parts['commit']}, expect beta * {sq}"
+    assert parts["codebook"] == pytest.approx(sq, rel=1e-10), f"codebook loss {parts['codebook']}, expect {sq} (no beta)"
+
+
 def test_speech_units_mask_and_labels_follow_the_centre_rule():
     cfg = ModelConfig(modalities=("image", "speech"), **TINY)
     rng = np.random.default_rng(0)

@@ -241,6 +241,22 @@ def test_ema_fifty_masked_steps_two_modalities_against_the_formula():
     np.testing.assert_allclose(state.E, E_ref, rtol=1e-10)
 
 
+def test_ema_pools_the_units_of_every_modality():
+    """(VQ-5) two modalities update the one codebook as their valid units pooled in one array would."""
+    rng = np.random.default_rng(19)
+    Ha, Ma, E = draw_units(rng, 3, 5, 2, 4)
+    Hb, Mb, _ = draw_units(rng, 2, 7, 2, 4)
+    state = ema_init(E)
+    idx_a, idx_b = quantize_forward(Ha, E)[1], quantize_forward(Hb, E)[1]
+    two = ema_update(state, [Ha, Hb], [idx_a, idx_b], [Ma, Mb], decay=0.8, eps=0.0)
+    units, codes = np.concatenate([Ha[Ma], Hb[Mb]]), np.concatenate([idx_a[Ma], idx_b[Mb]])
+    pooled = ema_update(state, units[None], codes[None], None, decay=0.8, eps=0.0)
+    for name in ("n", "m", "E"):
+        np.testing.assert_allclose(getattr(two, name), getattr(pooled, name), rtol=1e-12, err_msg=name)
+    c = np.bincount(codes, minlength=4)
+    np.testing.assert_allclose(two.n, 0.8 * state.n + 0.2 * c, rtol=1e-12)  # valid units only, both modalities
+
+
 def test_ema_update_returns_a_new_state():
     rng = np.random.default_rng(11)
     H, M, E = draw_units(rng, 2, 4, 3, 5)

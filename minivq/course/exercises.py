@@ -175,7 +175,8 @@ EXERCISES = (
               T_QUANT + "test_vq_losses_ignore_padding"), N03, threshold=1e-7),
     Exercise("ema_update", 3, ("VQ-5",), "minivq/ema.py",
              "count c_k and sum s_k the valid units of every modality per code; n, m <- EMA; E = m / smoothed n",
-             (T_QUANT + "test_ema_one_step_by_hand", T_QUANT + "test_ema_update_returns_a_new_state"), N03),
+             (T_QUANT + "test_ema_one_step_by_hand", T_QUANT + "test_ema_update_returns_a_new_state",
+              T_QUANT + "test_ema_pools_the_units_of_every_modality"), N03),
     Exercise("restart_dead_codes", 2, ("VQ-6",), "minivq/ema.py",
              "find the codes with n_k < threshold and move each onto a randomly drawn row of X (rng.choice)",
              (T_QUANT + "test_restart_pools_modalities_and_leaves_live_codes",), N03),
@@ -189,6 +190,13 @@ EXERCISES = (
              "find and fix the bug: a restarted code is dragged back",
              (T_QUANT + "test_restart_dead_code_is_not_dragged_back",), N03,
              requires=("ema_update", "restart_dead_codes"), buggy=("",)),
+    Exercise("bug_beta_on_codebook", 2, ("VQ-3", "VQ-4", "LOSS"), "minivq/model.py",
+             "find and fix the bug: the total loss weights the two VQ losses unlike VQ-3 and VQ-4",
+             ("tests/test_model.py::test_beta_weights_the_commitment_loss_not_the_codebook_loss",), N03,
+             requires=("vq_loss_gradients",),
+             buggy=("commit, dH = _commitment_loss(H, Q_sg, M, 1.0)  # (VQ-3): gradient to H only",
+                    'code, dE_m = _codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])\n'
+                    "code, dE_m = cfg.beta * code, cfg.beta * dE_m")),
     # session 4: contrastive losses and cross-modal code matching
     Exercise("info_nce_backward", 3, ("MMS", "CM-4"), "minivq/contrastive.py",
              "return dS = dloss / (2B) [(softmax over rows - I) + (softmax over columns - I)]",
@@ -205,6 +213,14 @@ EXERCISES = (
              "return dH and dE: the masked mean, the softmax, -1/tau, d = sqrt(sq) and the expansion, in reverse",
              (T_MATCH + "test_code_distribution_gradient", T_MATCH + "test_unit_on_a_codeword_has_finite_gradients"),
              N04, requires=("masked_mean_backward",), threshold=1e-7),
+    # session 5: the whole model
+    Exercise("pair_backward", 4, ("LOSS", "MMS", "CM-4"), "minivq/model.py",
+             "add the pair's MMS gradient to dr[a], dr[b] and its CMCM gradient to dH[a], dH[b] and dE, weight w",
+             ("tests/test_model.py::test_whole_model_gradient",
+              "tests/test_model.py::test_whole_model_gradient_grad_codebook_three_modalities"), N05,
+             requires=("affine_backward", "masked_mean_backward", "l2_normalize_backward", "conv1d_backward",
+                       "straight_through", "vq_loss_gradients", "info_nce_backward", "bug_cmg_pairing",
+                       "code_similarity_backward", "code_distribution_backward"), threshold=1e-6),
     # session 6: the claims, measured
     Exercise("loc_relevance", 2, ("LOC",), "minivq/metrics/localization.py",
              "return rel[b, l, u] = sum_k P_query[b, l, k] p_target[b, u, k], -inf on padded target units",

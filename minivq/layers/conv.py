@@ -119,6 +119,7 @@ def _conv1d_backward(dout, cache):
     B, T, C_in = x_shape
     k, _, C_out = W.shape
     T_out = cols.shape[0] // B
+    ### BEGIN SOLUTION conv1d_backward
     dout2 = dout.reshape(B * T_out, C_out)
     db = dout2.sum(axis=0)
     dW = (cols.T @ dout2).reshape(k, C_in, C_out)
@@ -128,6 +129,7 @@ def _conv1d_backward(dout, cache):
     for j in range(k):  # scatter-add tap j onto the frames it read
         dxp[:, j:j + span:stride] += dcols[:, :, j]
     return dxp[:, padding:padding + T], dW, db
+    ### END SOLUTION
 
 
 def conv1d_output_mask(M, k, stride=1, padding=0):

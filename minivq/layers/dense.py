@@ -71,6 +71,7 @@ def affine_backward(dout, cache):
 def _affine_backward(dout, cache):
     """:func:`affine_backward` without the checks."""
     x, W = cache
+    ### BEGIN SOLUTION affine_backward
     D_in, D_out = W.shape
     N = int(np.prod(x.shape[:-1]))
     x2 = x.reshape(N, D_in)  # (N, D_in)
@@ -79,6 +80,7 @@ def _affine_backward(dout, cache):
     dW = x2.T @ dout2  # (D_in, D_out)
     db = dout2.sum(axis=0)
     return dx, dW, db
+    ### END SOLUTION
 
 
 def relu_forward(x):
@@ -302,5 +304,7 @@ def l2_normalize_backward(dout, cache):
 def _l2_normalize_backward(dout, cache):
     """:func:`l2_normalize_backward` without the checks."""
     out, denom, active = cache
+    ### BEGIN SOLUTION l2_normalize_backward
     radial = (dout * out).sum(axis=-1, keepdims=True)  # (..., 1) <out, dout>
     return (dout - np.where(active, radial, 0) * out) / denom
+    ### END SOLUTION

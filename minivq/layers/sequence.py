@@ -156,4 +156,6 @@ def masked_mean_backward(dout, cache):
 def _masked_mean_backward(dout, cache):
     """:func:`masked_mean_backward` without the checks."""
     weights, D = cache
+    ### BEGIN SOLUTION masked_mean_backward
     return weights[:, :, None] * dout[:, None, :]  # (B, T, D)
+    ### END SOLUTION

@@ -142,6 +142,7 @@ def cross_modal_agreement(counts_a, counts_b):
     agree: code 8 names neither of them (METHOD.md section 7, CC).
     """
     counts_a, counts_b = (c[:-1] for c in _check_pair(counts_a, counts_b))  # drop the background row
+    ### BEGIN SOLUTION cc_agreement
     top_a = np.where(counts_a.sum(axis=1) > 0, np.argmax(counts_a, axis=1), -1).astype(np.int64)
     top_b = np.where(counts_b.sum(axis=1) > 0, np.argmax(counts_b, axis=1), -1).astype(np.int64)
     K = counts_a.shape[1]
@@ -150,6 +151,7 @@ def cross_modal_agreement(counts_a, counts_b):
     same = (top_a == top_b) & (top_a >= 0)
     code = np.where(same, top_a, 0)
     agree = same & (n_top_a[code] == 1) & (n_top_b[code] == 1)  # no other concept claims it
+    ### END SOLUTION
     return {"agree": agree, "top_a": top_a, "top_b": top_b, "n_agree": int(agree.sum()),
             "n_distinct_a": int(np.count_nonzero(n_top_a)), "n_distinct_b": int(np.count_nonzero(n_top_b))}
 
