@@ -216,7 +216,7 @@ EXERCISES = (
     # session 5: the whole model
     Exercise("pair_backward", 4, ("LOSS", "MMS", "CM-4"), "minivq/model.py",
              "add the pair's MMS gradient to dr[a], dr[b] and its CMCM gradient to dH[a], dH[b] and dE, weight w",
-             ("tests/test_model.py::test_whole_model_gradient",
+             ("tests/test_model.py::test_whole_model_gradient[*-full]",
               "tests/test_model.py::test_whole_model_gradient_grad_codebook_three_modalities"), N05,
              requires=("affine_backward", "masked_mean_backward", "l2_normalize_backward", "conv1d_backward",
                        "straight_through", "vq_loss_gradients", "info_nce_backward", "bug_cmg_pairing",
