@@ -173,7 +173,8 @@ def test_regions_are_found_with_their_names_and_indentation():
 
 
 @pytest.mark.parametrize("text, words", [
-    ("def f():\n    ### BEGIN SOLUTION a\n    ### BEGIN SOLUTION b\n    ### END SOLUTION\n", "x.py:3: BEGIN SOLUTION inside"),
+    ("def f():\n    ### BEGIN SOLUTION a\n    ### BEGIN SOLUTION b\n    ### END SOLUTION\n",
+     "x.py:3: BEGIN SOLUTION inside"),
     ("def f():\n    ### BEGIN SOLUTION a\n    pass\n", "x.py:2: the region of 'a' is never closed"),
     ("def f():\n    pass\n    ### END SOLUTION\n", "x.py:3: END SOLUTION without"),
     ("def f():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION\n", "x.py:2: BEGIN SOLUTION must name"),
@@ -252,8 +253,10 @@ def test_handing_out_a_subset_keeps_the_other_solutions(tmp_path):
 
 
 @pytest.mark.parametrize("edit, words", [
-    (lambda s: s.replace("SOLUTION share_bug", "SOLUTION unknown_one"), "toyvq/ops.py:21: the region names 'unknown_one'"),
-    (lambda s: s.replace("SOLUTION double_backward", "SOLUTION kernel_loop"), "registry entry says its regions are in toyvq/kernel.pyx"),
+    (lambda s: s.replace("SOLUTION share_bug", "SOLUTION unknown_one"),
+     "toyvq/ops.py:21: the region names 'unknown_one'"),
+    (lambda s: s.replace("SOLUTION double_backward", "SOLUTION kernel_loop"),
+     "registry entry says its regions are in toyvq/kernel.pyx"),
     (lambda s: s.replace("    ### BEGIN SOLUTION share_bug\n", "").replace(
         "    return np.asarray(counts) / total\n    ### END SOLUTION\n", "    return np.asarray(counts) / total\n"),
      "share_bug of the registry have no solution region"),
@@ -291,7 +294,8 @@ def test_grade_fails_every_exercise_of_the_copy_with_the_reason(toy):
     rows = {r["name"]: r for r in report["exercises"]}
     assert report["student_copy"] and not any(r["passed"] for r in rows.values())
     assert rows["square_backward"]["reason"] == "not implemented"
-    assert "NotImplementedError: exercise square_backward: return dout times 2x" in rows["square_backward"]["failed"][0]["message"]
+    message = rows["square_backward"]["failed"][0]["message"]
+    assert "NotImplementedError: exercise square_backward: return dout times 2x" in message
     assert rows["square_backward"]["rel_error"] is None and rows["square_backward"]["threshold"] == 1e-7
     assert rows["double_backward"]["reason"] == "not implemented"
     assert rows["share_bug"]["reason"].startswith("1 test(s) fail: assert ")
@@ -462,8 +466,9 @@ def build_kernels(copy, source=ROOT):
         if built and without_markers(pyx.read_text()) == without_markers((source / "minivq" / pyx.name).read_text()):
             shutil.copy2(built[0], copy / "minivq" / built[0].name)
             continue
-        script = ("import sys; from setuptools import setup, Extension; from Cython.Build import cythonize; "
-                  f"setup(packages=[], py_modules=[], ext_modules=cythonize([Extension('minivq.{pyx.stem}', ['minivq/{pyx.name}'])], quiet=True), "
+        extension = f"Extension('minivq.{pyx.stem}', ['minivq/{pyx.name}'])"
+        script = ("from setuptools import setup, Extension; from Cython.Build import cythonize; "
+                  f"setup(packages=[], py_modules=[], ext_modules=cythonize([{extension}], quiet=True), "
                   "script_args=['-q', 'build_ext', '--inplace'])")
         subprocess.run([sys.executable, "-c", script], cwd=copy, check=True, capture_output=True)
 

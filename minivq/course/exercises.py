@@ -141,11 +141,14 @@ EXERCISES = (
     # session 1: the nearest codeword
     Exercise("nearest_reference", 2, ("VQ-1",), "minivq/nearest.py",
              "score every code by s_k = ||e_k||^2 - 2 x.e_k (one matrix product) and return argmin_k and min_k s_k",
-             (T_NEAREST + "test_matches_brute_force[*-reference]", T_NEAREST + "test_ties_go_to_the_lowest_index[*-reference]"),
+             (T_NEAREST + "test_matches_brute_force[*-reference]",
+              T_NEAREST + "test_ties_go_to_the_lowest_index[*-reference]"),
              N01),
     Exercise("nearest_teaching", 3, ("VQ-1",), "minivq/_nearest_teaching.pyx",
-             "fill e_sq, indices and sq_distances with plain loops over codes, rows and features (then pip install -e .)",
-             (T_NEAREST + "test_matches_brute_force[*-teaching]", T_NEAREST + "test_ties_go_to_the_lowest_index[*-teaching]"),
+             "fill e_sq, indices and sq_distances with plain loops over "
+             "codes, rows and features (then pip install -e .)",
+             (T_NEAREST + "test_matches_brute_force[*-teaching]",
+              T_NEAREST + "test_ties_go_to_the_lowest_index[*-teaching]"),
              N01),
     # session 2: backward passes by hand
     Exercise("affine_backward", 2, ("SUM-1",), "minivq/layers/dense.py",
@@ -170,15 +173,18 @@ EXERCISES = (
              (T_QUANT + "test_ste_backward_is_a_copy", T_QUANT + "test_ste_is_the_gradient_of_the_copy"),
              N03, threshold=1e-7),
     Exercise("vq_loss_gradients", 3, ("VQ-3", "VQ-4"), "minivq/quantizer.py",
-             "return the commitment gradient dH = 2 beta/(N D) M (h - q) / the codebook gradient dE, summed per code",
+             "commitment: dH = 2 beta/(N D) * diff; codebook: dE[k] = 2/(N "
+             "D) * the sum of diff over the units of code k",
              (T_QUANT + "test_commitment_gradient_kink_aware", T_QUANT + "test_codebook_gradient_kink_aware",
               T_QUANT + "test_vq_losses_ignore_padding"), N03, threshold=1e-7),
     Exercise("ema_update", 3, ("VQ-5",), "minivq/ema.py",
-             "count c_k and sum s_k the valid units of every modality per code; n, m <- EMA; E = m / smoothed n",
+             "c_k, s_k: count and sum the valid units of every modality per "
+             "code; then n, m <- EMA and E = m / smoothed n",
              (T_QUANT + "test_ema_one_step_by_hand", T_QUANT + "test_ema_update_returns_a_new_state",
               T_QUANT + "test_ema_pools_the_units_of_every_modality"), N03),
     Exercise("restart_dead_codes", 2, ("VQ-6",), "minivq/ema.py",
-             "find the codes with n_k < threshold and move each onto a randomly drawn row of X (rng.choice)",
+             "dead = codes with n_k < threshold (return early if none); E, n, m = copies; "
+             "move each dead e_k onto a row of X drawn with rng.choice",
              (T_QUANT + "test_restart_pools_modalities_and_leaves_live_codes",), N03),
     Exercise("bug_ema_smoothed_count", 2, ("VQ-5",), "minivq/ema.py",
              "find and fix the bug: the EMA state drifts from VQ-5",
@@ -203,14 +209,16 @@ EXERCISES = (
              ("tests/test_contrastive.py::test_info_nce_gradient",), N04, threshold=1e-7),
     Exercise("bug_cmg_pairing", 2, ("CM-3",), "minivq/matching.py",
              "find and fix the bug: S^code disagrees with CM-3 off the diagonal",
-             (T_MATCH + "test_code_similarity_pairing_pitfall", T_MATCH + "test_code_similarity_matches_the_pairwise_loop[3-3-4]"),
+             (T_MATCH + "test_code_similarity_pairing_pitfall",
+              T_MATCH + "test_code_similarity_matches_the_pairwise_loop[3-3-4]"),
              N04,
              buggy=("S = P_a @ L_b.T + P_b @ L_a.T  # (B_a, B_b)",)),
     Exercise("code_similarity_backward", 3, ("CM-3",), "minivq/matching.py",
              "return dP_a = dS L_b + (dS P_b) / (P_a + eps) and dP_b, its mirror image",
              (T_MATCH + "test_code_similarity_gradient",), N04, requires=("bug_cmg_pairing",), threshold=1e-7),
     Exercise("code_distribution_backward", 5, ("CM-1", "CM-2"), "minivq/matching.py",
-             "return dH and dE: the masked mean, the softmax, -1/tau, d = sqrt(sq) and the expansion, in reverse",
+             "return dH, dE: back through the masked mean, the softmax, -d/tau, "
+             "d = sqrt(sq) (0 below the floor), the expansion",
              (T_MATCH + "test_code_distribution_gradient", T_MATCH + "test_unit_on_a_codeword_has_finite_gradients"),
              N04, requires=("masked_mean_backward",), threshold=1e-7),
     # session 5: the whole model
@@ -227,7 +235,8 @@ EXERCISES = (
              (T_METRICS + "test_relevance_is_the_dot_product_of_code_distributions",
               T_METRICS + "test_localization_by_hand_and_chance"), N06),
     Exercise("cc_agreement", 3, ("CC",), "minivq/metrics/concepts.py",
-             "a concept agrees when its top code is the same in both modalities and no other concept's top code",
+             "top_a, top_b (-1 if absent), n_top_a, n_top_b (concepts per top "
+             "code), agree: same top code, no other concept's",
              ("tests/test_concepts.py", T_METRICS + "test_shared_fraction_and_agreement",
               T_METRICS + "test_agreement_ignores_absent_concepts"), N06),
 )
@@ -241,7 +250,8 @@ _EMA = ("ema_update", "bug_ema_smoothed_count", "restart_dead_codes", "bug_resta
 #: (measured with ``python -m minivq.course.trace notebooks/*.ipynb``).
 NOTEBOOK_NEEDS = {
     N01[0]: ("nearest_reference", "nearest_teaching"),
-    N02[0]: ("affine_backward", "conv1d_backward", "patchify_backward", "masked_mean_backward", "l2_normalize_backward"),
+    N02[0]: ("affine_backward", "conv1d_backward", "patchify_backward",
+             "masked_mean_backward", "l2_normalize_backward"),
     N03[0]: ("straight_through", "vq_loss_gradients") + _EMA,
     N04[0]: ("code_distribution_backward", "masked_mean_backward", "bug_cmg_pairing", "code_similarity_backward",
              "info_nce_backward"),

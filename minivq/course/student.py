@@ -30,8 +30,8 @@ __all__ = ["write_student_copy", "repository_files", "HANDOUT_FILE"]
 #: The file, at the root of a student copy, that lists the handed-out exercises.
 HANDOUT_FILE = ".minivq_course.json"
 #: Never copied, whatever .gitignore says.
-ALWAYS_EXCLUDED = (".git", "__pycache__", "*.pyc", "*.so", "*.pyd", ".ipynb_checkpoints", ".hypothesis", ".pytest_cache",
-                   ".mypy_cache", ".ruff_cache", ".tox", ".venv", HANDOUT_FILE)
+ALWAYS_EXCLUDED = (".git", "__pycache__", "*.pyc", "*.so", "*.pyd", ".ipynb_checkpoints", ".hypothesis",
+                   ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".venv", HANDOUT_FILE)
 SCANNED_SUFFIXES = (".py", ".pyx", ".ipynb")
 
 
