@@ -52,6 +52,7 @@ def _run_pytest(directory, patterns, package, say):
         select.write_text(json.dumps(patterns), encoding="utf-8")
         cmd = [sys.executable, "-m", "pytest", "-p", "minivq.course.plugin", "--course-select", str(select),
                "--course-out", str(out), "--course-package", package, "-q", "-p", "no:cacheprovider",
+               "--continue-on-collection-errors",
                "--rootdir", str(directory), *files]
         say(f"course grade: running {len(patterns)} graded test pattern(s) from {len(files)} file(s) in {directory}")
         proc = subprocess.run(cmd, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=None,  # progress shows

@@ -71,7 +71,8 @@ def _message(report):
     if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         return _first_line(report.longrepr[-1])
     lines = [line for line in str(report.longrepr).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+    last = lines[-1].strip() if lines else ""
+    return last[1:].strip() if last.startswith("E ") else last  # pytest's "E   " error prefix
 
 
 class _Recorder:
