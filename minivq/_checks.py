@@ -120,6 +120,47 @@ def check_dout(dout, shape, dtype=None, name="dout"):
     return check_finite(dout, name)
 
 
+def rescaled(backward, dout, cache):
+    """``backward(dout, cache)`` for a backward pass linear in dout, robust to overflow of its intermediates.
+
+    Not a check: when dout is near the dtype's limit a sum inside can overflow
+    (inf - inf = NaN) although the exact gradient fits; then the pass runs
+    again on dout / max|dout| and the gradients are scaled back, so inf is
+    left only where the exact value is beyond the dtype. Public wrappers only;
+    the training path calls the backward passes directly.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        grads = backward(dout, cache)
+        single = not isinstance(grads, tuple)
+        grads = (grads,) if single else grads
+        if all(np.isfinite(g).all() for g in grads) or not dout.size:
+            return grads[0] if single else grads
+        scale = np.abs(dout).max()
+        again = backward(dout / scale, cache)
+        again = (again,) if single else again
+        # entries that were finite keep their value (dout / scale loses the tiny ones)
+        grads = tuple(np.where(np.isfinite(g), g, a * scale) for g, a in zip(grads, again))
+    return grads[0] if single else grads
+
+
+def rescaled_forward(forward, x, W, b, *args):
+    """``forward(x, W, b, *args)`` = (x W + b, cache), bilinear in x and W, robust to overflow inside.
+
+    Not a check: where a sum of products overflows (inf - inf = NaN) although
+    the exact output fits, the product is computed again on x / max|x| and
+    W / max|W| and scaled back; other entries keep their value. Public
+    wrappers only.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        out, cache = forward(x, W, b, *args)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            sx, sW = np.abs(x).max(), np.abs(W).max()  # > 0: with x or W zero, out = b is finite
+            product, _ = forward(x / sx, W / sW, np.zeros_like(b), *args)
+            out = np.where(bad, product * sx * sW + b, out)
+    return out, cache
+
+
 def check_cache(cache, kinds, producer, name="cache"):
     """A cache tuple as ``producer`` returns it: one item per type in ``kinds``; a TypeError otherwise.
 

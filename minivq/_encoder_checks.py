@@ -89,8 +89,9 @@ def check_x(modality, x, cfg, name):
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must hold at least one sample and one step {hint}, got shape {x.shape}")
     if modality == "image":
-        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
-            raise ValueError(f"{name} must have H and W that are multiples of patch = {cfg.patch}, got {x.shape}")
+        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch or not x.shape[2]:
+            raise ValueError(f"{name} must have H and W that are positive multiples of patch = {cfg.patch}, "
+                             f"got {x.shape}")
     elif modality == "speech":
         k, s = cfg.speech_kernel, cfg.speech_stride
         T1 = _check_geometry(x.shape[1], k, s, (k - 1) // 2, (f"{name}'s T", "cfg.speech_kernel"))

@@ -17,6 +17,8 @@ a perturbation x + h or x - h changes them.
 ``tests/test_gradcheck.py`` checks the checker with deliberately wrong
 backward passes.
 """
+import inspect
+
 import numpy as np
 
 from ._checks import check_bool, check_finite, check_int, check_positive, check_real, check_rng, describe
@@ -141,6 +143,18 @@ def numerical_gradient(f, x, dout, h=1e-5):
         _check_step(x, h)
         _weighted_sum(f(x), check_real(dout, "dout", "(the shape of f(x))"))  # dout fits f(x), even for an empty x
     return _central_differences(f, x, dout, h)
+
+
+def _check_signature(forward, values):
+    """inputs must fit forward's positional arguments (when Python can tell its signature)."""
+    try:
+        signature = inspect.signature(forward)
+    except (TypeError, ValueError):  # a builtin without a signature: let forward say it
+        return
+    try:
+        signature.bind(*values.values())
+    except TypeError as err:
+        raise TypeError(f"inputs must hold forward's arguments in order, got {list(values)}: {err}") from None
 
 
 def _is_float_array(value):
@@ -290,6 +304,11 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
         check_finite(values[name], f"inputs[{name!r}]")
         _check_step(values[name], h, f"inputs[{name!r}]")
     wrt = list(all_float if wrt is None else ([wrt] if isinstance(wrt, str) else wrt))
+    if not all_float:
+        raise ValueError(f"inputs must hold at least one floating ndarray to check, got {sorted(values)}")
+    _check_signature(forward, values)
+    if not wrt:
+        raise ValueError(f"wrt must name at least one input to check (or be None), got {wrt!r}")
     missing = [n for n in wrt if n not in all_float]
     if missing:
         raise ValueError(f"wrt names {missing} are not floating ndarray inputs; those are {all_float}")

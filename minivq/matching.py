@@ -13,7 +13,7 @@ notebooks/04_cross_modal_code_matching.ipynb.
 import numpy as np
 
 from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_float, check_mask,
-                      check_positive, check_shape)
+                      check_positive, check_shape, rescaled)
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .layers.unchecked import masked_mean_backward, masked_mean_forward
 
@@ -138,7 +138,7 @@ def code_distribution_backward(dP, cache):
                           "code_distribution_forward")[:3]
     dP = check_float(dP, "dP", "(B, K)", ndim=2, dtype=X.dtype, like="P")
     check_shape(dP, "dP", (M.shape[0], E.shape[0]), "(B, K)")
-    return _code_distribution_backward(dP, cache)
+    return rescaled(_code_distribution_backward, dP, cache)
 
 
 def _code_distribution_backward(dP, cache):
@@ -236,7 +236,7 @@ def code_similarity_backward(dS, cache):
     P_a, P_b = check_cache(cache, ((np.ndarray, 2),) * 4 + (float,), "code_similarity_forward")[:2]
     dS = check_float(dS, "dS", "(B_a, B_b)", ndim=2, dtype=P_a.dtype, like="P_a")
     check_shape(dS, "dS", (P_a.shape[0], P_b.shape[0]), "(B_a, B_b)")
-    return _code_similarity_backward(dS, cache)
+    return rescaled(_code_similarity_backward, dS, cache)
 
 
 def _code_similarity_backward(dS, cache):

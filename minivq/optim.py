@@ -57,8 +57,10 @@ def _check_grads(grads, params, limit=None):
                              f"second moment holds g^2), got {max(-lo, hi):.3g}; clip the gradients")
 
 
-def _check_hyper(value, name, below=None):
-    """A finite real number >= 0 (and < ``below`` when given)."""
+def _check_hyper(value, name, below=None, big=None):
+    """A finite real number >= 0 (and < ``below``, or at most ``big``, when given)."""
+    if below is None and big is not None:
+        return check_number(value, name, 0, big)
     return check_number(value, name, 0, below, high_open=True)
 
 
@@ -72,8 +74,9 @@ class _Optimizer:
 
     def __init__(self, params, **hyper):
         self.params = _check_params(params)
+        big = min(float(np.finfo(p.dtype).max) for p in params.values())  # a value the update can hold
         for name, value in hyper.items():
-            setattr(self, name, _check_hyper(value, name))
+            setattr(self, name, _check_hyper(value, name, big=big))
         self.t = 0  # steps taken
         self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
 
@@ -215,6 +218,9 @@ class Adam(_Optimizer):
             raise ValueError(f"eps must be >= {tiny:.3g} (the smallest normal number of the parameters' dtype), "
                              f"got {eps!r}")
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+        if decoupled and self.lr * self.weight_decay > min(float(np.finfo(p.dtype).max) for p in self.params.values()):
+            raise ValueError(f"lr and weight_decay must keep lr * weight_decay within the parameters' dtype, got "
+                             f"{self.lr!r} * {self.weight_decay!r}")
         self.decoupled = decoupled
         # g^2 must fit the dtype of the second moment: |g| <= sqrt(max) / 2 (1.8e19 / 2 in float32)
         self.grad_limit = min(float(np.sqrt(np.finfo(p.dtype).max)) / 2 for p in self.params.values())

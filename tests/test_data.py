@@ -383,3 +383,9 @@ def test_edges_the_fuzz_found():
         toy_pairs(1 << 20, 0)
     with pytest.raises(ValueError, match="win_ms and hop_ms must span at most"):
         log_mel(np.ones(1000), hop_ms=1e30)
+
+
+def test_numpy_integers_are_plain_ints_inside():
+    d = digit_scenes("train", 1, 0, patch=np.int8(4))  # int8 arithmetic wrapped: "could not broadcast"
+    assert d["image_mask"].shape == (1, 48)
+    assert toy_pairs(np.int8(2), np.int8(0))["a"].shape[0] == 2

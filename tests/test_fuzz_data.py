@@ -148,7 +148,7 @@ def expect_scenes(a):
     need(isinstance(a["split"], str) and a["split"] in ("train", "val", "test"), "split")
     n = integer(a["n"], "n", 1, 1 << 20)
     integer(a["seed"], "seed", 0)
-    need(not isinstance(a["patch"], (bool, np.bool_)) and a["patch"] in (1, 2, 4, 8), "patch")
+    need(integer(a["patch"], "patch") in (1, 2, 4, 8), "patch")
     nd = a["n_digits"]
     need(isinstance(nd, (tuple, list)) and len(nd) >= 1, "n_digits")
     [integer(k, "n_digits", 1, 3) for k in nd]

@@ -262,3 +262,12 @@ def test_a_step_below_the_spacing_of_x_is_refused():
         numerical_gradient(np.sin, x, np.ones(2))
     with pytest.raises(ValueError, match=r"dout must have the shape of f\(x\)"):
         numerical_gradient(np.sin, np.ones((0, 2)), np.ones((1, 2)))
+
+
+def test_inputs_must_fit_forward():
+    with pytest.raises(TypeError, match="inputs must hold forward's arguments in order"):
+        check_backward(tanh_forward, tanh_backward, {"x": np.ones(2), "extra": np.ones(2)})
+    with pytest.raises(ValueError, match="inputs must hold at least one floating ndarray"):
+        check_backward(tanh_forward, tanh_backward, {})
+    with pytest.raises(ValueError, match="wrt must name at least one input"):
+        check_backward(tanh_forward, tanh_backward, {"x": np.ones(2)}, wrt=[])

@@ -463,3 +463,15 @@ def test_edges_the_fuzz_found():
         patchify(np.zeros((1, 0, 4)), 2)
     with pytest.raises(ValueError, match=r"stride must be an int in \[1, 16777216\]"):
         conv1d_output_mask(np.ones((1, 3), bool), 1, stride=2**70)
+
+
+def test_affine_at_the_edge_of_float32():
+    """A sum of products that overflows inside (inf - inf) although the exact output fits."""
+    big = np.finfo(np.float32).max / 2
+    x = np.array([[1.0, 1.0]], np.float32)
+    W = np.array([[big], [-big]], np.float32) * np.float32(1.5)  # 1.5 big - 1.5 big: each product fits, in sum 0
+    out, cache = affine_forward(x, W, np.ones(1, np.float32))
+    assert out.tolist() == [[1.0]]
+    dout = np.array([[big]], np.float32)  # dx = dout W^T = +-1.5 big^2: beyond float32, so inf, not NaN
+    dx, dW, db = affine_backward(np.array([[1e-8]], np.float32), cache)
+    assert dx[0, 0] == np.float32(1e-8) * W[0, 0] and not np.isnan(affine_backward(dout, cache)[0]).any()

@@ -221,7 +221,7 @@ def test_state_dict_restores_the_decoupled_option():
 
 def test_bad_arguments_name_themselves():
     params = {"w": np.zeros(2)}
-    with pytest.raises(TypeError, match="lr must be a finite number >= 0, got NoneType"):
+    with pytest.raises(TypeError, match="lr must be a finite number >= 0.*, got NoneType"):
         SGD(params, lr=None)
     with pytest.raises(ValueError, match=r"momentum must be a finite number >= 0 and < 1, got 1.0"):
         SGD(params, lr=0.1, momentum=1.0)
@@ -266,3 +266,11 @@ def test_adam_refuses_what_its_moments_cannot_hold():
     with pytest.raises(ValueError, match="eps must be >= 1.18e-38"):
         Adam(params, eps=1e-320)  # 0 in float32: 0 / 0 where the gradient is 0
     SGD(params, lr=0.1).step({"W": np.array([1e30, 1.0], np.float32)})  # SGD has no such limit
+
+
+def test_hyperparameters_must_fit_the_parameters_dtype():
+    params = {"W": np.zeros(2, np.float32)}
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0 and <= 3.40282e"):
+        Adam(params, weight_decay=1e300)  # inf in float32: inf * 0 = NaN
+    with pytest.raises(ValueError, match="lr and weight_decay must keep lr \\* weight_decay"):
+        Adam(params, lr=1e30, weight_decay=1e30, decoupled=True)

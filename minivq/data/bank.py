@@ -29,9 +29,8 @@ def split_index(split):
 
 
 def check_n_seed(n, seed):
-    """n an int in [1, 2^20] and seed a non-negative int (TypeError for other types, ValueError out of range)."""
-    check_int(n, "n", 1, 1 << 20)
-    check_int(seed, "seed", 0)
+    """(n, seed) as Python ints: n in [1, 2^20], seed >= 0 (TypeError for other types, ValueError out of range)."""
+    return check_int(n, "n", 1, 1 << 20), check_int(seed, "seed", 0)
 
 
 def digit_images(split):

@@ -35,7 +35,7 @@ def _check_options(patch, height, width, n_digits):
     if not isinstance(n_digits, (tuple, list)) or not n_digits:
         raise TypeError(f"n_digits must be a non-empty tuple of digit counts, got {describe(n_digits)}")
     n_digits = tuple(check_int(k, "n_digits", 1, MAX_DIGITS) for k in n_digits)
-    if isinstance(patch, (bool, np.bool_)) or patch not in (1, 2, 4, 8):
+    if not isinstance(patch, (int, np.integer)) or isinstance(patch, (bool, np.bool_)) or patch not in (1, 2, 4, 8):
         raise ValueError(f"patch must be one of 1, 2, 4, 8 (a divisor of the 8-pixel digit), got {describe(patch)}")
     grid = max(patch, 4)
     height, width = check_int(height, "height", DIGIT_SIZE), check_int(width, "width", DIGIT_SIZE * max(n_digits))
@@ -207,8 +207,9 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
         "rendering_ids" (n, 3). Labels, ids and spans use -1 for padding.
     """
     s = split_index(split)
-    check_n_seed(n, seed)
+    n, seed = check_n_seed(n, seed)
     grid = _check_options(patch, height, width, n_digits)
+    patch, height, width = int(patch), int(height), int(width)  # NumPy ints would wrap in the arithmetic below
     _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distinct)
     glyphs, glyph_digits, glyph_ids = digit_images(split)
     pools = [np.flatnonzero(glyph_digits == d) for d in range(10)]

@@ -78,7 +78,7 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
         True); "b_labels" (n, T_b) int64; "concepts" (n, L) int64 in a's order,
         -1 padded; extra "a_spans" (n, L, 2) int64 [start, end) frames, -1 padded.
     """
-    check_n_seed(n, seed)
+    n, seed = check_n_seed(n, seed)
     n_concepts = check_int(n_concepts, "n_concepts", 1, 1 << 16)
     min_concepts = check_int(min_concepts, "min_concepts", 1)
     max_concepts = check_int(max_concepts, "max_concepts", min_concepts, n_concepts)

@@ -10,7 +10,8 @@ k taps onto the input frames. Derivation:
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .._checks import MAX_SIZE, as_array, check_cache, check_dout, check_float, check_int, check_mask, check_shape
+from .._checks import (MAX_SIZE, as_array, check_cache, check_dout, check_float, check_int, check_mask, check_shape,
+                       rescaled, rescaled_forward)
 
 __all__ = ["conv1d_forward", "conv1d_backward", "conv1d_output_length", "conv1d_output_mask"]
 
@@ -84,7 +85,7 @@ def conv1d_forward(x, W, b, stride=1, padding=0):
     if T == 0:
         raise ValueError(f"x must hold at least one frame (T >= 1), got shape {x.shape}")
     _check_geometry(T, k, stride, padding, ("x's T", "W's k (axis 0)"))
-    return _conv1d_forward(x, W, b, stride, padding)
+    return rescaled_forward(_conv1d_forward, x, W, b, stride, padding)
 
 
 def _conv1d_forward(x, W, b, stride=1, padding=0):
@@ -110,7 +111,7 @@ def conv1d_backward(dout, cache):
     cols, W, x_shape, stride, padding = check_cache(
         cache, ((np.ndarray, 2), (np.ndarray, 3), tuple, int, int), "conv1d_forward")
     T_out = cols.shape[0] // x_shape[0]
-    return _conv1d_backward(check_dout(dout, (x_shape[0], T_out, W.shape[2]), W.dtype), cache)
+    return rescaled(_conv1d_backward, check_dout(dout, (x_shape[0], T_out, W.shape[2]), W.dtype), cache)
 
 
 def _conv1d_backward(dout, cache):

@@ -10,7 +10,7 @@ forward's differentiable inputs. Derivations:
 """
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_eps, check_float, check_shape
+from .._checks import check_cache, check_dout, check_eps, check_float, check_shape, rescaled, rescaled_forward
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -45,7 +45,7 @@ def affine_forward(x, W, b):
         raise ValueError(f"x must have D_in = {D_in} features (last axis) to match W {W.shape}, got x {x.shape}")
     b = check_float(b, "b", "(D_out,)", dtype=x.dtype, like="x")
     check_shape(b, "b", (D_out,), "(D_out,)")
-    return _affine_forward(x, W, b)
+    return rescaled_forward(_affine_forward, x, W, b)
 
 
 def _affine_forward(x, W, b):
@@ -65,7 +65,7 @@ def affine_backward(dout, cache):
     db = sum_n dY_n (b is broadcast over the N rows, so its gradient sums).
     """
     x, W = check_cache(cache, (np.ndarray, (np.ndarray, 2)), "affine_forward")
-    return _affine_backward(check_dout(dout, x.shape[:-1] + (W.shape[1],), x.dtype), cache)
+    return rescaled(_affine_backward, check_dout(dout, x.shape[:-1] + (W.shape[1],), x.dtype), cache)
 
 
 def _affine_backward(dout, cache):
@@ -187,11 +187,11 @@ def _layernorm_forward(x, gamma, beta, eps=1e-5):
     xhat = xc * rstd
     big = ~np.isfinite(var[..., 0])  # a sum overflowed (entries near the dtype's limit): rescale those rows
     if big.any():
-        xhat[big], rstd[big] = _layernorm_rescaled(x[big], eps)
+        xhat[big], rstd[big] = _layernormrescaled(x[big], eps)
     return gamma * xhat + beta, (xhat, rstd, gamma)
 
 
-def _layernorm_rescaled(rows, eps):
+def _layernormrescaled(rows, eps):
     """xhat and rstd of rows (n, D) whose moments overflow: the same normalization of rows / max|row|."""
     scale = np.abs(rows).max(axis=-1, keepdims=True)  # (n, 1), huge
     xs = rows / scale
@@ -215,21 +215,7 @@ def layernorm_backward(dout, cache):
     (the two means are the paths through mu and var).
     """
     xhat, rstd, gamma = check_cache(cache, (np.ndarray,) * 3, "layernorm_forward")
-    return _rescaled(_layernorm_backward, check_dout(dout, xhat.shape, xhat.dtype), cache)
-
-
-def _rescaled(backward, dout, cache):
-    """backward(dout, cache) for a backward linear in dout; if an intermediate overflowed (dout near
-    the dtype's limit), again on dout / max|dout| and scaled back (inf only where the exact value is)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        grads = backward(dout, cache)
-        single = not isinstance(grads, tuple)
-        if all(np.isfinite(g).all() for g in ((grads,) if single else grads)):
-            return grads
-        scale = np.abs(dout).max()
-        grads = backward(dout / scale, cache)
-        grads = tuple(g * scale for g in ((grads,) if single else grads))
-    return grads[0] if single else grads
+    return rescaled(_layernorm_backward, check_dout(dout, xhat.shape, xhat.dtype), cache)
 
 
 def _layernorm_backward(dout, cache):
@@ -298,7 +284,7 @@ def l2_normalize_backward(dout, cache):
     change y).
     """
     out, denom, active = check_cache(cache, (np.ndarray,) * 3, "l2_normalize_forward")
-    return _rescaled(_l2_normalize_backward, check_dout(dout, out.shape, out.dtype), cache)
+    return rescaled(_l2_normalize_backward, check_dout(dout, out.shape, out.dtype), cache)
 
 
 def _l2_normalize_backward(dout, cache):

@@ -6,7 +6,7 @@ SUM-1 and CM-2). Tested in ``tests/test_layers.py``.
 """
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float, check_int, check_int_array, check_mask
+from .._checks import check_cache, check_dout, check_float, check_int, check_int_array, check_mask, rescaled
 
 __all__ = [
     "patchify", "embedding_forward", "embedding_backward",
@@ -94,7 +94,7 @@ def embedding_backward(dout, cache):
     A scatter-add (``np.add.at``): a row used twice receives both gradients.
     """
     ids, W_shape, dtype = check_cache(cache, (np.ndarray, tuple, np.dtype), "embedding_forward")
-    return _embedding_backward(check_dout(dout, ids.shape + (W_shape[1],), dtype), cache)
+    return rescaled(_embedding_backward, check_dout(dout, ids.shape + (W_shape[1],), dtype), cache)
 
 
 def _embedding_backward(dout, cache):

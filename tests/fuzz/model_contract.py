@@ -121,7 +121,7 @@ def encoder_input(m, x, mask, cfg, units=True):
             need(np.isfinite(x.astype(cfg.dtype)).all(), xn)
     need(x.shape[0] >= 1 and x.shape[1] >= 1, xn)
     if m == "image":
-        need(x.shape[1] % cfg.patch == 0 and x.shape[2] % cfg.patch == 0, xn)
+        need(x.shape[1] % cfg.patch == 0 and x.shape[2] % cfg.patch == 0 and x.shape[2] >= 1, xn)
         T_in = (x.shape[1] // cfg.patch) * (x.shape[2] // cfg.patch)
     else:
         T_in = x.shape[1]

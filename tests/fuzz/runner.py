@@ -173,6 +173,7 @@ def child_main(module):
         print(json.dumps({"running": spec.name}), flush=True)
         try:
             run_spec(spec)
-        except Exception as err:  # the falsifying example, after shrinking
-            failures.append(f"{type(err).__name__}: {err}"[:3000])
+        except Exception as err:  # the falsifying example(s), after shrinking
+            for sub in getattr(err, "exceptions", [err]):
+                failures.append(f"{type(sub).__name__}: {sub}"[:3000])
     print(json.dumps({"tally": dict(TALLY), "failures": failures}), flush=True)
