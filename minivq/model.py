@@ -75,7 +75,8 @@ def _encoder_params(params, m, cfg):
 def _summary_forward(m, params, H, M, cfg, frozen):
     """SUM-1..3 for one modality; returns (r, unit info, cache, commitment loss, dH_commit)."""
     pH, c_pool = layers.masked_mean_forward(H, M)
-    r, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # z (B, embed_dim), (SUM-1)
+    z, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim), SUM-1
+    z_sum = z  # z, or z + zq with the discrete path (SUM-3)
     units = {"H": H, "M": M}
     vq, commit, dH = None, 0.0, np.zeros_like(H)
     if cfg.use_vq:
@@ -89,15 +90,15 @@ def _summary_forward(m, params, H, M, cfg, frozen):
             Q = H + (Q_sg - H_sg)
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
         zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
-        r = r + zq  # z + zq (SUM-3)
+        z_sum = z + zq  # (SUM-3)
         ### BEGIN SOLUTION bug_beta_on_codebook
         commit, dH = _commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
         ### END SOLUTION
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
-    c_norm = None
+    r, c_norm = z_sum, None
     if cfg.cosine:
-        r, c_norm = layers.l2_normalize_forward(r)
+        r, c_norm = layers.l2_normalize_forward(z_sum)  # r = normalize(z + zq) (SUM-3)
     return r, units, (c_pool, c_z, vq, c_norm), commit, dH
 
 
