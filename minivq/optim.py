@@ -127,6 +127,11 @@ class _Optimizer:
     def step(self, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
         _check_grads(grads, self.params, self.grad_limit)
+        self._step(grads)
+
+    def _step(self, grads):
+        """:meth:`step` without the checks: grads of the params' keys, shapes and dtypes, finite (and for
+        Adam at most ``grad_limit`` in magnitude), e.g. fresh from a backward pass and clip_grad_norm."""
         self.t += 1
         for key, p in self.params.items():
             self._update(key, p, np.asarray(grads[key]))

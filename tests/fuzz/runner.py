@@ -31,7 +31,7 @@ TALLY = Counter()
 #: Per-case time limit (seconds) before a case counts as a hang.
 CASE_SECONDS = 60
 
-PROFILES = {"ci": 40, "long": 1300}  # examples per spec of weight 1
+PROFILES = {"ci": 100, "long": 1300}  # examples per spec of weight 1
 
 
 def profile():
