@@ -173,7 +173,11 @@ def _train_step(state, inputs):
         norm = math.inf
     if not math.isfinite(norm):
         raise _diverged(state, loss, f"loss = {loss:g}, gradient norm = inf or NaN")
-    state.optimizer.step(grads)
+    limit = getattr(state.optimizer, "grad_limit", None)
+    if limit is None or norm <= limit:  # finite, and no |g| above the norm: the optimizer's checks hold
+        state.optimizer._step(grads)
+    else:
+        state.optimizer.step(grads)  # says which gradient is too large
     state.step += 1
     logs = {"loss": loss, **cache["parts"], "grad_norm": float(norm)}
     if cfg.use_vq:
