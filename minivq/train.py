@@ -4,7 +4,9 @@ One step: :func:`minivq.model.loss_forward`, :func:`minivq.model.loss_backward`,
 global-norm clipping, an Adam step on every weight, then (EMA codebook) one
 EMA step of the codebook from the units of all modalities (VQ-5) and the
 restart of dead codes (VQ-6). The quantized output of a step uses the
-codebook from before that step's update.
+codebook from before that step's update. :func:`fit` checks its data and the
+weights once, before the first step (:func:`check_data`); its steps then call
+the unchecked internals of those functions, so no array is scanned twice.
 
 Seeded and deterministic: one ``np.random.Generator`` drives initialization,
 the shuffling of every epoch and the dead-code restarts, and its state is
