@@ -35,7 +35,7 @@ from .optim import glorot_uniform
 from .quantizer import _codebook_loss, _commitment_loss, _quantize_backward, _quantize_forward, init_codebook_uniform
 
 __all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward",
-           "freeze_point", "represent"]
+           "freeze_point", "decisions", "represent"]
 
 
 def init_params(cfg, rng):
@@ -156,8 +156,8 @@ def loss_forward(params, inputs, cfg, frozen=None):
         the caller checks ``np.isfinite(loss)``.
     cache : dict
         ``"parts"`` (the loss terms), ``"units"`` (per modality H, M, and with
-        VQ idx and Q), ``"decisions"`` (ReLU signs and codes: the kinks),
-        and what :func:`loss_backward` needs.
+        VQ idx and Q), and what :func:`loss_backward` needs
+        (:func:`decisions` reads its kinks).
 
     Raises
     ------
@@ -193,12 +193,22 @@ def _loss_forward(params, inputs, cfg, frozen=None):
     parts["mms"] = float(np.mean([o["mms"] for o in pair_out.values()]))
     parts["cmcm"] = float(np.mean([o["cmcm"] for o in pair_out.values()]))
     loss = parts["mms"] + cfg.lambda_cmcm * parts["cmcm"] + parts["commit"] + parts["codebook"]
-    decisions = [caches[m][0][2].ravel() for m in cfg.modalities]
-    decisions += [units[m]["idx"][units[m]["M"]] for m in cfg.modalities if cfg.use_vq]  # valid units
     cache = {"parts": parts, "units": units, "r": r, "caches": caches, "pairs": pair_out,
-             "dH_extra": dH_extra, "dE": dE, "cfg": cfg, "param_keys": list(params),
-             "decisions": np.concatenate(decisions).astype(np.int64)}
+             "dH_extra": dH_extra, "dE": dE, "cfg": cfg, "param_keys": list(params)}
     return loss, cache
+
+
+def decisions(cache):
+    """The discrete decisions of one forward pass (its kinks, for gradient checks), int64 (n,).
+
+    The ReLU signs of every encoder and, with the discrete path, the code of
+    every valid unit (VQ-1): where a perturbation changes one of them, finite
+    differences are meaningless (:func:`minivq.model_check.check_model_gradients`).
+    """
+    cfg, units = cache["cfg"], cache["units"]
+    kinks = [cache["caches"][m][0][2].ravel() for m in cfg.modalities]
+    kinks += [units[m]["idx"][units[m]["M"]] for m in cfg.modalities if cfg.use_vq]  # valid units
+    return np.concatenate(kinks).astype(np.int64)
 
 
 def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):

@@ -15,7 +15,7 @@ import numpy as np
 from ._checks import check_int, check_positive
 from .config import ModelConfig
 from .gradcheck import check_backward
-from .model import freeze_point, init_params, loss_backward, loss_forward
+from .model import decisions, freeze_point, init_params, loss_backward, loss_forward
 
 __all__ = ["TINY", "tiny_config", "tiny_inputs", "check_model_gradients"]
 
@@ -99,6 +99,6 @@ def check_model_gradients(cfg, seed=0, tol=1e-6):
         return tuple(grads[k] for k in keys)
 
     def kinks(*values):
-        return forward(*values)[1]["decisions"]
+        return decisions(forward(*values)[1])
 
     return check_backward(forward, backward, draw, wrt=keys, kinks=kinks, rng=seed, tol=tol)
