@@ -3,6 +3,7 @@
 One forward pass, for every modality m of the config:
 
     H^m, M^m = encoder(x^m)                         (ENC)   minivq.encoders
+    h <- h / ||h|| for every unit of H^m            (ENC, cfg.unit_norm: one sphere for E)
     z^m  = W^m pool(H^m) + c^m                      (SUM-1)
     Q^m, k* = quantize(H^m, E)   (one shared E)     (VQ-1, VQ-2)
     zq^m = Wq^m pool(Q^m) + cq^m                    (SUM-2)
@@ -178,7 +179,7 @@ def _loss_forward(params, inputs, cfg, frozen=None):
     dE = np.zeros_like(params["E"]) if cfg.use_vq else None
     for m in cfg.modalities:
         x, mask = inputs[m]
-        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)
+        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)  # unit-normalized
         r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, frozen)
         caches[m] = (c_enc, c_sum)
         parts["commit"] += commit
