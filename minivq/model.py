@@ -179,7 +179,7 @@ def _loss_forward(params, inputs, cfg, frozen=None):
     dE = np.zeros_like(params["E"]) if cfg.use_vq else None
     for m in cfg.modalities:
         x, mask = inputs[m]
-        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)  # unit-normalized
+        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)  # normalized if cfg.unit_norm
         r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, frozen)
         caches[m] = (c_enc, c_sum)
         parts["commit"] += commit
