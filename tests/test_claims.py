@@ -259,3 +259,11 @@ def test_kmeans_is_seeded():
     np.testing.assert_array_equal(E1, E2)
     with pytest.raises(ValueError, match="K"):
         claims.kmeans_codebook(H[:1, :2], None, 5, rng=0)
+
+
+def test_localize_skips_a_sample_with_no_valid_target_unit():
+    """The minimal case the API fuzz found in localization_accuracy: a padded unit is no hit."""
+    from minivq.metrics.claims import localize
+    rel = np.full((1, 1, 2), -np.inf)
+    out = localize(rel, np.array([[3]]), np.array([[True]]), np.array([[3, 3]]), np.array([[False, False]]))
+    assert out["n"] == 0 and np.isnan(out["accuracy"]) and out["best_unit"].tolist() == [[-1]]

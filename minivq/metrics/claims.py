@@ -225,7 +225,9 @@ def localize(rel, query_concepts, found, target_labels, target_mask):
         named concept), ``chance_unit`` (a random valid unit does),
         ``chance_concept_unit`` (a random unit among those on some concept
         does: the right chance when finding any object is easy), ``n``, and
-        ``best_unit`` (B, L) int64.
+        ``best_unit`` (B, L) int64 (-1 in a sample with no valid target
+        unit, whose queries are skipped, as in
+        :func:`minivq.metrics.localization_accuracy`).
     """
     rel = check_real(rel, "rel", "(B, L, T)", ndim=3, finite=False)
     B, L, T = rel.shape
@@ -238,7 +240,9 @@ def localize(rel, query_concepts, found, target_labels, target_mask):
                          f"got {query_concepts.shape} and {target_labels.shape}")
     best = np.argmax(rel, axis=2)  # (B, L)
     hit = np.take_along_axis(target_labels, best, axis=1) == query_concepts
-    ok = found & (query_concepts >= 0)
+    has_target = target_mask.any(axis=1)  # (B,) a sample with no valid target unit has nothing to find
+    best = np.where(has_target[:, None], best, -1)
+    ok = found & (query_concepts >= 0) & has_target[:, None]
     on_named = ((target_labels[:, None, :] == query_concepts[:, :, None]) & target_mask[:, None, :]).sum(axis=2)
     on_any = ((target_labels >= 0) & target_mask).sum(axis=1)[:, None]  # (B, 1)
     n = int(ok.sum())
