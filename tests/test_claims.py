@@ -267,3 +267,9 @@ def test_localize_skips_a_sample_with_no_valid_target_unit():
     rel = np.full((1, 1, 2), -np.inf)
     out = localize(rel, np.array([[3]]), np.array([[True]]), np.array([[3, 3]]), np.array([[False, False]]))
     assert out["n"] == 0 and np.isnan(out["accuracy"]) and out["best_unit"].tolist() == [[-1]]
+
+
+def test_assign_codes_names_a_codebook_of_the_wrong_width():
+    from minivq.metrics.claims import assign_codes
+    with pytest.raises(ValueError, match=r"E must have shape \(K >= 1, D = 3\) to match H \(1, 2, 3\), got \(4, 2\)"):
+        assign_codes(np.zeros((1, 2, 3)), np.ones((1, 2), bool), np.zeros((4, 2)))

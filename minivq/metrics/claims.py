@@ -370,7 +370,10 @@ def assign_codes(H, M, E):
     """Nearest code (VQ-1) of every valid unit, shape (B, T), 0 on padding."""
     H = check_float(H, "H", "(B, T, D)", ndim=3)
     M = check_mask(M, H.shape[:2], "(B, T)", "M")
+    E = check_float(E, "E", "(K, D)", ndim=2).astype(H.dtype, copy=False)  # the units' dtype, as before
+    if E.shape[0] == 0 or E.shape[1] != H.shape[2]:
+        raise ValueError(f"E must have shape (K >= 1, D = {H.shape[2]}) to match H {H.shape}, got {E.shape}")
     idx = np.zeros(H.shape[:2], dtype=np.int64)
     if M.any():
-        idx[M] = nearest_code(H[M], np.asarray(E, dtype=H.dtype))[0]
+        idx[M] = nearest_code(H[M], E)[0]
     return idx
