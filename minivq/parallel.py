@@ -15,11 +15,14 @@ import signal
 import time
 from multiprocessing import get_context
 
+from ._checks import check_int
+
 __all__ = ["default_workers", "SharedClock", "JobRunner"]
 
 
 def default_workers(n_jobs):
-    """One worker per core this process may use, at most one per job."""
+    """One worker per core this process may use, at most one per job (n_jobs >= 1)."""
+    n_jobs = check_int(n_jobs, "n_jobs", 1)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -36,7 +39,7 @@ class SharedClock:
     """
 
     def __init__(self, total, context=None):
-        self.total, self.start = int(total), time.perf_counter()
+        self.total, self.start = check_int(total, "total", 0), time.perf_counter()
         self._done = (context or get_context("spawn")).Value("i", 0)
 
     def tick(self, seconds):
@@ -80,7 +83,10 @@ class JobRunner:
     """
 
     def __init__(self, n_workers, initializer=None, initargs=()):
-        self.n_workers, self.initializer, self.initargs = int(n_workers), initializer, tuple(initargs)
+        self.n_workers = check_int(n_workers, "n_workers", 1)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable or None, got {type(initializer).__name__}")
+        self.initializer, self.initargs = initializer, tuple(initargs)
         self._pool = None
 
     def __enter__(self):

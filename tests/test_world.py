@@ -168,3 +168,19 @@ def test_errors_name_the_argument():
 def test_docstrings_state_the_writer_overlap():
     assert "writers" in world.__doc__ and "shared" in world.__doc__
     assert "13 writers" in world.WRITER_NOTE
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"free_positions": "yes"}, ValueError, r"free_positions: expected True, False or a number of pixels >= 0"),
+    ({"n_digits": ("a",)}, TypeError, r"n_digits: expected an int or a sequence of ints"),
+    ({"heldout_sets": "x"}, TypeError, r"heldout_sets must be a finite number"),
+])
+def test_bad_world_settings_are_named(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        world_scenes("train", 2, 0, **kwargs)
+
+
+def test_voice_type_wants_a_name():
+    from minivq.data.world import voice_type
+    with pytest.raises(TypeError, match="name must be a speaker name"):
+        voice_type(None)

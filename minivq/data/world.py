@@ -44,6 +44,7 @@ from itertools import combinations
 
 import numpy as np
 
+from .._checks import _is_int, check_number
 from .bank import check_n_seed, digit_images, speaker_names, speech_bank, split_index
 from .digits import DIGIT_SIZE, _fill_text, _pad_speech, digit_scenes, mix_caption
 
@@ -84,7 +85,15 @@ def world_settings(world="hard", **overrides):
     s = dict(PRESETS[world])
     s.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("n_digits", "n_distractors"):
-        s[key] = tuple(int(v) for v in np.atleast_1d(s[key]))
+        values = np.atleast_1d(np.asarray(s[key], dtype=object)).ravel()
+        if values.size == 0 or not all(_is_int(v) for v in values):
+            raise TypeError(f"{key}: expected an int or a sequence of ints, got {s[key]!r}")
+        s[key] = tuple(int(v) for v in values)
+    free = s["free_positions"]
+    if not isinstance(free, (bool, np.bool_)) and not (_is_int(free) and free >= 0):
+        raise ValueError(f"free_positions: expected True, False or a number of pixels >= 0, got {free!r}")
+    for key in ("heldout_sets", "heldout_share"):
+        check_number(s[key], key)
     if not s["n_digits"] or min(s["n_digits"]) < 1 or max(s["n_digits"]) > 9:
         raise ValueError(f"n_digits: expected counts between 1 and 9, got {s['n_digits']!r}")
     if min(s["n_distractors"]) < 0 or max(s["n_digits"]) + max(s["n_distractors"]) > 10:
@@ -124,6 +133,8 @@ def heldout_digit_sets(share, size):
 
 def voice_type(name):
     """``"espeak-ng"`` for every espeak-ng speaker; a flite speaker is its own type (``"flite:slt"``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a speaker name (str), got {type(name).__name__} {name!r}")
     return name if name.startswith("flite:") else name.split(":")[0]
 
 
