@@ -107,10 +107,10 @@ def _localization(enc, a, b, concepts):
     not finding the named one), the chance of the task as posed.
     """
     P_w, found = metrics.concept_distributions(enc[a]["p"], enc[a]["labels"], enc[a]["M"], concepts)
-    loc = metrics.localization_accuracy(P_w, concepts, found, enc[b]["p"], enc[b]["labels"], enc[b]["M"])
-    rel = metrics.relevance(P_w, enc[b]["p"], enc[b]["M"])
-    posed = localize(rel, concepts, found, enc[b]["labels"], enc[b]["M"])
-    return {**loc, "chance_digit_unit": posed["chance_concept_unit"]}
+    rel = metrics.relevance(P_w, enc[b]["p"], enc[b]["M"])  # (B, L, T), LOC
+    loc = localize(rel, concepts, found, enc[b]["labels"], enc[b]["M"])  # one argmax, both chances
+    return {"accuracy": loc["accuracy"], "chance": loc["chance_unit"],
+            "chance_digit_unit": loc["chance_concept_unit"], "n": loc["n"], "best_unit": loc["best_unit"]}
 
 
 def _code_concept(enc, a, b, K, n_concepts):
