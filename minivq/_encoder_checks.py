@@ -185,27 +185,8 @@ def _check_inputs(inputs, cfg, require_all):
     return checked
 
 
-def _check_frozen(frozen, cfg):
-    """None, or freeze_point's {m: {"Q": (B, T, D), "H": (B, T, D)}} (shapes are checked in the forward)."""
-    if frozen is None:
-        return None
-    if not cfg.use_vq:
-        raise TypeError(f"frozen must be None for a config without the discrete path (variant "
-                        f"{cfg.variant!r}; freeze_point returns None), got {describe(frozen)}")
-    if not isinstance(frozen, dict) or set(frozen) != set(cfg.modalities):
-        raise TypeError(f"frozen must be None or the dict of freeze_point (one entry per modality), "
-                        f"got {describe(frozen)}")
-    for m, entry in frozen.items():
-        if not isinstance(entry, dict) or set(entry) != {"Q", "H"}:
-            raise TypeError(f"frozen[{m!r}] must be a dict with keys 'Q' and 'H', got {describe(entry)}")
-        for k in ("Q", "H"):
-            check_float(entry[k], f"frozen[{m!r}][{k!r}]", "(B, T, D)", ndim=3, coerce=False,
-                        dtype=np.dtype(cfg.dtype), like="cfg.dtype")
-    return frozen
-
-
-def check_model_args(params, inputs, cfg, frozen=None, require_all=True):
-    """The boundary of loss_forward and represent: (cfg, params, inputs checked, frozen)."""
+def check_model_args(params, inputs, cfg, require_all=True):
+    """The boundary of loss_forward and represent: (cfg, inputs), params and inputs checked."""
     cfg = check_config(cfg)
     inputs = _check_inputs(inputs, cfg, require_all)
     shapes = _shapes(cfg, cfg.modalities if require_all else list(inputs))
@@ -213,4 +194,4 @@ def check_model_args(params, inputs, cfg, frozen=None, require_all=True):
     if require_all and set(params) != set(shapes):
         extra = sorted(set(map(str, params)) - set(shapes))
         raise ValueError(f"params must hold exactly the keys of init_params(cfg); unexpected {extra}")
-    return cfg, inputs, _check_frozen(frozen, cfg)
+    return cfg, inputs

@@ -153,16 +153,21 @@ def encoder_forward(modality, params, x, mask, cfg):
     large that a layer overflows the dtype give NaN or inf units.
     """
     P, x, mask = check_encoder_args(modality, params, x, mask, cfg)
-    return _encoder_forward(modality, P, x, mask, cfg)
+    H, M, cache = _encoder_forward(modality, P, x, mask, cfg)
+    if cfg.unit_norm:
+        H, c_norm = layers.l2_normalize_forward(H)
+        cache = cache[:3] + (c_norm,) + cache[4:]
+    return H, M, cache
 
 
 def _encoder_forward(modality, P, x, mask, cfg):
-    """:func:`encoder_forward` on checked arguments (P: "W1", "b1", "W2", "b2" of the modality)."""
+    """The encoder's layers on checked arguments (P: "W1", "b1", "W2", "b2" of the modality).
+
+    Without the unit normalization: :func:`minivq.model.loss_forward`
+    applies it where the model is read, :func:`encoder_forward` here.
+    """
     H, M, caches, signs = _encode(modality, P, x, mask, cfg)
-    c_norm = None
-    if cfg.unit_norm:
-        H, c_norm = layers.l2_normalize_forward(H)
-    return H, M, (modality, caches, signs, c_norm, (H.shape, H.dtype))
+    return H, M, (modality, caches, signs, None, (H.shape, H.dtype))
 
 
 def _encode(modality, P, x, mask, cfg):

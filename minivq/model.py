@@ -3,9 +3,9 @@
 One forward pass, for every modality m of the config:
 
     H^m, M^m = encoder(x^m)                         (ENC)   minivq.encoders
-    h <- h / ||h|| for every unit of H^m            (ENC, cfg.unit_norm: one sphere for E)
+    h <- h / ||h|| for every unit of H^m            (cfg.unit_norm: one sphere for E; _units_forward)
     z^m  = W^m pool(H^m) + c^m                      (SUM-1)
-    Q^m, k* = quantize(H^m, E)   (one shared E)     (VQ-1, VQ-2)
+    Q^m, k* = quantize(H^m, E)   (one shared E)     (VQ-1, VQ-2)     quantize_units
     zq^m = Wq^m pool(Q^m) + cq^m                    (SUM-2)
     r^m  = normalize(z^m + zq^m)                    (SUM-3)
 
@@ -14,7 +14,9 @@ CMCM loss on the code distributions (CM-1..4). The total (LOSS) adds the
 commitment losses (VQ-3) and, for a gradient-trained codebook, the codebook
 losses (VQ-4). :func:`loss_backward` walks the same path in reverse, by
 hand, to every parameter; ``tests/test_model.py`` checks it against finite
-differences in float64.
+differences in float64, with the hooks a gradient check needs (the
+stop-gradients held at a base point, the kinks) kept out of this forward,
+in :mod:`minivq.model_check`.
 
 Three variants make the paper's ablation (``ModelConfig.variant``):
 ``"summary"`` (z only, MMS only), ``"vq"`` (z + zq through the shared
@@ -35,8 +37,8 @@ from .matching import (_code_distribution_backward, _code_distribution_forward, 
 from .optim import glorot_uniform
 from .quantizer import _codebook_loss, _commitment_loss, _quantize_backward, _quantize_forward, init_codebook_uniform
 
-__all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward",
-           "freeze_point", "decisions", "represent"]
+__all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward", "quantize_units",
+           "represent"]
 
 
 def init_params(cfg, rng):
@@ -73,7 +75,27 @@ def _encoder_params(params, m, cfg):
     return {name: params[f"{m}.{name}"] for name in param_shapes(m, cfg)}
 
 
-def _summary_forward(m, params, H, M, cfg, frozen):
+def quantize_units(m, H, E):
+    """VQ-1, VQ-2 for the units H of modality m: what the rest of the forward needs.
+
+    Returns
+    -------
+    Q : ndarray, (B, T, D)
+        The value of h + sg(q - h), which is q: it goes on to the discrete
+        summary (SUM-2), and its gradient goes straight through to h.
+    idx : ndarray of int, (B, T)
+        The nearest codeword of every unit (VQ-1).
+    c_q : cache of the quantizer's backward.
+    Q_sg, H_sg : ndarray
+        sg(q) and sg(h), the constants of the commitment (VQ-3) and codebook
+        (VQ-4) losses: here q and h themselves. A gradient check holds them at
+        a base point instead (:func:`minivq.model_check.held_quantizer`).
+    """
+    Q, idx, c_q = _quantize_forward(H, E)
+    return Q, idx, c_q, Q, H
+
+
+def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
     """SUM-1..3 for one modality; returns (r, unit info, cache, commitment loss, dH_commit)."""
     pH, c_pool = layers.masked_mean_forward(H, M)
     z, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim), SUM-1
@@ -81,14 +103,7 @@ def _summary_forward(m, params, H, M, cfg, frozen):
     units = {"H": H, "M": M}
     vq, commit, dH = None, 0.0, np.zeros_like(H)
     if cfg.use_vq:
-        Q, idx, c_q = _quantize_forward(H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
-        Q_sg, H_sg = Q, H
-        if frozen is not None:  # hold sg(q - h) at the base point (gradient checks)
-            Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
-            for k, a in (("Q", Q_sg), ("H", H_sg)):
-                if a.shape != H.shape:
-                    raise ValueError(f"frozen[{m!r}][{k!r}] must have the units' shape {H.shape}, got {a.shape}")
-            Q = H + (Q_sg - H_sg)
+        Q, idx, c_q, Q_sg, H_sg = quantize(m, H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
         zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
         z_sum = z + zq  # (SUM-3)
@@ -133,7 +148,7 @@ def _pair_forward(a, b, r, units, params, cfg):
     return out
 
 
-def loss_forward(params, inputs, cfg, frozen=None):
+def loss_forward(params, inputs, cfg):
     """Total objective (LOSS) of one batch of paired samples.
 
     Parameters
@@ -143,10 +158,6 @@ def loss_forward(params, inputs, cfg, frozen=None):
     inputs : dict of str -> (x, mask)
         The encoder input and input mask of each modality in ``cfg.modalities``.
     cfg : ModelConfig
-    frozen : dict or None
-        From :func:`freeze_point`: holds the stop-gradient values sg(q) and
-        sg(h) fixed so that finite differences see the straight-through
-        estimator (gradient checks only).
 
     Returns
     -------
@@ -157,31 +168,47 @@ def loss_forward(params, inputs, cfg, frozen=None):
         the caller checks ``np.isfinite(loss)``.
     cache : dict
         ``"parts"`` (the loss terms), ``"units"`` (per modality H, M, and with
-        VQ idx and Q), and what :func:`loss_backward` needs
-        (:func:`decisions` reads its kinks).
+        VQ idx and Q), and what :func:`loss_backward` needs.
 
     Raises
     ------
     TypeError, ValueError
         Arguments that do not fit cfg, naming them: ``params['speech.W1']``,
         ``x of 'speech'``, ``mask of 'image'`` (every sample needs a valid
-        unit), ``frozen['image']['Q']``; parameters and inputs must be finite.
-        Checked once here; the layers inside run unchecked.
+        unit); parameters and inputs must be finite. Checked once here; the
+        layers inside run unchecked.
+
+    Notes
+    -----
+    The gradient check differentiates the same forward with the
+    stop-gradients held at a base point: :mod:`minivq.model_check`.
     """
-    cfg, inputs, frozen = check_model_args(params, inputs, cfg, frozen)
-    return _loss_forward(params, inputs, cfg, frozen)
+    cfg, inputs = check_model_args(params, inputs, cfg)
+    return _loss_forward(params, inputs, cfg)
 
 
-def _loss_forward(params, inputs, cfg, frozen=None):
-    """:func:`loss_forward` on checked arguments."""
+def _units_forward(m, params, x, mask, cfg):
+    """The units of modality m: its encoder (ENC), then h <- h / ||h|| with ``cfg.unit_norm``.
+
+    Returns (H, M, encoder cache, normalization cache or None).
+    """
+    H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)
+    c_unit = None
+    if cfg.unit_norm:  # every modality meets the one codebook E on the unit sphere (choice)
+        H, c_unit = layers.l2_normalize_forward(H)
+    return H, M, c_enc, c_unit
+
+
+def _loss_forward(params, inputs, cfg, quantize=quantize_units):
+    """:func:`loss_forward` on checked arguments; ``quantize`` is :func:`quantize_units` but in gradient checks."""
     r, units, caches, dH_extra = {}, {}, {}, {}
     parts = {"mms": 0.0, "cmcm": 0.0, "commit": 0.0, "codebook": 0.0}
     dE = np.zeros_like(params["E"]) if cfg.use_vq else None
     for m in cfg.modalities:
         x, mask = inputs[m]
-        H, M, c_enc = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)  # normalized if cfg.unit_norm
-        r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, frozen)
-        caches[m] = (c_enc, c_sum)
+        H, M, c_enc, c_unit = _units_forward(m, params, x, mask, cfg)
+        r[m], units[m], c_sum, commit, dH_extra[m] = _summary_forward(m, params, H, M, cfg, quantize)
+        caches[m] = (c_enc, c_unit, c_sum)
         parts["commit"] += commit
         if cfg.use_vq and cfg.codebook == "grad":  # (VQ-4)
             ### BEGIN SOLUTION bug_beta_on_codebook
@@ -197,19 +224,6 @@ def _loss_forward(params, inputs, cfg, frozen=None):
     cache = {"parts": parts, "units": units, "r": r, "caches": caches, "pairs": pair_out,
              "dH_extra": dH_extra, "dE": dE, "cfg": cfg, "param_keys": list(params)}
     return loss, cache
-
-
-def decisions(cache):
-    """The discrete decisions of one forward pass (its kinks, for gradient checks), int64 (n,).
-
-    The ReLU signs of every encoder and, with the discrete path, the code of
-    every valid unit (VQ-1): where a perturbation changes one of them, finite
-    differences are meaningless (:func:`minivq.model_check.check_model_gradients`).
-    """
-    cfg, units = cache["cfg"], cache["units"]
-    kinks = [cache["caches"][m][0][2].ravel() for m in cfg.modalities]
-    kinks += [units[m]["idx"][units[m]["M"]] for m in cfg.modalities if cfg.use_vq]  # valid units
-    return np.concatenate(kinks).astype(np.int64)
 
 
 def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
@@ -265,27 +279,14 @@ def _loss_backward(cache, dloss=1.0):
     for (a, b), out in pairs.items():
         _pair_backward(a, b, out, r, dr, dH, dE, dloss / len(pairs), cfg)
     for m in cfg.modalities:
-        c_enc, c_sum = cache["caches"][m]
+        c_enc, c_unit, c_sum = cache["caches"][m]
         dH[m] = dH[m] + _summary_backward(m, dr[m], c_sum, grads)
+        if c_unit is not None:
+            dH[m] = layers.l2_normalize_backward(dH[m], c_unit)
         grads.update(_encoder_backward(dH[m], c_enc))
     if dE is not None:
         grads["E"] = dE
     return {k: grads[k] for k in cache["param_keys"]}
-
-
-def freeze_point(params, inputs, cfg):
-    """Stop-gradient values sg(q), sg(h) at the current point (for gradient checks).
-
-    Returns
-    -------
-    dict or None
-        ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``, None without the discrete path.
-    """
-    cfg, inputs, _ = check_model_args(params, inputs, cfg)
-    if not cfg.use_vq:
-        return None
-    _, cache = _loss_forward(params, inputs, cfg)
-    return {m: {"Q": u["Q"].copy(), "H": u["H"].copy()} for m, u in cache["units"].items()}
 
 
 def represent(params, inputs, cfg):
@@ -305,10 +306,26 @@ def represent(params, inputs, cfg):
         ``"H"`` (B, T, D), ``"M"`` (B, T), and with the discrete path
         ``"idx"`` (B, T) (VQ-1).
     """
-    cfg, inputs, _ = check_model_args(params, inputs, cfg, require_all=False)
+    cfg, inputs = check_model_args(params, inputs, cfg, require_all=False)
     out = {}
     for m, (x, mask) in inputs.items():
-        H, M, _ = _encoder_forward(m, _encoder_params(params, m, cfg), x, mask, cfg)
-        r, units, *_ = _summary_forward(m, params, H, M, cfg, None)
+        H, M, _, _ = _units_forward(m, params, x, mask, cfg)
+        r, units, *_ = _summary_forward(m, params, H, M, cfg)
         out[m] = {"r": r, **{k: v for k, v in units.items() if k in ("H", "M", "idx")}}
     return out
+
+
+_MOVED = {"freeze_point", "decisions"}  # gradient-check hooks, in minivq.model_check since 0.2
+
+
+def __getattr__(name):
+    """``minivq.model.freeze_point`` and ``decisions`` moved to :mod:`minivq.model_check` (0.2)."""
+    if name in _MOVED:
+        import warnings
+        from . import model_check
+        warnings.warn(f"minivq.model.{name} moved to minivq.model_check.{name} (gradient-check hooks "
+                      f"left the training forward in 0.2); the old name goes in 0.3",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(model_check, name)
+    raise AttributeError(f"module 'minivq.model' has no attribute {name!r}")
+

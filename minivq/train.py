@@ -156,7 +156,7 @@ def train_step(state, inputs):
         When the loss or the gradient norm is not finite, or the weights
         overflow; the weights are not updated by the failing step.
     """
-    _, inputs, _ = check_model_args(state.params, inputs, state.model_cfg)
+    _, inputs = check_model_args(state.params, inputs, state.model_cfg)
     return _train_step(state, inputs)
 
 

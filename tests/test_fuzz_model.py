@@ -12,6 +12,7 @@ from minivq import encoders as ENC
 from minivq import model as MOD
 from minivq.config import ModelConfig
 from minivq.gradcheck import GradientCheckError
+from minivq import model_check as MCK
 from minivq.model_check import check_model_gradients, tiny_config, tiny_inputs
 
 PAIRS = [("image", "speech"), ("image", "text"), ("a", "b"), ("speech", "text", "image")]
@@ -75,7 +76,12 @@ def expect_init_params(a):
 
 
 def draw_loss(data):
-    return {**draw_model(data), "frozen": None}
+    return draw_model(data)
+
+
+def draw_frozen_loss(data):
+    a = draw_model(data)
+    return {**a, "frozen": MCK.freeze_point(**a)}
 
 
 def magnitude(a):
@@ -87,7 +93,6 @@ def magnitude(a):
 
 def expect_loss(a):
     cfg = model_args(a)
-    need(a["frozen"] is None, "frozen")
     with np.errstate(all="ignore"):
         ref = MOD.loss_forward(a["params"], clean(a["inputs"]), cfg)[0]
     may_overflow = magnitude(a) > float(np.finfo(cfg.dtype).max) ** 0.25
@@ -156,6 +161,35 @@ def expect_represent(a):
 
 def f64(x):
     return np.asarray(x, np.float64)
+
+
+def expect_frozen_loss(a):
+    """frozen_loss_forward: frozen is freeze_point's dict (None without VQ); at the base point the loss is loss_forward's."""
+    cfg = model_args(a)
+    fr = a["frozen"]
+    if not cfg.use_vq:
+        need(fr is None, "frozen")
+    else:
+        need(isinstance(fr, dict) and set(fr) == set(cfg.modalities), "frozen")
+        units = MOD.loss_forward(a["params"], clean(a["inputs"]), cfg)[1]["units"]
+        for m, entry in fr.items():
+            need(isinstance(entry, dict) and set(entry) == {"Q", "H"}, f"frozen[{m!r}]")
+            for k in ("Q", "H"):
+                x = arr(entry[k], f"frozen[{m!r}][{k!r}]", coerce=False, ndim=3, dtype=np.dtype(cfg.dtype))
+                need(x.shape == units[m]["H"].shape, f"frozen[{m!r}][{k!r}]")
+    with np.errstate(all="ignore"):
+        ref = MOD.loss_forward(a["params"], clean(a["inputs"]), cfg)[0]
+    base = fr is None or all(np.array_equal(fr[m][k], MCK.freeze_point(a["params"], clean(a["inputs"]), cfg)[m][k])
+                             for m in fr for k in ("Q", "H"))
+
+    def check(r):
+        loss = r[0]
+        if not isinstance(loss, float):
+            raise WrongResult(f"loss {loss!r}")
+        tol = 100 * float(np.finfo(cfg.dtype).eps)  # h + (q - h) is q up to rounding
+        if base and np.isfinite(ref) and abs(loss - ref) > tol * (1 + abs(ref)):
+            raise WrongResult(f"at the base point the held loss {loss!r} differs from loss_forward's {ref!r}")
+    return check
 
 
 def expect_freeze(a):
@@ -285,7 +319,8 @@ SPECS = [
     Spec("loss_forward", MOD.loss_forward, draw_loss, expect_loss, weight=0.5),
     Spec("loss_backward", MOD.loss_backward, draw_loss_back, expect_loss_back, weight=0.4),
     Spec("represent", MOD.represent, draw_represent, expect_represent, weight=0.4),
-    Spec("freeze_point", MOD.freeze_point, lambda d: draw_model(d), expect_freeze, weight=0.3),
+    Spec("freeze_point", MCK.freeze_point, lambda d: draw_model(d), expect_freeze, weight=0.3),
+    Spec("frozen_loss_forward", MCK.frozen_loss_forward, draw_frozen_loss, expect_frozen_loss, weight=0.4),
     Spec("encoder_forward", ENC.encoder_forward, draw_encoder, expect_encoder, weight=0.5),
     Spec("encoder_backward", ENC.encoder_backward, draw_encoder_back, expect_encoder_back, weight=0.4),
     Spec("init_encoder", ENC.init_encoder, draw_init_encoder, expect_init_encoder, weight=0.5),

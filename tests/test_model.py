@@ -4,16 +4,19 @@ The centrepiece is the whole-model gradient check: the hand-written
 backward of the total loss against central finite differences in float64,
 every parameter at once, for every variant and modality pair. The
 straight-through estimator (VQ-2) is not the derivative of the piecewise
-constant q = e_k*(h); ``freeze_point`` holds sg(q - h) at the base point so
-that the finite differences see exactly the function the STE differentiates,
-and the checker verifies that no ReLU sign or argmin code flips at x +/- h.
+constant q = e_k*(h); ``minivq.model_check.freeze_point`` holds sg(q - h) at
+the base point (``frozen_loss_forward``: the training forward with a held
+quantizer) so that the finite differences see exactly the function the STE
+differentiates, and the checker verifies that no ReLU sign or argmin code
+flips at x +/- h.
 """
 import numpy as np
 import pytest
 
 from minivq.encoders import encoder_forward, init_encoder, unit_labels
 from minivq.model import ModelConfig, init_params, loss_backward, loss_forward, represent
-from minivq.model_check import TINY, check_model_gradients, tiny_config, tiny_inputs
+from minivq.model_check import (TINY, check_model_gradients, decisions, freeze_point, frozen_loss_forward,
+                                tiny_config, tiny_inputs)
 
 @pytest.mark.parametrize("variant", ["summary", "vq", "full"])
 @pytest.mark.parametrize("modalities", [("image", "speech"), ("image", "text"), ("speech", "text"), ("a", "b")])
@@ -218,3 +221,75 @@ def test_the_training_step_checks_its_arrays_once(monkeypatch):
     loss, cache = loss_forward(params, inputs, cfg)
     loss_backward(cache)
     assert sorted(scanned) == sorted(f"params[{k!r}]" for k in params), scanned
+
+
+def test_the_training_forward_has_no_gradient_check_hook():
+    """loss_forward(params, inputs, cfg): the stop-gradient hook lives in minivq.model_check."""
+    import inspect
+    assert list(inspect.signature(loss_forward).parameters) == ["params", "inputs", "cfg"]
+    cfg = tiny_config(("image", "speech"), "full")
+    rng = np.random.default_rng(4)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    with pytest.raises(TypeError, match="frozen"):
+        loss_forward(params, inputs, cfg, frozen=None)  # the 0.1 keyword is gone, loudly
+
+
+def test_the_held_forward_is_the_training_forward_at_its_base_point():
+    """At the base point h + (sg(q) - sg(h)) is q: same loss, same gradients (up to rounding)."""
+    cfg = tiny_config(("image", "speech"), "full", codebook="grad")
+    rng = np.random.default_rng(5)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    loss, cache = loss_forward(params, inputs, cfg)
+    held, cache_h = frozen_loss_forward(params, inputs, cfg, freeze_point(params, inputs, cfg))
+    assert abs(held - loss) < 1e-12
+    g, g_h = loss_backward(cache), loss_backward(cache_h)
+    assert all(np.allclose(g[k], g_h[k], rtol=1e-10, atol=1e-12) for k in g)
+    assert np.array_equal(decisions(cache), decisions(cache_h))
+    # away from the base point the held constants differ from the new point's q and h
+    moved = {**params, "image.b2": params["image.b2"] + 0.5}
+    frozen = freeze_point(params, inputs, cfg)
+    assert frozen_loss_forward(moved, inputs, cfg, frozen)[0] != loss_forward(moved, inputs, cfg)[0]
+
+
+def test_the_held_forward_checks_frozen_by_name():
+    cfg = tiny_config(("image", "speech"), "full")
+    rng = np.random.default_rng(6)
+    params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+    frozen = freeze_point(params, inputs, cfg)
+    with pytest.raises(TypeError, match=r"frozen must be the dict of freeze_point"):
+        frozen_loss_forward(params, inputs, cfg, None)
+    with pytest.raises(TypeError, match=r"frozen\['image'\] must be a dict"):
+        frozen_loss_forward(params, inputs, cfg, {**frozen, "image": 3})
+    bad = {**frozen, "speech": {"Q": frozen["speech"]["Q"][:, :2], "H": frozen["speech"]["H"]}}
+    with pytest.raises(ValueError, match=r"frozen\['speech'\]\['Q'\] must have the units' shape"):
+        frozen_loss_forward(params, inputs, cfg, bad)
+    summary = tiny_config(("image", "speech"), "summary")
+    p_s = init_params(summary, rng)
+    assert freeze_point(p_s, inputs, summary) is None
+    assert frozen_loss_forward(p_s, inputs, summary, None)[0] == loss_forward(p_s, inputs, summary)[0]
+    with pytest.raises(TypeError, match=r"frozen must be None for variant 'summary'"):
+        frozen_loss_forward(p_s, inputs, summary, frozen)
+
+
+def test_the_moved_hooks_still_answer_with_a_deprecation_warning():
+    import minivq.model as model
+    import minivq.model_check as model_check
+    for name in ("freeze_point", "decisions"):
+        with pytest.warns(DeprecationWarning, match=f"minivq.model_check.{name}"):
+            assert getattr(model, name) is getattr(model_check, name)
+    with pytest.raises(AttributeError):
+        model.no_such_name
+
+
+def test_unit_normalization_is_applied_by_the_model_where_it_is_read():
+    """The encoder gives raw units; the model's units lie on the sphere exactly when cfg.unit_norm."""
+    for unit_norm in (True, False):
+        cfg = tiny_config(("image", "speech"), "full", unit_norm=unit_norm)
+        rng = np.random.default_rng(7)
+        params, inputs = init_params(cfg, rng), tiny_inputs(cfg, rng)
+        units = loss_forward(params, inputs, cfg)[1]["units"]
+        for m in cfg.modalities:
+            norms = np.linalg.norm(units[m]["H"], axis=-1)[units[m]["M"]]
+            assert np.allclose(norms, 1.0) == unit_norm, (m, unit_norm, norms)
+            H_enc = encoder_forward(m, params, *inputs[m], cfg)[0]  # the public encoder: the model's units
+            assert np.array_equal(H_enc, units[m]["H"])
