@@ -75,6 +75,8 @@ def _reason(ex, failed, missing):
         return f"graded test not found: {missing[0]}"
     if not failed:
         return ""
+    if any("compiled kernel not in use" in msg for _, msg in failed):
+        return "the copy's compiled kernels are not built: pip install -e DIR, then grade again"
     named = [m.group(1) for _, msg in failed for m in [_NOT_IMPLEMENTED.search(msg)] if m]
     if ex.name in named:
         return "not implemented"
@@ -132,6 +134,11 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     handout = _handout(directory)
     selected = course.select(exercises if exercises is not None else handout)
     patterns = list(dict.fromkeys(p for ex in selected for p in ex.tests))
+    package_dir = directory / course.package
+    if package_dir.is_dir() and not any(package_dir.glob("_nearest_teaching*.so")) \
+            and not any(package_dir.glob("_nearest_teaching*.pyd")):
+        say(f"course grade: warning: {package_dir} holds no compiled kernel; the exercises that need one fail "
+            f"until you build the copy: pip install -e {directory}")
     results = _run_pytest(directory, patterns, course.package, say)
     _check_imported_from(directory, results, course.package)
     rows = [_score(ex, results) for ex in selected]
