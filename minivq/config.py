@@ -18,7 +18,7 @@ VARIANTS = ("summary", "vq", "full")
 
 #: Integer fields (sizes and geometry) and their largest accepted value.
 _INT_FIELDS = ("D", "K", "hidden", "embed_dim", "patch", "n_mels", "vocab", "speech_kernel", "speech_stride",
-               "text_kernel")
+               "text_kernel", "image_stride")
 _MAX_SIZE = 1 << 20
 #: Float fields and their accepted range [low, high]. A temperature below
 #: 0.01 makes the similarities (up to 1 / tau) and their gradients so large
@@ -50,6 +50,15 @@ class ModelConfig:
         Unit (code) dimension, codebook size, encoder width, size of r.
     patch, n_mels, vocab, toy_dims, speech_kernel, speech_stride, text_kernel
         Input sizes and encoder geometry (:mod:`minivq.encoders`).
+    image_window, image_stride : int or None, int
+        Side of the window in which each image cell looks for its content,
+        the cell plus (image_window - patch) / 2 pixels on each side, and the
+        step in pixels of the patch-sized crops tried inside it **(choice)**:
+        the cell's unit takes the largest response of each hidden feature
+        over those crops (:mod:`minivq.layers.patches`), so it finds a digit
+        that sits off the patch grid. None (default): the cell alone, the
+        plain patch embedding. 16 and 2 with patch 8: a digit whose box
+        covers most of a cell lies whole in that cell's window.
     unit_norm : bool
         L2-normalize the units H before they meet the codebook **(choice)**.
     tau, cosine, margin : float, bool, float
@@ -78,6 +87,8 @@ class ModelConfig:
     speech_kernel: int = 9
     speech_stride: int = 3
     text_kernel: int = 3
+    image_window: int | None = None
+    image_stride: int = 2
     unit_norm: bool = True
     tau: float = 0.1
     cosine: bool = True
@@ -107,6 +118,7 @@ class ModelConfig:
         for name in _BOOL_FIELDS:
             setattr(self, name, check_bool(getattr(self, name), f"ModelConfig {name}"))
         self.toy_dims = _check_toy_dims(self.toy_dims, self.modalities)
+        self.image_window = _check_image_window(self.image_window, self.image_stride, self.patch)
 
     @property
     def use_vq(self):
@@ -135,6 +147,21 @@ def _check_modalities(modalities):
     if unknown:
         raise ValueError(f"ModelConfig modalities must be among {MODALITIES}, got {modalities}")
     return modalities
+
+
+def _check_image_window(window, stride, patch):
+    """None, or an int >= patch with window - patch even; stride (checked as an int field) must divide
+    patch and window - patch, so every cell's window holds the same grid of crops."""
+    if window is None:
+        return None
+    window = check_int(window, "ModelConfig image_window", 1, _MAX_SIZE)
+    if window < patch or (window - patch) % 2:
+        raise ValueError(f"ModelConfig image_window must be None or an int >= patch = {patch} with "
+                         f"image_window - patch even (the same margin on each side), got {window}")
+    if patch % stride or (window - patch) % stride:
+        raise ValueError(f"ModelConfig image_stride must divide patch = {patch} and image_window - patch = "
+                         f"{window - patch}, got {stride}")
+    return window
 
 
 def _check_toy_dims(toy_dims, modalities):

@@ -3,7 +3,12 @@
 No encoder is shared across modalities; only the codebook is (VQ). Each
 encoder is built from the hand-derived layers of :mod:`minivq.layers`:
 
-- ``image``: patchify, affine, ReLU, affine (one unit per patch);
+- ``image``: patchify, affine, ReLU, affine (one unit per patch); with
+  ``cfg.image_window``: the affine map of every patch-sized crop at a step
+  of ``cfg.image_stride`` pixels (a 2-D convolution), the max of each
+  feature over the crops inside each cell's window, ReLU, affine (one unit
+  per patch, :mod:`minivq.layers.patches`), so a cell finds a digit that
+  sits off the patch grid;
 - ``speech``: conv1d with stride over log-mel frames, ReLU, conv1d with
   stride (one unit per window of frames), run on the captions packed end
   to end (:mod:`minivq.speech_encoder`);
@@ -25,6 +30,7 @@ from ._encoder_checks import check_config, check_encoder_args, check_encoder_dou
 from ._checks import check_int_array
 from .config import MODALITIES
 from .layers import unchecked as layers  # the arguments are checked once, in encoder_forward
+from .layers.patches import _cell_max_backward, _cell_max_forward, _crop_grid, _patch_crops
 from .optim import he_uniform
 from .speech_encoder import speech_backward, speech_forward
 
@@ -182,11 +188,32 @@ def _encode(modality, P, x, mask, cfg):
         pad = (cfg.text_kernel - 1) // 2
         H, c2 = layers.conv1d_forward(e, P["W2"], P["b2"], 1, pad)
         return H, mask, (c1, c2, mask), np.zeros(0, bool)
+    if modality == "image" and cfg.image_window is not None:
+        return _image_window_forward(P, x.astype(cfg.dtype, copy=False), mask, cfg)
     if modality == "image":
         x, patch_mask = layers.patchify(x.astype(cfg.dtype, copy=False), cfg.patch)
         mask = mask & patch_mask
     H, caches, signs = _mlp_forward(x.astype(cfg.dtype, copy=False), P["W1"], P["b1"], P["W2"], P["b2"])
     return H, mask, caches, signs
+
+
+def _image_window_forward(P, x, mask, cfg):
+    """Crops, affine, max over each cell's window, ReLU, affine: (H, mask, caches, kinks).
+
+    The masked cells' pixels read as zeros (a valid cell's window never sees
+    padding). The kinks are the ReLU signs and the winning crop of every
+    (cell, feature): a gradient check must not move either.
+    """
+    B, Hpx, Wpx = x.shape
+    rows, cols = Hpx // cfg.patch, Wpx // cfg.patch
+    _, _, _, pool, step = _crop_grid(Hpx, Wpx, cfg.patch, cfg.image_window, cfg.image_stride)
+    crops = _patch_crops(x, cfg.patch, cfg.image_window, cfg.image_stride, mask)  # (B, Py, Px, p p)
+    a, c1 = layers.affine_forward(crops, P["W1"], P["b1"])  # (B, Py, Px, hidden)
+    m, c_max = _cell_max_forward(a, pool, step, rows, cols)  # (B, T, hidden)
+    h, c2 = layers.relu_forward(m)
+    H, c3 = layers.affine_forward(h, P["W2"], P["b2"])
+    kinks = np.concatenate([(m > 0).ravel(), c_max[0].ravel()])
+    return H, mask, ("window", c1, c_max, c2, c3), kinks
 
 
 def encoder_backward(dH, cache):
@@ -217,9 +244,14 @@ def _encoder_backward(dH, cache):
         return {f"{m}.W1": dW1, f"{m}.W2": dW2, f"{m}.b2": db2}
     if m == "speech":
         return {f"speech.{name}": g for name, g in speech_backward(dH, caches).items()}
-    c1, c2, c3 = caches
-    dh, dW2, db2 = layers.affine_backward(dH, c3)
-    da = layers.relu_backward(dh, c2)
+    if isinstance(caches[0], str):  # "window": image with cfg.image_window: the max routes dm to the winning crops
+        _, c1, c_max, c2, c3 = caches
+        dh, dW2, db2 = layers.affine_backward(dH, c3)
+        da = _cell_max_backward(layers.relu_backward(dh, c2), c_max)
+    else:
+        c1, c2, c3 = caches
+        dh, dW2, db2 = layers.affine_backward(dH, c3)
+        da = layers.relu_backward(dh, c2)
     _, dW1, db1 = layers.affine_backward(da, c1)
     return {f"{m}.W1": dW1, f"{m}.b1": db1, f"{m}.W2": dW2, f"{m}.b2": db2}
 

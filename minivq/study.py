@@ -190,7 +190,8 @@ def _left_out(s):
         out.append("digits off the patch grid (world 'hard'; secondary arm with --off-grid): measured while building "
                    "the study, the summary model stays at chance there (set-level val R@1 0.01-0.03 after 30 epochs "
                    "on 2000 scenes, even 1 pixel off the grid, or with 4-pixel patches), because the image encoder "
-                   "sees one patch at a time")
+                   "sees one patch at a time; with a 16-pixel window per cell (ModelConfig image_window=16, "
+                   "image_stride=2) it reaches 0.02-0.03 after 60 epochs, against 0.09 on the grid")
     if "image_text" not in s["arms"]:
         out.append("the image-text arm (dropped with --no-image-text)")
     return out

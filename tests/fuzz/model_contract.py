@@ -7,7 +7,8 @@ from .oracle import Invalid, arr, boolean, integer, need, num
 MODALITIES = ("image", "speech", "text", "a", "b")
 CHOICES = {"variant": ("summary", "vq", "full"), "codebook": ("ema", "grad"),
            "codebook_init": ("uniform", "kmeans++"), "dtype": ("float32", "float64")}
-INTS = ("D", "K", "hidden", "embed_dim", "patch", "n_mels", "vocab", "speech_kernel", "speech_stride", "text_kernel")
+INTS = ("D", "K", "hidden", "embed_dim", "patch", "n_mels", "vocab", "speech_kernel", "speech_stride", "text_kernel",
+        "image_stride")
 RANGES = {"tau": (0.01, 100), "tau_code": (0.01, 100), "margin": (0, 100), "lambda_cmcm": (0, 100), "beta": (0, 100)}
 BOOLS = ("unit_norm", "cosine", "squared")
 
@@ -44,6 +45,14 @@ def config_fields(f, prefix="ModelConfig "):
             integer(v, k, 1, 1 << 20)
         except Invalid:
             raise Invalid(*bad("toy_dims")) from None
+    w, p, s = f["image_window"], f["patch"], f["image_stride"]
+    if w is not None:  # a window around each cell: patch plus an even margin, a whole number of strides
+        try:
+            integer(w, "image_window", 1, 1 << 20)
+        except Invalid:
+            raise Invalid(*bad("image_window")) from None
+        need(w >= p and (w - p) % 2 == 0, *bad("image_window"))
+        need(p % s == 0 and (w - p) % s == 0, *bad("image_stride"))
 
 
 def config(cfg):
