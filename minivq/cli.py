@@ -51,7 +51,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS, [], ())
+                or not action.option_strings):
             return text
         default = action.default
         if isinstance(default, (list, tuple)):
@@ -155,7 +156,7 @@ def build_parser():
     _add_demo(sub, debug)
     _add_train(sub, debug)
     _add_evaluate(sub, debug)
-    _add_study(sub)
+    _add_study(sub, parents=[debug], formatter_class=_Formatter)
     _add_course(sub, parents=[debug], formatter_class=_Formatter)
     return parser
 

@@ -10,6 +10,7 @@ not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
 and checks them against the study.json already written.
 """
 import argparse
+import textwrap
 import json
 import time
 from pathlib import Path
@@ -58,14 +59,19 @@ def _seed(text):
     return value
 
 
-def add_parser(subparsers):
-    """Register ``minivq study`` on an argparse subparsers object; returns the parser."""
+def add_parser(subparsers, parents=(), **kwargs):
+    """Register ``minivq study`` on an argparse subparsers object; returns the parser.
+
+    ``parents`` and ``kwargs`` go to ``add_parser`` (``minivq/cli.py`` gives
+    its ``--debug`` parent and its help formatter).
+    """
     p = subparsers.add_parser(
         "study", help="test the paper's claims over N seeds, each against its strongest baseline",
-        description="Train summary, vq and full over N seeds in the hard world (every variant tuned on val by "
-        "the same grid, the same budget), score the pre-stated primary endpoints on test with paired 95%% CIs "
-        "and sign counts, and write study.json, study.md and figures to --out.",
-        epilog=EPILOG, formatter_class=lambda prog: argparse.ArgumentDefaultsHelpFormatter(prog, width=100))
+        description=textwrap.fill(
+            "Train summary, vq and full over N seeds in the hard world (every variant tuned on val by the "
+            "same grid, the same budget), score the pre-stated primary endpoints on test with paired 95% "
+            "CIs and sign counts, and write study.json, study.md and figures to --out.", 79),
+        epilog=EPILOG, parents=list(parents), **kwargs)
     p.add_argument("--seeds", type=_positive, default=10, help="number of seeds (0..N-1)")
     p.add_argument("--out", default="study", help="output folder (created if needed)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 epochs: seconds, for tests")
@@ -81,7 +87,8 @@ def add_parser(subparsers):
     p.add_argument("--extra-seeds", type=_positive, default=3, help="seeds of each secondary K / n_train arm")
     p.add_argument("--rerun", type=_seed, nargs="+", default=None, metavar="SEED",
                    help="retrain these seeds with the settings of --out/study.json and check every number")
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
+    if not any(a.dest == "debug" for parent in parents for a in parent._actions):
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
     p.set_defaults(func=run)
     return p
 

@@ -171,16 +171,20 @@ def test_ctrl_c_during_train_is_one_line_and_exit_130(tmp_path):
 
 def test_help_of_every_subcommand_shows_defaults_examples_and_no_markup(capsys):
     texts = {}
-    for sub in ("", "demo", "train", "evaluate"):
-        code, out, _ = cli(capsys, *([sub] if sub else []), "--help")
+    for sub in ("", "demo", "train", "evaluate", "study", "course", "course student", "course grade"):
+        code, out, _ = cli(capsys, *sub.split(), "--help")
         assert code == 0
         assert "``" not in out and ":func:" not in out and ":mod:" not in out
+        assert "%%" not in out and "(default: None)" not in out and "(default: )" not in out, out
+        assert max(map(len, out.splitlines())) <= 100, f"minivq {sub} --help: a line runs over 100 columns"
         texts[sub] = out
     assert "(default: results)" in texts["demo"] and "(default: 0)" in texts["demo"]
     assert "(default: minivq_checkpoint.npz)" in " ".join(texts["train"].split())
     assert "(default: 500)" in texts["evaluate"] and "(default: test)" in texts["evaluate"]
-    for sub in ("demo", "train", "evaluate"):
+    for sub in ("demo", "train", "evaluate", "study"):
         assert f"examples:\n  minivq {sub}" in texts[sub]
+    assert "(default: 10)" in texts["study"] and "--debug" in texts["study"]
+    assert "95% CIs" in " ".join(texts["study"].split())
     train = " ".join(texts["train"].split())
     assert "a and b: two synthetic toy modalities" in train and "shared concepts" in train
 

@@ -4,7 +4,6 @@ The study is run once (two seeds, one process); ``--rerun`` then retrains a
 seed in two worker processes and must reproduce every number of study.json,
 which also shows that the numbers do not depend on --jobs.
 """
-import argparse
 import json
 import math
 
@@ -16,9 +15,8 @@ from minivq import study, study_report
 
 
 def parse(*argv):
-    parser = argparse.ArgumentParser(prog="minivq")
-    study.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["study", *argv])
+    from minivq.cli import build_parser
+    args = build_parser().parse_args(["study", *argv])
     args.argv = ["study", *argv]
     return args
 

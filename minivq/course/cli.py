@@ -6,6 +6,7 @@ reach ``minivq.cli.main`` as ``UsageError`` (a wrong command line: exit 2)
 or ``ValueError``/``OSError`` (exit 1), printed as one line.
 """
 import json
+import textwrap
 from pathlib import Path
 
 from ..cli_checks import UsageError, check_output_file
@@ -39,16 +40,18 @@ def add_parser(subparsers, parents=(), **kwargs):
     """
     course = subparsers.add_parser(
         "course", help="the course kit: a student copy without the solutions, grading, the exercises",
-        description="Exercises in the library, graded by its tests: write a student copy in which every "
-        "solution region raises NotImplementedError (or holds a bug to find), grade a copy, list the exercises.",
+        description=textwrap.fill(
+            "Exercises in the library, graded by its tests: write a student copy in which every solution "
+            "region raises NotImplementedError (or holds a bug to find), grade a copy, list the exercises.", 79),
         **kwargs)
     actions = course.add_subparsers(dest="course_command", required=True, metavar="action")
     student = actions.add_parser(
         "student", parents=list(parents), help="write a student copy of the repository",
-        description="Copy the repository (library, tests, notebooks, README, setup files, data) to OUT with "
-        "every exercise's solution replaced by a stub that raises NotImplementedError('exercise <name>: ...'), "
-        "every spot-the-bug exercise holding its bug, and the answers to the notebooks' inline questions "
-        "removed. Build the copy with `pip install -e OUT`.", epilog=STUDENT_EPILOG, **kwargs)
+        description=textwrap.fill(
+            "Copy the repository (library, tests, notebooks, README, setup files, data) to OUT with every "
+            "exercise's solution replaced by a stub that raises NotImplementedError('exercise <name>: ...'), "
+            "every spot-the-bug exercise holding its bug, and the answers to the notebooks' inline questions "
+            "removed. Build the copy with `pip install -e OUT`.", 79), epilog=STUDENT_EPILOG, **kwargs)
     student.add_argument("out", metavar="OUT", help="the new folder (must not exist, or be empty)")
     student.add_argument("--source", metavar="DIR", default=None,
                          help="the instructor repository (default: the one minivq is imported from)")
@@ -56,9 +59,10 @@ def add_parser(subparsers, parents=(), **kwargs):
                          help="hand out only these (default: all; the others keep their solution)")
     grade_p = actions.add_parser(
         "grade", parents=list(parents), help="run the graded tests, one row per exercise",
-        description="Run the graded tests of every exercise against DIR (one pytest process) and print one "
-        "row per exercise: points, pass or fail, the gradient-check error beside its threshold, why it "
-        "fails; then the total.", epilog=GRADE_EPILOG, **kwargs)
+        description=textwrap.fill(
+            "Run the graded tests of every exercise against DIR (one pytest process) and print one row per "
+            "exercise: points, pass or fail, the gradient-check error beside its threshold, why it fails; "
+            "then the total.", 79), epilog=GRADE_EPILOG, **kwargs)
     grade_p.add_argument("directory", metavar="DIR", nargs="?", default=".",
                          help="a student copy or the repository (default: the current folder)")
     grade_p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
