@@ -15,10 +15,13 @@ the ratios, which are taken between timings interleaved in the same run):
    rows add up to the step. CPU time (all threads of the process) and wall
    time, per step.
 2. **The floor.** Every matrix product the step computes, listed from the
-   model's shapes and the batch's packed lengths (:func:`step_gemms`), each
-   timed on its own on contiguous float32 arrays; their sum is the time of
-   the step's own matrix products at this machine's GEMM speed, and the
-   step is printed as a ratio to it.
+   model's shapes and the batch's packed lengths (:func:`step_gemm_table`,
+   each with the component that computes it), each timed on its own on
+   contiguous float32 arrays at the table's thread count; their sum is the
+   time of the step's own matrix products at this machine's GEMM speed. The
+   floor is timed in rounds interleaved with the plain step, so that both
+   see the same load; the step is printed as the median of the rounds'
+   ratios, and each component next to its own products' floor.
 3. **PyTorch eager.** When ``torch`` is importable
    (``pip install torch==2.13.0``; never a dependency of minivq), the twin
    of ``benchmarks/torch_twin.py`` is first checked against minivq's loss and
@@ -103,18 +106,34 @@ def timed_components(state, timers):
             continue
         originals.append((module, attr, getattr(module, attr)))
         setattr(module, attr, timers.wrap(getattr(module, attr), label))
-    opt_step = state.optimizer.step
-    state.optimizer.step = timers.wrap(opt_step, "clipping + Adam")
+    for name in ("step", "_step"):  # train_step calls step, fit's steps the unchecked _step
+        setattr(state.optimizer, name, timers.wrap(getattr(state.optimizer, name), "clipping + Adam"))
     try:
         yield
     finally:
         for module, attr, fn in originals:
             setattr(module, attr, fn)
-        del state.optimizer.step
+        del state.optimizer.step, state.optimizer._step
 
 
 def step_gemms(cfg, inputs):
     """Every matrix product (m, k, n) of one training step of the image-speech model."""
+    return [shape for _, shape in step_gemm_table(cfg, inputs)]
+
+
+#: Labels of the floor's products, as the component table names them.
+_SP_F, _SP_B = "speech encoder forward (ENC)", "speech encoder backward (ENC)"
+_IM_F, _IM_B = "image encoder forward (ENC)", "image encoder backward (ENC)"
+_CM12, _PAIR = "code distributions (CM-1, CM-2)", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"
+_VQ1, _OTHER = "nearest code (VQ-1)", "other (heads, commitment, glue)"
+
+
+def step_gemm_table(cfg, inputs):
+    """Every matrix product of one training step of the image-speech model: (component label, (m, k, n)).
+
+    The products the step must compute: the forward and parameter
+    gradients of every layer, and the input gradient of every layer but
+    the first of each encoder (its input is data)."""
     B = len(inputs["image"][0])
     k, s = cfg.speech_kernel, cfg.speech_stride
     pad = (k - 1) // 2
@@ -129,21 +148,22 @@ def step_gemms(cfg, inputs):
     T_sp = conv1d_output_length(conv1d_output_length(speech_units, k, s, pad), k, s, pad)
     units = {"image": N_img, "speech": B * T_sp}
     g = []
-    g += [(T1, s * F, Hd)] * n_q + [(s * F, T1, Hd)] * n_q  # speech conv 1: forward, dW (no dx)
-    g += [(T2, s * Hd, D)] * n_q + [(s * Hd, T2, D)] * n_q + [(T2, D, s * Hd)] * n_q  # conv 2: fwd, dW, dx
+    g += [(_SP_F, (T1, s * F, Hd))] * n_q + [(_SP_B, (s * F, T1, Hd))] * n_q  # speech conv 1: fwd, dW (no dx)
+    g += [(_SP_F, (T2, s * Hd, D))] * n_q  # conv 2: forward
+    g += [(_SP_B, (s * Hd, T2, D))] * n_q + [(_SP_B, (T2, D, s * Hd))] * n_q  # conv 2: dW, dx
     P2 = cfg.patch * cfg.patch
-    g += [(N_img, P2, Hd), (P2, N_img, Hd)]  # image affine 1: forward, dW
-    g += [(N_img, Hd, D), (Hd, N_img, D), (N_img, D, Hd)]  # image affine 2: forward, dW, dx
+    g += [(_IM_F, (N_img, P2, Hd)), (_IM_B, (P2, N_img, Hd))]  # image affine 1: forward, dW
+    g += [(_IM_F, (N_img, Hd, D)), (_IM_B, (Hd, N_img, D)), (_IM_B, (N_img, D, Hd))]  # affine 2: fwd, dW, dx
     heads = 2 if cfg.use_vq else 1
-    g += [(B, D, Ed), (D, B, Ed), (B, Ed, D)] * (2 * heads)  # SUM-1, SUM-2 heads
-    g += [(B, Ed, B), (B, B, Ed), (B, B, Ed)]  # S and its backward
+    g += [(_OTHER, (B, D, Ed)), (_OTHER, (D, B, Ed)), (_OTHER, (B, Ed, D))] * (2 * heads)  # SUM-1, SUM-2 heads
+    g += [(_PAIR, (B, Ed, B)), (_PAIR, (B, B, Ed)), (_PAIR, (B, B, Ed))]  # S and its backward
     if cfg.use_vq:
-        g += [(units[m], D, K) for m in units]  # nearest code (VQ-1)
+        g += [(_VQ1, (units[m], D, K)) for m in units]  # nearest code (VQ-1)
     if cfg.use_cmcm:
         valid = {"image": N_img, "speech": int(np.sum(_speech_unit_mask(inputs["speech"][1], k, s)))}
         for m, N in valid.items():
-            g += [(N, D, K), (N, K, D), (K, N, D)]  # CM-1 distances; dX, dE
-        g += [(B, K, B)] * 2 + [(B, B, K)] * 4  # CM-3 and its backward
+            g += [(_CM12, (N, D, K)), (_CM12, (N, K, D)), (_CM12, (K, N, D))]  # CM-1 distances; dX, dE
+        g += [(_PAIR, (B, K, B))] * 2 + [(_PAIR, (B, B, K))] * 4  # CM-3 and its backward
     return g
 
 
@@ -153,15 +173,22 @@ def _speech_unit_mask(mask, k, s):
     return conv1d_output_mask(conv1d_output_mask(mask, k, s, pad), k, s, pad)
 
 
-def time_gemms(gemms, repeat=20):
-    """Median seconds of each distinct product on contiguous float32 arrays; their sum over the list."""
-    rng = np.random.default_rng(0)
+def gemm_operands(gemms, seed=0):
+    """Contiguous float32 operands (a, b, out) for each distinct shape of ``gemms``."""
+    rng = np.random.default_rng(seed)
+    ops = {}
+    for m, k, n in sorted(set(gemms)):
+        ops[m, k, n] = (rng.standard_normal((m, k)).astype(np.float32),
+                        rng.standard_normal((k, n)).astype(np.float32), np.empty((m, n), np.float32))
+    return ops
+
+
+def time_gemms(gemms, repeat=20, operands=None):
+    """Median seconds of each distinct product on contiguous float32 arrays: ({shape: s}, their sum over the list)."""
+    operands = gemm_operands(gemms) if operands is None else operands
     cache = {}
-    for shape in set(gemms):
-        m, k, n = shape
-        a = rng.standard_normal((m, k)).astype(np.float32)
-        b = rng.standard_normal((k, n)).astype(np.float32)
-        out = np.empty((m, n), np.float32)
+    for shape in sorted(set(gemms)):
+        a, b, out = operands[shape]
         np.matmul(a, b, out=out)
         times = []
         for _ in range(repeat):
@@ -169,7 +196,7 @@ def time_gemms(gemms, repeat=20):
             np.matmul(a, b, out=out)
             times.append(time.perf_counter() - t0)
         cache[shape] = float(np.median(times))
-    return sum(cache[s] for s in gemms)
+    return cache, sum(cache[s] for s in gemms)
 
 
 def measure(fn, n):
@@ -192,36 +219,56 @@ def setup(batch_size, dtype="float32", seed=0):
     return state, inputs
 
 
-def components_table(batch_size, steps, threads=1):
+def components_table(batch_size, steps, threads=1, rounds=5):
     state, inputs = setup(batch_size)
+    table = step_gemm_table(state.model_cfg, inputs)
+    gemms = [shape for _, shape in table]
+    operands = gemm_operands(gemms)
     timers = Timers()
+    plain, floors, per_shape = [], [], []
     with threadpool_limits(limits=threads, user_api="blas"), nearest_threads(threads):
         for _ in range(3):
             _train_step(state, inputs)  # warm up
-        cpu_plain, wall_plain = measure(lambda: _train_step(state, inputs), steps)
+        for _ in range(rounds):  # the plain step and the floor, interleaved: the same load on both
+            plain.append(measure(lambda: _train_step(state, inputs), steps))
+            shape_s, floor_s = time_gemms(gemms, operands=operands)
+            floors.append(floor_s)
+            per_shape.append(shape_s)
         with timed_components(state, timers):
             cpu_t, wall_t = measure(lambda: _train_step(state, inputs), steps)
-        floor_s = time_gemms(step_gemms(state.model_cfg, inputs))
-    gemms = step_gemms(state.model_cfg, inputs)
+    cpu_plain, wall_plain = np.median(plain, axis=0)
+    floor_s = float(np.median(floors))
+    ratio_cpu = float(np.median([c / f for (c, _), f in zip(plain, floors)]))
+    ratio_wall = float(np.median([w / f for (_, w), f in zip(plain, floors)]))
+    shape_s = {shape: float(np.median([r[shape] for r in per_shape])) for shape in per_shape[0]}
+    floor_of = {}
+    for label, shape in table:
+        floor_of[label] = floor_of.get(label, 0.0) + shape_s[shape]
     gflop = sum(2 * m * k * n for m, k, n in gemms) / 1e9
-    print(f"\n1. one step, batch {batch_size}, {threads} thread{'s' * (threads > 1)}: components timed inside "
-          f"the step "
-          f"(ms per step; {steps} steps)")
-    print(f"{'component':48s} {'CPU':>7s} {'wall':>7s} {'share':>6s}")
-    total_c, total_w = cpu_t * steps, wall_t * steps
-    for name in timers.cpu:
-        c, w = timers.cpu[name] / steps, timers.wall[name] / steps
-        print(f"{name:48s} {1e3 * c:7.2f} {1e3 * w:7.2f} {100 * w / wall_t:5.1f}%")
+    plural = "s" * (threads > 1)
+    print(f"\n1. one step, batch {batch_size}, {threads} thread{plural}: components timed inside "
+          f"the step (ms per step; {steps} steps); 'floor' is the time of the component's own matrix products")
+    print(f"{'component':48s} {'CPU':>7s} {'wall':>7s} {'share':>6s} {'floor':>6s} {'wall-floor':>10s}")
+    names = list(timers.cpu) + [_OTHER]
     other_c = cpu_t - sum(timers.cpu.values()) / steps
     other_w = wall_t - sum(timers.wall.values()) / steps
-    print(f"{'other (heads, commitment, glue)':48s} {1e3 * other_c:7.2f} {1e3 * other_w:7.2f} "
-          f"{100 * other_w / wall_t:5.1f}%")
+    for name in names:
+        if name == _OTHER:
+            c, w = other_c, other_w
+        else:
+            c, w = timers.cpu[name] / steps, timers.wall[name] / steps
+        f = floor_of.get(name, 0.0)
+        print(f"{name:48s} {1e3 * c:7.2f} {1e3 * w:7.2f} {100 * w / wall_t:5.1f}% {1e3 * f:6.2f} {1e3 * (w - f):10.2f}")
+    missing = set(floor_of) - set(names)
+    if missing:
+        print(f"note: floor of {sorted(missing)} has no component row", file=sys.stderr)
     print(f"{'whole step, with the timers':48s} {1e3 * cpu_t:7.2f} {1e3 * wall_t:7.2f}")
-    print(f"{'whole step, without them':48s} {1e3 * cpu_plain:7.2f} {1e3 * wall_plain:7.2f}")
+    print(f"{'whole step, without them':48s} {1e3 * cpu_plain:7.2f} {1e3 * wall_plain:7.2f}        "
+          f"{1e3 * floor_s:6.2f} {1e3 * (wall_plain - floor_s):10.2f}")
     print(f"\n2. floor: {len(gemms)} matrix products, {gflop:.3f} GFLOP per step, "
-          f"{1e3 * floor_s:.2f} ms at this machine's 1-thread GEMM speed "
-          f"({gflop / floor_s:.1f} GFLOP/s); the step is {cpu_plain / floor_s:.2f} times its floor in CPU time, "
-          f"{wall_plain / floor_s:.2f} in wall time")
+          f"{1e3 * floor_s:.2f} ms at this machine's {threads}-thread GEMM speed "
+          f"({gflop / floor_s:.1f} GFLOP/s); the step is {ratio_cpu:.2f} times its floor in CPU time, "
+          f"{ratio_wall:.2f} in wall time (medians of {rounds} interleaved rounds)")
     return state, inputs
 
 
@@ -270,11 +317,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40, help="steps per timing")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against PyTorch")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds: of the step and its floor, and against PyTorch")
     parser.add_argument("--threads", type=int, default=1, help="threads of the component table")
     args = parser.parse_args()
     print(minivq.about())
-    components_table(args.batch_size, args.steps, args.threads)
+    components_table(args.batch_size, args.steps, args.threads, args.rounds)
     torch_comparison(args.batch_size, args.steps, args.rounds)
 
 

@@ -96,7 +96,34 @@ def _check_distance_range(X, E, tau, squared, names):
 
 
 def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
-    """:func:`code_distribution_forward` without the checks; M a bool (B, T) mask."""
+    """:func:`code_distribution_forward` without the checks; M a bool (B, T) mask.
+
+    The same equations as :func:`_code_distribution_forward_reference`, and
+    sq and d the same arrays to the bit; the softmax runs code-major, on
+    (K, N) arrays, so its max and sum over the K codes of each unit run along
+    the long axis (NumPy reduces a short last axis row by row, several times
+    slower than the arithmetic), and CM-2 sums each sample's units with one
+    ``np.add.reduceat`` instead of pooling a padded (B, T, K) array. The
+    cache holds p unit-major (N, K), as the backward reads it.
+    """
+    counts = M.sum(axis=1)  # (B,) valid units per sample
+    if not counts.all():  # a sample without units (never from the checked entries): as the reference does
+        return _code_distribution_forward_reference(H, M, E, tau, squared)
+    X = H[M]  # (N, D) valid units, sample by sample
+    sq = (X * X).sum(1)[:, None] - 2.0 * (X @ E.T) + (E * E).sum(1)[None, :]  # (N, K)
+    d = sq if squared else np.sqrt(np.maximum(sq, SQ_DIST_FLOOR))  # (N, K)
+    logits = np.ascontiguousarray(d.T) / -tau  # (K, N), = -d^T / tau
+    logits -= logits.max(axis=0)  # stable: the top logit gives exp(0)
+    p = np.exp(logits, out=logits)
+    p /= p.sum(axis=0)  # (K, N) softmax over the codes, CM-1
+    starts = np.concatenate(([0], np.cumsum(counts[:-1])))
+    P = (np.add.reduceat(p, starts, axis=1) / counts.astype(H.dtype)).T.copy()  # (B, K), CM-2
+    weights = M / counts[:, None].astype(H.dtype)  # (B, T), the masked mean's weights, for the backward
+    return P, (M, X, E, sq, d, np.ascontiguousarray(p.T), tau, squared, (weights, E.shape[0]))
+
+
+def _code_distribution_forward_reference(H, M, E, tau=1.0, squared=False):
+    """:func:`_code_distribution_forward` in the order of the equations (the reference of the tests)."""
     B, T, D = H.shape
     K = E.shape[0]
     X = H[M]  # (N, D) valid units, sample by sample
@@ -146,12 +173,12 @@ def _code_distribution_backward(dP, cache):
     M, X, E, sq, d, p, tau, squared, pool_cache = cache
     ### BEGIN SOLUTION code_distribution_backward
     dp = masked_mean_backward(dP, pool_cache)[M]  # (N, K), CM-2: w_u dP_b
-    dlogits = p * (dp - (p * dp).sum(axis=1, keepdims=True))  # softmax backward
-    dd = -dlogits / tau
+    dlogits = p * (dp - np.einsum("nk,nk->n", p, dp)[:, None])  # softmax backward: p (dp - <p, dp>)
+    dd = dlogits / -tau  # logits = -d / tau
     if squared:
         dsq = dd
     else:
-        dsq = np.where(sq > SQ_DIST_FLOOR, dd / (2.0 * d), 0.0)  # (N, K)
+        dsq = dd / (2.0 * d) * (sq > SQ_DIST_FLOOR)  # (N, K); 0 below the floor, where d is constant
     dX = 2.0 * (dsq.sum(axis=1)[:, None] * X - dsq @ E)  # (N, D)
     dE = 2.0 * (dsq.sum(axis=0)[:, None] * E - dsq.T @ X)  # (K, D)
     dH = np.zeros(M.shape + X.shape[1:], dtype=X.dtype)  # (B, T, D)

@@ -78,7 +78,32 @@ class _Optimizer:
         for name, value in hyper.items():
             setattr(self, name, _check_hyper(value, name, big=big))
         self.t = 0  # steps taken
-        self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
+        self._flat = {}  # slot -> the flat buffer its state arrays are views of (one dtype only)
+        self.state = {s: self._zero_state(s, params) for s in self.slots}
+
+    def _zero_state(self, slot, params):
+        """One zero array per parameter; with a single dtype, views into one flat buffer.
+
+        The views let an optimizer update all its state with a few whole-buffer
+        operations (:meth:`Adam._step`) instead of a few per parameter; each
+        ``state[slot][key]`` is still an array of the parameter's shape.
+        """
+        dtypes = {p.dtype for p in params.values()}
+        if len(dtypes) != 1:
+            return {k: np.zeros_like(p) for k, p in params.items()}
+        flat = self._flat[slot] = np.zeros(sum(p.size for p in params.values()), dtype=dtypes.pop())
+        views, start = {}, 0
+        for k, p in params.items():
+            views[k] = flat[start:start + p.size].reshape(p.shape)
+            start += p.size
+        return views
+
+    def _flat_state(self, slot):
+        """The flat buffer behind ``state[slot]``, or None (several dtypes, or an array replaced)."""
+        flat = self._flat.get(slot)
+        if flat is None or any(a.base is not flat for a in self.state[slot].values()):
+            return None
+        return flat
 
     def state_dict(self):
         """Plain arrays and numbers: ``np.savez(path, **opt.state_dict())`` works.
@@ -230,6 +255,40 @@ class Adam(_Optimizer):
         # g^2 must fit the dtype of the second moment: |g| <= sqrt(max) / 2 (1.8e19 / 2 in float32)
         self.grad_limit = min(float(np.sqrt(np.finfo(p.dtype).max)) / 2 for p in self.params.values())
 
+    def _step(self, grads):
+        """:meth:`step` without the checks; one pass over all the parameters at once when it can.
+
+        With one dtype and no weight decay, the moments of every parameter are
+        updated as one flat buffer (the state arrays are views into it,
+        :meth:`_Optimizer._zero_state`) from the concatenated gradients, then
+        each parameter takes its slice of the step: the same operations, in
+        the same order, as :meth:`_update` per parameter, so the same bits
+        (``tests/test_fast_paths.py``), with a few whole-buffer passes
+        instead of a dozen small ones per parameter.
+        """
+        m_flat, v_flat = self._flat_state("m"), self._flat_state("v")
+        if self.weight_decay or m_flat is None or v_flat is None:
+            return super()._step(grads)
+        self.t += 1
+        f = m_flat.dtype.type
+        g = np.concatenate([np.asarray(grads[k]).ravel() for k in self.params])
+        m_flat *= f(self.beta1)
+        m_flat += f(1 - self.beta1) * g
+        v_flat *= f(self.beta2)
+        np.multiply(g, g, out=g)
+        g *= f(1 - self.beta2)
+        v_flat += g
+        m_hat = m_flat / f(1 - self.beta1 ** self.t)
+        v_hat = np.divide(v_flat, f(1 - self.beta2 ** self.t), out=g)
+        np.sqrt(v_hat, out=v_hat)
+        v_hat += f(self.eps)
+        m_hat *= f(self.lr)
+        m_hat /= v_hat  # the step, lr m_hat / (sqrt(v_hat) + eps)
+        start = 0
+        for p in self.params.values():
+            p -= m_hat[start:start + p.size].reshape(p.shape)
+            start += p.size
+
     def _update(self, key, p, g):
         f = p.dtype.type
         if self.weight_decay and self.decoupled:
@@ -268,17 +327,19 @@ def clip_grad_norm(grads, max_norm):
     max_norm = check_number(max_norm, "max_norm", 0, low_open=True)
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict name -> ndarray, got {type(grads).__name__}")
-    total_sq = 0.0
     for key, g in grads.items():
         if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
             raise TypeError(f"grads[{key!r}] must be a float32 or float64 ndarray (it is scaled in place), "
                             f"got {type(g).__name__} {getattr(g, 'dtype', '')}")
         if not g.flags.writeable:
             raise ValueError(f"grads[{key!r}] must be writeable (it is scaled in place)")
-        sq = float(np.sum(np.square(g, dtype=np.float64)))
-        if not np.isfinite(sq):
-            raise ValueError(f"grads[{key!r}] is not finite (NaN, inf or overflow); cannot clip")
-        total_sq += sq
+    # all the squares in one float64 buffer, one pairwise sum (the same on any number of threads)
+    sq = np.concatenate([g.ravel() for g in grads.values()] or [np.zeros(0)], dtype=np.float64)
+    total_sq = float(np.sum(np.square(sq, out=sq)))
+    if not np.isfinite(total_sq):
+        for key, g in grads.items():  # name the culprit
+            if not np.isfinite(np.sum(np.square(g, dtype=np.float64))):
+                raise ValueError(f"grads[{key!r}] is not finite (NaN, inf or overflow); cannot clip")
     total = float(np.sqrt(total_sq))
     if total > max_norm:
         for g in grads.values():

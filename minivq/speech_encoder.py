@@ -14,10 +14,28 @@ of the time. Units that the mask marks invalid come out as zeros.
 """
 import numpy as np
 
-from .layers import conv1d_output_length, conv1d_output_mask
-from .layers.packed import conv1d_long_backward, conv1d_long_forward, pack, pack_layout, unpack_index
+from .layers.packed import _pack, _pack_layout, conv1d_long_backward, conv1d_long_forward, unpack_index
 
 __all__ = ["speech_forward", "speech_backward"]
+
+
+def _out_length(T, k, s, pad):
+    """Output frames of a convolution (as :func:`minivq.layers.conv1d_output_length`, unchecked)."""
+    return (T + 2 * pad - k) // s + 1
+
+
+def _centre_mask(mask, s, T_out):
+    """(B, T_out) validity of the outputs of a convolution with padding (k - 1) // 2, stride s.
+
+    With that padding the window centre of output t is input frame t * s, so
+    the centre rule of :func:`minivq.layers.conv1d_output_mask` is a strided
+    read of the mask (False beyond its end).
+    """
+    B, T = mask.shape
+    out = np.zeros((B, T_out), dtype=bool)
+    centres = mask[:, ::s][:, :T_out]
+    out[:, :centres.shape[1]] = centres
+    return out
 
 
 def _padded_buffer(rows, C, dtype, T_out, k, s, pad):
@@ -49,26 +67,35 @@ def speech_forward(P, x, mask, k, s, dtype):
         Valid units: the window centre rule of :func:`minivq.layers.conv1d_output_mask`, twice.
     cache : tuple
         For :func:`speech_backward`.
-    signs : ndarray of bool
-        The ReLU's signs (its kinks, for gradient checks).
+    signs : ndarray of bool, (T1, hidden)
+        The ReLU's signs on the valid hidden frames (its kinks, for gradient
+        checks); False on the frames the mask zeroes.
+
+    Notes
+    -----
+    The first convolution writes straight into the second one's padded
+    input, where the ReLU and the hidden mask are applied in place: no
+    pre-activation array, no copy.
     """
     pad = (k - 1) // 2
-    offsets, L = pack_layout(mask, (k, k), (s, s))
-    T1 = conv1d_output_length(L, k, s, pad)
+    offsets, L, extent = _pack_layout(mask, (k, k), (s, s))
+    T1 = _out_length(L, k, s, pad)
     xp = _padded_buffer(L, x.shape[2], dtype, T1, k, s, pad)
-    packed_mask = pack(x.astype(dtype, copy=False), mask, offsets, L, pad, xp)
-    M1 = conv1d_output_mask(packed_mask, k, s, pad)[0]  # (T1,) valid hidden frames
-    a, c1 = conv1d_long_forward(xp, P["W1"], P["b1"], s, T1)  # (T1, hidden)
-    T2 = conv1d_output_length(T1, k, s, pad)
-    hp = _padded_buffer(T1, a.shape[1], dtype, T2, k, s, pad)
-    keep = (a > 0) & M1[:, None]  # ReLU, then the mask: padding stays zero
-    np.multiply(a, keep, out=hp[pad:pad + T1])
+    packed_mask = _pack(x, mask, offsets, extent, L, pad, xp)  # cast to dtype as it is written
+    M1 = _centre_mask(packed_mask, s, T1)[0]  # (T1,) valid hidden frames
+    T2 = _out_length(T1, k, s, pad)
+    hp = _padded_buffer(T1, P["W1"].shape[2], dtype, T2, k, s, pad)
+    h, c1 = conv1d_long_forward(xp, P["W1"], P["b1"], s, T1, out=hp[pad:pad + T1])  # (T1, hidden), in hp
+    keep = h > 0  # where the ReLU passes ...
+    keep[~M1] = False  # ... on the valid frames: the padding between captions stays zero
+    np.multiply(h, keep, out=h)  # ReLU and mask in one pass, in place
     Hp, c2 = conv1d_long_forward(hp, P["W2"], P["b2"], s, T2)  # (T2, D)
-    M = conv1d_output_mask(conv1d_output_mask(mask, k, s, pad), k, s, pad)  # (B, T_out)
+    T_hidden = _out_length(mask.shape[1], k, s, pad)  # of the unpacked batch
+    M = _centre_mask(_centre_mask(mask, s, T_hidden), s, _out_length(T_hidden, k, s, pad))  # (B, T_out)
     rows = unpack_index(offsets, s * s, M.shape[1])[M]  # packed row of each valid unit
     H = np.zeros(M.shape + (Hp.shape[1],), dtype=dtype)
     H[M] = Hp[rows]
-    return H, M, (c1, c2, keep, rows, M, pad, T1, Hp.shape), a > 0
+    return H, M, (c1, c2, keep, rows, M, pad, T1, Hp.shape), keep
 
 
 def speech_backward(dH, cache):
@@ -80,6 +107,7 @@ def speech_backward(dH, cache):
     dHp = np.zeros(packed_shape, dtype=dH.dtype)
     dHp[rows] = dH[M]  # each packed row holds at most one unit
     dhp, dW2, db2 = conv1d_long_backward(dHp, c2)
-    da = dhp[pad:pad + T1] * keep  # through the mask and the ReLU
+    da = dhp[pad:pad + T1]
+    np.multiply(da, keep, out=da)  # through the mask and the ReLU, in place
     _, dW1, db1 = conv1d_long_backward(da, c1, need_dx=False)
     return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}

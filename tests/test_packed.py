@@ -107,3 +107,73 @@ def test_long_convolution_gradient_check(k, s):
         num = numerical_gradient(lambda _: conv1d_long_forward(xp, W, b, s, T_out)[0], arr, dy)
         err = np.abs(num - grad).max() / max(np.abs(num).max(), 1e-12)
         assert err < 1e-7, f"d{name} rel_error {err:.1e}, expect < 1e-7"
+
+
+@pytest.mark.parametrize("holes", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pack_equals_its_fancy_indexing_reference(holes, dtype):
+    from minivq.layers.packed import _pack_reference
+    rng = np.random.default_rng(3 + holes)
+    B, T, C, k, s = 6, 31, 3, 9, 3
+    lengths = rng.integers(0, T + 1, size=B)  # an empty sequence too
+    lengths[0], lengths[1] = T, 0
+    mask = np.arange(T) < lengths[:, None]
+    if holes:
+        mask &= rng.random((B, T)) > 0.3
+    x = rng.normal(size=(B, T, C)) + 50.0 * ~mask[..., None]  # float64 data into a `dtype` buffer
+    offsets, L = pack_layout(mask, (k, k), (s, s))
+    out0, out1 = np.zeros((L + 2 * 4 + 5, C), dtype), np.zeros((L + 2 * 4 + 5, C), dtype)
+    pm0 = _pack_reference(x.astype(dtype), mask, offsets, L, 4, out0)
+    pm1 = pack(x, mask, offsets, L, 4, out1)
+    np.testing.assert_array_equal(pm0, pm1)
+    np.testing.assert_array_equal(out0, out1)
+
+
+@pytest.mark.parametrize("k,s", [(9, 3), (3, 1), (5, 2), (4, 2), (2, 3)])
+def test_centre_mask_is_the_conv_output_mask(k, s):
+    from minivq.speech_encoder import _centre_mask
+    rng = np.random.default_rng(k + s)
+    mask = rng.random((4, 23)) > 0.3
+    pad = (k - 1) // 2
+    T_out = layers.conv1d_output_length(23, k, s, pad)
+    np.testing.assert_array_equal(_centre_mask(mask, s, T_out), layers.conv1d_output_mask(mask, k, s, pad))
+
+
+@pytest.mark.parametrize("k,s", [(9, 3), (5, 2), (3, 1), (4, 3)])
+@pytest.mark.parametrize("holes", [False, True])
+def test_speech_encoder_equals_the_padded_batch(k, s, holes):
+    """minivq.speech_encoder (in-place ReLU and mask, fused buffers) against the padded reference."""
+    from minivq.speech_encoder import speech_backward, speech_forward
+    rng = np.random.default_rng(100 + 10 * k + s + holes)
+    B, T, C, Hd, D = 5, 47, 3, 4, 2
+    lengths = rng.integers(k, T + 1, size=B)
+    mask = np.arange(T) < lengths[:, None]
+    if holes:
+        mask &= rng.random((B, T)) > 0.2
+        mask[:, 0] = True
+    x = rng.normal(size=(B, T, C)) + 50.0 * ~mask[..., None]
+    P = {"W1": rng.normal(size=(k, C, Hd)), "b1": rng.normal(size=Hd),
+         "W2": rng.normal(size=(k, Hd, D)), "b2": rng.normal(size=D)}
+    H, M, cache, signs = speech_forward(P, x, mask, k, s, np.dtype(np.float64))
+    dH = rng.normal(size=H.shape)
+    H0, M0, g0 = reference_stack(x, mask, P["W1"], P["b1"], P["W2"], P["b2"], k, s, dH)
+    np.testing.assert_array_equal(M, M0)
+    assert np.all(H[~M] == 0), "invalid units come out as zeros"
+    np.testing.assert_allclose(H[M], H0[M0], rtol=1e-12, atol=1e-12)
+    grads = speech_backward(dH, cache)
+    for name, ref in zip(("W1", "b1", "W2", "b2"), g0):
+        np.testing.assert_allclose(grads[name], ref, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert signs.shape == cache[2].shape and signs.dtype == bool
+
+
+def test_long_convolution_writes_into_out():
+    rng = np.random.default_rng(5)
+    k, s, C, Co, T_out = 9, 3, 2, 3, 7
+    xp = rng.normal(size=((T_out + 2) * s, C))
+    W, b = rng.normal(size=(k, C, Co)), rng.normal(size=Co)
+    y0, _ = conv1d_long_forward(xp, W, b, s, T_out)
+    buf = np.full((T_out + 4, Co), np.nan)
+    y1, _ = conv1d_long_forward(xp, W, b, s, T_out, out=buf[2:2 + T_out])
+    assert np.shares_memory(y1, buf)
+    np.testing.assert_array_equal(y0, y1)
+    assert np.isnan(buf[:2]).all() and np.isnan(buf[2 + T_out:]).all()

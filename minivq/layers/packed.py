@@ -59,16 +59,28 @@ def pack_layout(mask, kernels, strides):
     length : int
         Frames in the packed sequence (each sequence, its gap, rounded up).
     """
-    B, T = mask.shape
-    has = mask.any(axis=1)
-    extent = np.where(has, T - np.argmax(mask[:, ::-1], axis=1), 0)  # last valid frame + 1
+    offsets, length, _ = _pack_layout(mask, kernels, strides)
+    return offsets, length
+
+
+def _pack_layout(mask, kernels, strides):
+    """:func:`pack_layout` and the extent (last valid frame + 1, 0 if none) of each sequence."""
+    extent = _extents(mask)
     reach, scale = 0, 1
     for k, s in zip(kernels, strides):
         reach += (k // 2) * scale
         scale *= s
     seg = -(-(extent + reach) // scale) * scale  # (B,) whole multiples of the total stride
-    offsets = np.concatenate([[0], np.cumsum(seg)[:-1]]).astype(np.int64)
-    return offsets, int(seg.sum())
+    offsets = np.zeros(len(seg), dtype=np.int64)
+    np.cumsum(seg[:-1], out=offsets[1:])
+    return offsets, int(seg.sum()), extent
+
+
+def _extents(mask):
+    """(B,) last valid frame + 1 of each sequence (0 for a sequence with no valid frame)."""
+    T = mask.shape[1]
+    last = T - np.argmax(mask[:, ::-1], axis=1)  # T - (index of the last True): T if none
+    return np.where(mask[np.arange(len(mask)), last - 1], last, 0)
 
 
 def pack(x, mask, offsets, length, padding, out):
@@ -77,6 +89,7 @@ def pack(x, mask, offsets, length, padding, out):
     Parameters
     ----------
     x : ndarray, (B, T, C)
+        Cast to ``out``'s dtype as it is written (no copy of x first).
     mask : ndarray of bool, (B, T)
     offsets, length : from :func:`pack_layout`
     padding : int
@@ -89,7 +102,31 @@ def pack(x, mask, offsets, length, padding, out):
     -------
     packed_mask : ndarray of bool, (1, length)
         The valid packed frames.
+
+    Notes
+    -----
+    One slice copy per sequence, frames 0 .. extent - 1 (its last valid
+    frame); invalid frames inside that span (holes in the mask) are then set
+    back to zero. :func:`_pack_reference` is the same by fancy indexing
+    (``tests/test_packed.py`` checks them against each other).
     """
+    return _pack(x, mask, offsets, _extents(mask), length, padding, out)
+
+
+def _pack(x, mask, offsets, extent, length, padding, out):
+    """:func:`pack` with the extents of :func:`_pack_layout`."""
+    packed_mask = np.zeros((1, length), dtype=bool)
+    valid, dest = packed_mask[0], out[padding:padding + length]
+    for b, (o, n) in enumerate(zip(offsets.tolist(), extent.tolist())):
+        dest[o:o + n] = x[b, :n]
+        valid[o:o + n] = mask[b, :n]
+    if int(np.count_nonzero(mask)) != int(extent.sum()):  # holes: invalid frames read as zeros
+        dest[~valid] = 0
+    return packed_mask
+
+
+def _pack_reference(x, mask, offsets, length, padding, out):
+    """:func:`pack` by fancy indexing: every valid frame to its packed row (the reference)."""
     T = x.shape[1]
     dest = offsets[:, None] + np.arange(T)  # (B, T) packed frame of each input frame
     out[padding + dest[mask]] = x[mask]
@@ -103,7 +140,7 @@ def unpack_index(offsets, total_stride, T_out):
     return offsets[:, None] // total_stride + np.arange(T_out)
 
 
-def conv1d_long_forward(xp, W, b, stride, T_out):
+def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
     """Convolution over one long, already padded sequence, by tap blocks (no im2col copy).
 
     Parameters
@@ -114,10 +151,13 @@ def conv1d_long_forward(xp, W, b, stride, T_out):
     W : ndarray, (k, C_in, C_out)
     b : ndarray, (C_out,)
     stride, T_out : int
+    out : ndarray, (T_out, C_out), C-contiguous, or None
+        Where to write y (e.g. the rows of the next layer's padded input).
 
     Returns
     -------
     y : ndarray, (T_out, C_out)
+        ``out`` when given.
     cache : tuple
         For :func:`conv1d_long_backward`.
 
@@ -130,9 +170,11 @@ def conv1d_long_forward(xp, W, b, stride, T_out):
     Wq = _tap_groups(W, stride)  # (n_q, stride * C_in, C_out)
     n_q = Wq.shape[0]
     xv = xp[:(T_out + n_q - 1) * stride].reshape(T_out + n_q - 1, stride * C_in)  # a view
-    y = xv[:T_out] @ Wq[0]
-    for q in range(1, n_q):
-        y += xv[q:q + T_out] @ Wq[q]
+    y = np.matmul(xv[:T_out], Wq[0], out=out)
+    if n_q > 1:
+        tmp = np.empty_like(y)
+        for q in range(1, n_q):
+            y += np.matmul(xv[q:q + T_out], Wq[q], out=tmp)
     y += b
     return y, (xv, Wq, k, stride, T_out)
 
@@ -159,7 +201,11 @@ def conv1d_long_backward(dy, cache, need_dx=True):
     db = dy.sum(axis=0)
     if not need_dx:
         return None, dW, db
-    dxv = np.zeros((T_out + n_q - 1, sC), dtype=dy.dtype)
-    for q in range(n_q):
-        dxv[q:q + T_out] += dy @ Wq[q].T
+    dxv = np.empty((T_out + n_q - 1, sC), dtype=dy.dtype)  # dxv[q : q + T_out] += dY W_q^T
+    np.matmul(dy, Wq[0].T, out=dxv[:T_out])
+    dxv[T_out:] = 0
+    if n_q > 1:
+        tmp = np.empty((T_out, sC), dtype=dy.dtype)
+        for q in range(1, n_q):
+            dxv[q:q + T_out] += np.matmul(dy, Wq[q].T, out=tmp)
     return dxv.reshape(-1, sC // stride), dW, db
