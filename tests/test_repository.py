@@ -23,3 +23,24 @@ def test_readme_marks_the_two_commands_ci_runs(marker):
     block = text.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
     lines = [l for l in block.strip().splitlines() if not l.startswith("```")]
     assert len(lines) == 1 and lines[0].startswith("pip install"), f"{marker}: {lines}"
+
+
+def _signed(x, digits):
+    return f"{x:+.{digits}f}"
+
+
+def test_readme_quotes_the_committed_study():
+    """The claims table of the README is study/study.json's primary endpoints, digit for digit."""
+    import json
+    study = json.loads((ROOT / "study" / "study.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    rows = {int(line.split("|")[1].strip()[0]): line for line in readme.splitlines()
+            if line.startswith("| 1. ") or line.startswith("| 2. ") or line.startswith("| 3. ")}
+    for i, (name, r) in enumerate(study["results"]["primary"].items(), start=1):
+        digits = 1 if name == "claim2_shared_codes" else 3
+        lo, hi = r["ci95"]
+        cell = f"{_signed(r['mean_difference'], digits)} [{_signed(lo, digits)}, {_signed(hi, digits)}]"
+        row = rows[i]
+        assert cell in row, f"README claim {i}: expected {cell} from study/study.json in {row!r}"
+        assert f"{r['n_positive']}/{r['n_negative']}" in row and f"**{r['verdict']}**" in row, row
+        assert f"{r['mean_method']:.{digits}f}" in row and f"{r['mean_baseline']:.{digits}f}" in row, row
