@@ -57,7 +57,7 @@ COMPONENTS = [
     ("minivq.model", "_pair_backward", "S, MMS, S^code, CMCM (SUM-3, CM-3, CM-4)"),
     ("minivq.train", "_ema_update", "EMA update + dead-code restart (VQ-5, VQ-6)"),
     ("minivq.train", "_restart_dead_codes", "EMA update + dead-code restart (VQ-5, VQ-6)"),
-    ("minivq.train", "clip_grad_norm", "clipping + Adam"),
+    ("minivq.train", "_clip_grad_norm", "clipping + Adam"),
 ]
 
 

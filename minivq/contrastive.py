@@ -83,11 +83,11 @@ def info_nce_forward(S, margin=0.0):
 def _info_nce_forward(S, margin=0.0):
     """:func:`info_nce_forward` without the checks."""
     B = S.shape[0]
-    Z = S - margin * np.eye(B, dtype=S.dtype)  # (B, B)
+    Z = S - margin * np.eye(B, dtype=S.dtype) if margin else S  # (B, B)
     logp_rows = _log_softmax(Z, axis=1)  # a -> b: each row i over the candidates j
     logp_cols = _log_softmax(Z, axis=0)  # b -> a: each column j over the candidates i
-    loss_rows = -np.trace(logp_rows) / B
-    loss_cols = -np.trace(logp_cols) / B
+    loss_rows = -logp_rows.trace() / B
+    loss_cols = -logp_cols.trace() / B
     loss = 0.5 * (float(loss_rows) + float(loss_cols))
     return loss, (np.exp(logp_rows), np.exp(logp_cols))
 

@@ -127,13 +127,18 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
 
 
 def _add_rows_by_code(sums, k, X):
-    """sums[k_i] += X[i] for every row i, in row order per code (as ``np.add.at``, 10-20x faster)."""
+    """sums[k_i] += X[i] for every row i: each code's rows summed by one ``np.add.reduceat`` (10-20x faster
+    than ``np.add.at``; equal to it up to rounding, since reduceat adds a long segment pairwise)."""
     if len(k) == 0:
         return
-    order = np.argsort(k, kind="stable")  # rows grouped by code, in their order within a code
-    codes = k[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each code present
-    sums[codes[starts]] += np.add.reduceat(X[order].astype(sums.dtype, copy=False), starts, axis=0)
+    K = len(sums)
+    small = np.uint8 if K <= 1 << 8 else np.uint16 if K <= 1 << 16 else k.dtype  # codes as small ints: radix sort
+    order = np.argsort(k.astype(small, copy=False), kind="stable")  # rows grouped by code, in their order
+    n = np.bincount(k, minlength=K)  # rows per code
+    present = np.flatnonzero(n)
+    starts = (np.cumsum(n) - n)[present]  # first sorted row of each code present
+    rows = np.take(X, order, axis=0).astype(sums.dtype, copy=False)  # X[order]
+    sums[present] += np.add.reduceat(rows, starts, axis=0)
 
 
 def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):

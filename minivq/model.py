@@ -27,7 +27,7 @@ from itertools import combinations
 import numpy as np
 
 from ._checks import check_number, check_rng, describe
-from ._encoder_checks import check_config, check_model_args, param_shapes
+from ._encoder_checks import check_config, check_model_args
 from .config import VARIANTS, ModelConfig
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .encoders import _encoder_backward, _encoder_forward, init_encoder
@@ -70,9 +70,13 @@ def init_params(cfg, rng):
     return params
 
 
+#: The names of each encoder's parameters (the keys of :func:`minivq._encoder_checks.param_shapes`).
+_ENCODER_PARAM_NAMES = {"text": ("W1", "W2", "b2")}
+
+
 def _encoder_params(params, m, cfg):
     """The "W1", "b1", "W2", "b2" of modality m (no "b1" for text)."""
-    return {name: params[f"{m}.{name}"] for name in param_shapes(m, cfg)}
+    return {name: params[f"{m}.{name}"] for name in _ENCODER_PARAM_NAMES.get(m, ("W1", "b1", "W2", "b2"))}
 
 
 def quantize_units(m, H, E):
@@ -101,7 +105,7 @@ def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
     z, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim), SUM-1
     z_sum = z  # z, or z + zq with the discrete path (SUM-3)
     units = {"H": H, "M": M}
-    vq, commit, dH = None, 0.0, np.zeros_like(H)
+    vq, commit, dH = None, 0.0, None  # dH: the commitment loss's gradient (VQ-3)
     if cfg.use_vq:
         Q, idx, c_q, Q_sg, H_sg = quantize(m, H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
@@ -112,6 +116,8 @@ def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
         ### END SOLUTION
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
+    if dH is None:  # no discrete path: no commitment loss
+        dH = np.zeros_like(H)
     r, c_norm = z_sum, None
     if cfg.cosine:
         r, c_norm = layers.l2_normalize_forward(z_sum)  # r = normalize(z + zq) (SUM-3)
@@ -218,8 +224,8 @@ def _loss_forward(params, inputs, cfg, quantize=quantize_units):
             dE += dE_m
     pairs = list(combinations(cfg.modalities, 2))
     pair_out = {p: _pair_forward(*p, r, units, params, cfg) for p in pairs}
-    parts["mms"] = float(np.mean([o["mms"] for o in pair_out.values()]))
-    parts["cmcm"] = float(np.mean([o["cmcm"] for o in pair_out.values()]))
+    parts["mms"] = sum(float(o["mms"]) for o in pair_out.values()) / len(pairs)  # the mean over the pairs
+    parts["cmcm"] = sum(float(o["cmcm"]) for o in pair_out.values()) / len(pairs)
     loss = parts["mms"] + cfg.lambda_cmcm * parts["cmcm"] + parts["commit"] + parts["codebook"]
     cache = {"parts": parts, "units": units, "r": r, "caches": caches, "pairs": pair_out,
              "dH_extra": dH_extra, "dE": dE, "cfg": cfg, "param_keys": list(params)}
@@ -273,14 +279,14 @@ def _loss_backward(cache, dloss=1.0):
     """:func:`loss_backward` without the checks."""
     cfg, r, pairs = cache["cfg"], cache["r"], cache["pairs"]
     dr = {m: np.zeros_like(r[m]) for m in cfg.modalities}
-    dH = {m: dloss * cache["dH_extra"][m] for m in cfg.modalities}
+    dH = {m: cache["dH_extra"][m].copy() if dloss == 1 else dloss * cache["dH_extra"][m] for m in cfg.modalities}
     grads = {}
     dE = None if cache["dE"] is None else dloss * cache["dE"]
     for (a, b), out in pairs.items():
         _pair_backward(a, b, out, r, dr, dH, dE, dloss / len(pairs), cfg)
     for m in cfg.modalities:
         c_enc, c_unit, c_sum = cache["caches"][m]
-        dH[m] = dH[m] + _summary_backward(m, dr[m], c_sum, grads)
+        dH[m] += _summary_backward(m, dr[m], c_sum, grads)
         if c_unit is not None:
             dH[m] = layers.l2_normalize_backward(dH[m], c_unit)
         grads.update(_encoder_backward(dH[m], c_enc))

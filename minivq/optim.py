@@ -333,6 +333,11 @@ def clip_grad_norm(grads, max_norm):
                             f"got {type(g).__name__} {getattr(g, 'dtype', '')}")
         if not g.flags.writeable:
             raise ValueError(f"grads[{key!r}] must be writeable (it is scaled in place)")
+    return _clip_grad_norm(grads, max_norm)
+
+
+def _clip_grad_norm(grads, max_norm):
+    """:func:`clip_grad_norm` without the checks: a dict of writeable float arrays, max_norm > 0."""
     # all the squares in one float64 buffer, one pairwise sum (the same on any number of threads)
     sq = np.concatenate([g.ravel() for g in grads.values()] or [np.zeros(0)], dtype=np.float64)
     total_sq = float(np.sum(np.square(sq, out=sq)))

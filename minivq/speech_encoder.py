@@ -38,10 +38,19 @@ def _centre_mask(mask, s, T_out):
     return out
 
 
-def _padded_buffer(rows, C, dtype, T_out, k, s, pad):
-    """A zero buffer with room for ``pad`` + rows + pad frames and the tap blocks of T_out outputs."""
+def _padded_buffer(rows, C, dtype, T_out, k, s, pad, fill=True):
+    """A zero buffer with room for ``pad`` + rows + pad frames and the tap blocks of T_out outputs.
+
+    ``fill=False``: only the frames outside ``pad:pad + rows`` are zeroed, for a caller that writes all of those.
+    """
     n_q = -(-k // s)
-    return np.zeros((max(rows + 2 * pad, (T_out + n_q - 1) * s), C), dtype=dtype)
+    shape = (max(rows + 2 * pad, (T_out + n_q - 1) * s), C)
+    if fill:
+        return np.zeros(shape, dtype=dtype)
+    buf = np.empty(shape, dtype=dtype)
+    buf[:pad] = 0
+    buf[pad + rows:] = 0
+    return buf
 
 
 def speech_forward(P, x, mask, k, s, dtype):
@@ -84,7 +93,7 @@ def speech_forward(P, x, mask, k, s, dtype):
     packed_mask = _pack(x, mask, offsets, extent, L, pad, xp)  # cast to dtype as it is written
     M1 = _centre_mask(packed_mask, s, T1)[0]  # (T1,) valid hidden frames
     T2 = _out_length(T1, k, s, pad)
-    hp = _padded_buffer(T1, P["W1"].shape[2], dtype, T2, k, s, pad)
+    hp = _padded_buffer(T1, P["W1"].shape[2], dtype, T2, k, s, pad, fill=False)  # conv 1 writes the rest
     h, c1 = conv1d_long_forward(xp, P["W1"], P["b1"], s, T1, out=hp[pad:pad + T1])  # (T1, hidden), in hp
     keep = h > 0  # where the ReLU passes ...
     keep[~M1] = False  # ... on the valid frames: the padding between captions stays zero
@@ -93,9 +102,10 @@ def speech_forward(P, x, mask, k, s, dtype):
     T_hidden = _out_length(mask.shape[1], k, s, pad)  # of the unpacked batch
     M = _centre_mask(_centre_mask(mask, s, T_hidden), s, _out_length(T_hidden, k, s, pad))  # (B, T_out)
     rows = unpack_index(offsets, s * s, M.shape[1])[M]  # packed row of each valid unit
+    units = np.flatnonzero(M)  # the valid units, as rows of H (B * T_out, D); np.take: no boolean mask pass
     H = np.zeros(M.shape + (Hp.shape[1],), dtype=dtype)
-    H[M] = Hp[rows]
-    return H, M, (c1, c2, keep, rows, M, pad, T1, Hp.shape), keep
+    H.reshape(-1, Hp.shape[1])[units] = np.take(Hp, rows, axis=0)  # H[M] = Hp[rows]
+    return H, M, (c1, c2, keep, rows, units, pad, T1, Hp.shape), keep
 
 
 def speech_backward(dH, cache):
@@ -103,9 +113,9 @@ def speech_backward(dH, cache):
 
     The input's gradient is not computed: the frames are data, not parameters.
     """
-    c1, c2, keep, rows, M, pad, T1, packed_shape = cache
+    c1, c2, keep, rows, units, pad, T1, packed_shape = cache
     dHp = np.zeros(packed_shape, dtype=dH.dtype)
-    dHp[rows] = dH[M]  # each packed row holds at most one unit
+    dHp[rows] = np.take(dH.reshape(-1, packed_shape[1]), units, axis=0)  # dH[M]; a packed row holds at most one unit
     dhp, dW2, db2 = conv1d_long_backward(dHp, c2)
     da = dhp[pad:pad + T1]
     np.multiply(da, keep, out=da)  # through the mask and the ReLU, in place

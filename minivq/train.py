@@ -28,7 +28,7 @@ from .encoders import modality_arrays
 from ._encoder_checks import check_model_args
 from .model import ModelConfig, _loss_backward, _loss_forward, init_params, represent
 from .nearest import nearest_threads
-from .optim import Adam, clip_grad_norm
+from .optim import Adam, _clip_grad_norm
 from .progress import Clock, epoch_line
 from .ema import _ema_update, _restart_dead_codes
 from .quantizer import _codebook_usage, ema_init, init_codebook_kmeanspp
@@ -168,7 +168,7 @@ def _train_step(state, inputs):
         raise _diverged(state, loss, f"loss = {loss:g}")
     try:
         if tc.clip > 0:
-            norm = clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient
+            norm = _clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient (tc.clip checked)
         else:  # no clipping: still log the global norm
             norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
     except ValueError:
@@ -189,7 +189,9 @@ def _train_step(state, inputs):
         logs["perplexity"] = _codebook_usage(codes, cfg.K)["perplexity"]  # (VQ-7)
         if cfg.codebook == "ema":
             ema = _ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
-            X = np.concatenate([H[M] for H, M in zip(Hs, Ms)])  # (N, D) the valid units
+            X = np.empty((0, cfg.D), dtype=ema.E.dtype)  # the restart reads the units only for a dead code
+            if (ema.n < tc.dead_threshold).any():
+                X = np.concatenate([H[M] for H, M in zip(Hs, Ms)])  # (N, D) the valid units
             state.ema, restarted = _restart_dead_codes(ema, X, tc.dead_threshold, state.rng)  # (VQ-6)
             state.params["E"][...] = state.ema.E
             logs["restarted"] = int(len(restarted))

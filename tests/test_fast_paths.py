@@ -6,12 +6,25 @@
   rounding, and the same backward from either cache;
 - ``Adam._step`` (all parameters as one flat buffer) against the
   per-parameter ``_update``: the same bits, step after step;
-- ``clip_grad_norm`` (one float64 buffer) against the per-key sum.
+- ``clip_grad_norm`` (one float64 buffer) against the per-key sum;
+- ``_code_distribution_backward`` (the step's path: gathers by index)
+  against ``_code_distribution_backward_reference`` (the teaching solution):
+  the same bits;
+- the image encoder's first layer (``_affine_param_grads``: no dx) against
+  ``_affine_backward``; ReLU by a mask product against ``np.where``;
+  ``_add_rows_by_code`` against its previous version (and ``np.add.at``,
+  to rounding); the model's encoder parameter
+  names against ``param_shapes``; the dead-code restart inside the training
+  step, which gathers the units only when a code is dead.
 """
 import numpy as np
 import pytest
 
-from minivq import matching
+from minivq import matching, model
+from minivq._encoder_checks import param_shapes
+from minivq.config import MODALITIES, ModelConfig
+from minivq.ema import _add_rows_by_code
+from minivq.layers.dense import _affine_backward, _affine_forward, _affine_param_grads, _relu_backward, _relu_forward
 from minivq.optim import SGD, Adam, _Optimizer, clip_grad_norm
 
 
@@ -110,3 +123,105 @@ def test_clip_grad_norm_matches_the_per_key_norm_and_names_the_culprit():
     with pytest.raises(ValueError, match=r"grads\['p3'\] is not finite"):
         clip_grad_norm(bad, 1.0)
     assert clip_grad_norm({}, 1.0) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("squared", [False, True])
+def test_code_distribution_backward_is_bitwise_the_reference(dtype, squared):
+    rng = np.random.default_rng(5 + squared)
+    B, T, D, K = 7, 11, 6, 9
+    H = rng.normal(size=(B, T, D)).astype(dtype)
+    M = rng.random((B, T)) > 0.5
+    M[:, 0] = True
+    M[3, 1:] = False  # a sample with one unit
+    E = rng.normal(size=(K, D)).astype(dtype)
+    H[1, 0] = E[2]  # a unit on a codeword: below the distance floor
+    dP = rng.normal(size=(B, K)).astype(dtype)
+    for forward in (matching._code_distribution_forward, matching._code_distribution_forward_reference):
+        _, cache = forward(H, M, E, 0.3, squared)
+        fast = matching._code_distribution_backward(dP, cache)
+        ref = matching._code_distribution_backward_reference(dP, cache)
+        for name, a, b in zip(("dH", "dE"), fast, ref):
+            assert a.dtype == b.dtype == dtype and a.shape == b.shape, name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        assert not fast[0][~M].any()  # nothing on padding
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_first_layer_gradients_are_bitwise_affine_backward(dtype):
+    rng = np.random.default_rng(3)
+    x, W, b = (rng.normal(size=s).astype(dtype) for s in ((4, 6, 5), (5, 3), (3,)))
+    _, cache = _affine_forward(x, W, b)
+    dout = rng.normal(size=(4, 6, 3)).astype(dtype)
+    _, dW, db = _affine_backward(dout, cache)
+    dW1, db1 = _affine_param_grads(dout, cache)
+    np.testing.assert_array_equal(dW1, dW)
+    np.testing.assert_array_equal(db1, db)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_by_mask_product_is_np_where(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(7, 9)).astype(dtype)
+    x[0, :3] = 0.0
+    out, cache = _relu_forward(x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
+    dout = rng.normal(size=x.shape).astype(dtype)
+    dx = _relu_backward(dout, cache)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+
+
+def _add_rows_by_code_before(sums, k, X):
+    """The version before the codes were sorted as small ints and grouped by their bincount."""
+    order = np.argsort(k, kind="stable")
+    codes = k[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    sums[codes[starts]] += np.add.reduceat(X[order].astype(sums.dtype, copy=False), starts, axis=0)
+
+
+@pytest.mark.parametrize("K", [5, 300])  # codes as uint8, then uint16
+def test_add_rows_by_code_is_bitwise_its_previous_version(K):
+    rng = np.random.default_rng(K)
+    X = rng.normal(size=(200, 4)).astype(np.float32) * rng.uniform(0.1, 1e3, size=(200, 1)).astype(np.float32)
+    k = rng.integers(0, K, size=200)
+    k[k == 1] = 2  # a code no row uses
+    ref, fast, at = (np.zeros((K, 4), np.float32) for _ in range(3))
+    _add_rows_by_code_before(ref, k, X)
+    _add_rows_by_code(fast, k, X)
+    np.testing.assert_array_equal(fast, ref)
+    np.add.at(at, k, X)
+    np.testing.assert_allclose(fast, at, rtol=1e-5, atol=1e-3)
+    _add_rows_by_code(fast, k[:0], X[:0])  # no rows: nothing changes
+    np.testing.assert_array_equal(fast, ref)
+
+
+def test_encoder_parameter_names_are_those_of_param_shapes():
+    cfg = ModelConfig(modalities=("a", "b"), toy_dims={"a": 3, "b": 4})
+    params = {f"{m}.{name}": name for m in MODALITIES for name in ("W1", "b1", "W2", "b2")}
+    for m in MODALITIES:
+        assert tuple(model._encoder_params(params, m, cfg)) == tuple(param_shapes(m, cfg)), m
+
+
+def test_training_step_restarts_a_dead_code_from_the_batch_units():
+    from test_train import SMALL, random_pairs
+
+    from minivq.train import TrainConfig, _train_step, batch_inputs, config_from_data, init_state
+    data = random_pairs(32)
+    cfg = config_from_data(data, ("a", "b"), variant="full", **SMALL)
+    state = init_state(cfg, TrainConfig(batch_size=16, seed=0, val_size=0), data)
+    inputs = batch_inputs(data, cfg.modalities, np.arange(16))
+    _train_step(state, inputs)
+    state.ema.n[:] = 1e3  # every code alive ...
+    state.ema.n[5] = 1e-9  # ... but one
+    logs = _train_step(state, inputs)
+    assert logs["restarted"] == 1
+    assert np.isclose(state.ema.n[5], state.train_cfg.dead_threshold)
+    restarted = state.params["E"][5].copy()
+    assert restarted.shape == (cfg.D,) and np.isfinite(restarted).all()
+    assert abs(np.linalg.norm(restarted) - 1) < 1e-5  # a unit of the batch: on the unit sphere
+    state.ema.n[:] = 1e3  # nothing dead: no restart, and the rng is not drawn from
+    rng_state = state.rng.bit_generator.state
+    assert _train_step(state, inputs)["restarted"] == 0
+    assert state.rng.bit_generator.state == rng_state

@@ -8,6 +8,8 @@ forward's differentiable inputs. Derivations:
 ``notebooks/02_layers_and_gradient_checks.ipynb``; gradient checks:
 ``tests/test_layers.py``.
 """
+import math
+
 import numpy as np
 
 from .._checks import check_cache, check_dout, check_eps, check_float, check_shape, rescaled, rescaled_forward
@@ -51,8 +53,9 @@ def affine_forward(x, W, b):
 def _affine_forward(x, W, b):
     """:func:`affine_forward` without the checks."""
     D_in, D_out = W.shape
-    N = int(np.prod(x.shape[:-1]))  # rows (0 for an empty batch; reshape(-1) fails when D_in = 0)
-    out = x.reshape(N, D_in) @ W + b  # (N, D_out)
+    N = math.prod(x.shape[:-1])  # rows (0 for an empty batch; reshape(-1) fails when D_in = 0)
+    out = x.reshape(N, D_in) @ W  # (N, D_out)
+    out += b
     return out.reshape(x.shape[:-1] + (D_out,)), (x, W)
 
 
@@ -73,7 +76,7 @@ def _affine_backward(dout, cache):
     x, W = cache
     ### BEGIN SOLUTION affine_backward
     D_in, D_out = W.shape
-    N = int(np.prod(x.shape[:-1]))
+    N = math.prod(x.shape[:-1])
     x2 = x.reshape(N, D_in)  # (N, D_in)
     dout2 = dout.reshape(N, D_out)  # (N, D_out)
     dx = (dout2 @ W.T).reshape(x.shape)
@@ -81,6 +84,19 @@ def _affine_backward(dout, cache):
     db = dout2.sum(axis=0)
     return dx, dW, db
     ### END SOLUTION
+
+
+def _affine_param_grads(dout, cache):
+    """(dW, db) of :func:`affine_backward`, without dx: for a first layer, whose input is data.
+
+    The same expressions as :func:`_affine_backward` (the same bits); it only
+    skips the product dout W^T that nobody reads.
+    """
+    x, W = cache
+    D_in, D_out = W.shape
+    N = math.prod(x.shape[:-1])
+    dout2 = dout.reshape(N, D_out)
+    return x.reshape(N, D_in).T @ dout2, dout2.sum(axis=0)
 
 
 def relu_forward(x):
@@ -103,7 +119,9 @@ def relu_forward(x):
 def _relu_forward(x):
     """:func:`relu_forward` without the checks."""
     positive = np.asarray(x > 0)  # an array also for 0-d x
-    return np.where(positive, x, x.dtype.type(0)), (positive, x.dtype)
+    # x * [x > 0], not np.where: the same values (a negative x gives -0.0, equal to 0) at a fraction of the
+    # time, since where() branches on every entry of an unpredictable mask
+    return np.asarray(x * positive), (positive, x.dtype)
 
 
 def relu_backward(dout, cache):
@@ -115,7 +133,7 @@ def relu_backward(dout, cache):
 def _relu_backward(dout, cache):
     """:func:`relu_backward` without the checks."""
     positive, dtype = cache
-    return np.where(positive, dout, dtype.type(0))
+    return np.asarray(dout * positive)  # as np.where(positive, dout, 0), several times faster
 
 
 def tanh_forward(x):
@@ -258,7 +276,8 @@ def l2_normalize_forward(x, eps=1e-12):
 def _l2_normalize_forward(x, eps=1e-12):
     """:func:`l2_normalize_forward` without the checks."""
     with np.errstate(over="ignore"):
-        norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # (..., 1)
+        # ||x|| per row, (..., 1); by einsum: NumPy sums a short last axis row by row, 3x slower than this
+        norm = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]
     active = norm > eps
     denom = np.maximum(norm, x.dtype.type(eps))
     out = x / denom
@@ -291,6 +310,6 @@ def _l2_normalize_backward(dout, cache):
     """:func:`l2_normalize_backward` without the checks."""
     out, denom, active = cache
     ### BEGIN SOLUTION l2_normalize_backward
-    radial = (dout * out).sum(axis=-1, keepdims=True)  # (..., 1) <out, dout>
+    radial = np.einsum("...d,...d->...", dout, out)[..., None]  # (..., 1) <out, dout>, row by row
     return (dout - np.where(active, radial, 0) * out) / denom
     ### END SOLUTION

@@ -143,7 +143,7 @@ def _masked_mean_forward(H, M, counts=None):
     D = H.shape[2]
     counts = M.sum(axis=1) if counts is None else counts  # (B,)
     weights = M / counts[:, None].astype(H.dtype)  # (B, T), H's dtype
-    out = np.einsum("bt,btd->bd", weights, H)
+    out = np.matmul(weights[:, None, :], H)[:, 0]  # (B, D): sum_t w_bt h_bt, one (1, T) @ (T, D) per sample
     return out, (weights, D)
 
 
