@@ -117,7 +117,7 @@ def gradients(params, inputs, cfg):
     tp, ti = to_torch(params, inputs, trainable=set(params))
     total, _ = loss(tp, ti, cfg)
     total.backward()
-    return float(total), {k: np.zeros_like(params[k]) if v.grad is None else v.grad.detach().numpy() for k, v in tp.items()}
+    return float(total.detach()), {k: np.zeros_like(params[k]) if v.grad is None else v.grad.detach().numpy() for k, v in tp.items()}
 
 
 class TwinStep:
