@@ -179,11 +179,17 @@ def _means_table(means):
     return out
 
 
-def _figure(n_panels, width=3.2, height=3.0):
+def _figure(n_panels, width=3.2, height=3.0, max_columns=3):
+    """A figure of n_panels axes, at most max_columns to a row (unused axes of the last row hidden)."""
     import matplotlib.pyplot as plt
-    fig = plt.figure(figsize=(width * n_panels, height), layout="constrained")
+    cols = min(n_panels, max_columns)
+    rows = -(-n_panels // cols)
+    fig = plt.figure(figsize=(width * cols, height * rows), layout="constrained")
     plt.close(fig)
-    return fig, np.atleast_1d(fig.subplots(1, n_panels))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
 
 
 def _save(fig, path):
@@ -226,7 +232,9 @@ def plot_curves(curves, path, tuning=None):
                 ax.plot(np.arange(1, len(t) + 1), t, color=color, ls="--", lw=0.8)
                 e = tuning[arm]["epochs"][variant]
                 ax.plot([e], [t[e - 1]], marker="v", color=color, ms=7)
-        ax.set_title(f"{arm} (dashed: tuning run; triangle: chosen epochs)", fontsize=8)
+        tuned = " (dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
+            " (epochs chosen for image_speech)"
+        ax.set_title(arm + tuned, fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("val set-level mean R@1")
         ax.legend(fontsize=7)

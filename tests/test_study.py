@@ -159,3 +159,14 @@ def test_tuning_picks_lr_and_epochs_on_val_with_ties_to_the_cheaper_point():
     assert c["lr"] == {"summary": 1e-3, "vq": 1e-3, "full": 3e-3}
     assert c["epochs"] == {"summary": 5, "vq": 10, "full": 10}  # summary: tie 0.2 -> smaller lr, fewer epochs
     assert c["lambda"] == {"vq": 1.0, "full": 1.0} and c["claim3_baseline"] == "full_units"
+
+
+@pytest.mark.parametrize("n, rows, cols", [(1, 1, 1), (2, 1, 2), (3, 1, 3), (5, 2, 3), (7, 3, 3)])
+def test_figures_wrap_at_three_panels_a_row(n, rows, cols):
+    """Five secondary arms make a 2 x 3 grid with the sixth axis hidden, not one row 18 inches wide."""
+    fig, axes = study_report._figure(n)
+    assert len(axes) == n
+    assert axes[0].get_subplotspec().get_gridspec().get_geometry() == (rows, cols)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == n and len(fig.axes) == rows * cols
+    assert fig.get_size_inches()[0] == pytest.approx(3.2 * cols)
