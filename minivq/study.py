@@ -29,7 +29,7 @@ from .study_runs import run_job
 
 __all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "epoch_grid", "tune_choices"]
 
-#: The default study (about 13 minutes on 2 idle cores with --jobs 2). The budget is 200 epochs because
+#: The default study (about 14 minutes on 2 idle cores with --jobs 2). The budget is 200 epochs because
 #: at 100 the full method chose the last epoch on val (the summary and vq arms peak at 60-80).
 DEFAULT = {"world": "hard_on_grid", "n_train": 2000, "n_val": 500, "n_test": 500, "n_curve": 200, "n_kmeans": 500,
            "epochs": 200, "batch_size": 64, "lr_grid": [1e-3], "tune_seeds": [1000],
@@ -40,7 +40,7 @@ QUICK = {**DEFAULT, "n_train": 64, "n_val": 32, "n_test": 32, "n_curve": 16, "n_
 ARMS = {"image_speech": ("image", "speech"), "image_text": ("image", "text")}
 
 EPILOG = """examples:
-  minivq study                        # 10 seeds, the committed study/ (about 13 minutes, 2 cores)
+  minivq study                        # 10 seeds, the committed study/ (about 14 minutes, 2 cores)
   minivq study --quick --seeds 2 --out /tmp/s   # seconds: every code path
   minivq study --rerun 3              # retrain seed 3 and check it against study/study.json
   minivq study --codebook-sizes 64 128 --train-sizes 500 --extra-seeds 3   # secondary arms"""

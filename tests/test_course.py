@@ -300,7 +300,8 @@ def test_grade_fails_every_exercise_of_the_copy_with_the_reason(toy):
     assert "NotImplementedError: exercise square_backward: return dout times 2x" in message
     assert rows["square_backward"]["rel_error"] is None and rows["square_backward"]["threshold"] == 1e-7
     assert rows["double_backward"]["reason"] == "not implemented"
-    assert rows["share_bug"]["reason"].startswith("1 test(s) fail: assert ")
+    # a spot-the-bug exercise names what to look for before the failing assertion
+    assert rows["share_bug"]["reason"].startswith("shares must sum to one; 1 test(s) fail: assert ")
     assert rows["kernel_loop"]["reason"].startswith("1 test(s) fail: AssertionError: the loop of kernel_loop")
     assert report["total"] == {"score": 0, "points": 5, "passed": 0, "exercises": 4}
 

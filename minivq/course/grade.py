@@ -82,6 +82,8 @@ def _reason(ex, failed, missing):
         return "not implemented"
     if named:
         return f"needs exercise {named[0]} first"
+    if ex.buggy is not None:  # a spot-the-bug exercise: say what to look for, then the first failure
+        return f"{ex.instruction}; {len(failed)} test(s) fail: {failed[0][1]}"[:200]
     return f"{len(failed)} test(s) fail: {failed[0][1]}"[:160]
 
 
