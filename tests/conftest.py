@@ -8,10 +8,18 @@ written there as JSON when the session ends.
 """
 import json
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A shell starts background jobs (`pytest &`, a CI runner's `cmd &`) with SIGINT ignored, and the
+# children inherit the ignore: the Ctrl-C tests' `minivq` processes would never see their SIGINT.
+# A handler (unlike an ignore) is reset to the default at exec, so the children get Python's usual
+# KeyboardInterrupt again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("minivq-ci", deadline=None, database=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))
