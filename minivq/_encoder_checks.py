@@ -35,6 +35,11 @@ def check_modality(modality, cfg):
     return modality
 
 
+def param_names(modality):
+    """The names of one encoder's parameters, in order (text has no b1: its first layer is an embedding lookup)."""
+    return ("W1", "W2", "b2") if modality == "text" else ("W1", "b1", "W2", "b2")
+
+
 def param_shapes(modality, cfg):
     """Shapes of one encoder's parameters, {"W1": ..., "b1": ..., "W2": ..., "b2": ...} (text has no b1)."""
     from .encoders import _input_dim  # encoders imports this module
@@ -47,9 +52,7 @@ def param_shapes(modality, cfg):
     else:
         W1, W2 = (F, Hd), (Hd, D)
     shapes = {"W1": W1, "b1": (Hd,), "W2": W2, "b2": (D,)}
-    if modality == "text":
-        del shapes["b1"]
-    return shapes
+    return {name: shapes[name] for name in param_names(modality)}
 
 
 def check_params(params, shapes, cfg, name="params"):

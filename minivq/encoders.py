@@ -30,7 +30,6 @@ from ._encoder_checks import check_config, check_encoder_args, check_encoder_dou
 from ._checks import check_int_array
 from .config import MODALITIES
 from .layers import unchecked as layers  # the arguments are checked once, in encoder_forward
-from .layers.dense import _affine_param_grads
 from .layers.patches import _cell_max_backward, _cell_max_forward, _crop_grid, _patch_crops
 from .optim import he_uniform
 from .speech_encoder import speech_backward, speech_forward
@@ -253,7 +252,7 @@ def _encoder_backward(dH, cache):
         c1, c2, c3 = caches
         dh, dW2, db2 = layers.affine_backward(dH, c3)
         da = layers.relu_backward(dh, c2)
-    dW1, db1 = _affine_param_grads(da, c1)  # the input is data: no dx
+    _, dW1, db1 = layers.affine_backward(da, c1, need_dx=False)  # the input is data: no dx
     return {f"{m}.W1": dW1, f"{m}.b1": db1, f"{m}.W2": dW2, f"{m}.b2": db2}
 
 

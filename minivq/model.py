@@ -27,7 +27,7 @@ from itertools import combinations
 import numpy as np
 
 from ._checks import check_number, check_rng, describe
-from ._encoder_checks import check_config, check_model_args
+from ._encoder_checks import check_config, check_model_args, param_names
 from .config import VARIANTS, ModelConfig
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .encoders import _encoder_backward, _encoder_forward, init_encoder
@@ -70,13 +70,9 @@ def init_params(cfg, rng):
     return params
 
 
-#: The names of each encoder's parameters (the keys of :func:`minivq._encoder_checks.param_shapes`).
-_ENCODER_PARAM_NAMES = {"text": ("W1", "W2", "b2")}
-
-
 def _encoder_params(params, m, cfg):
     """The "W1", "b1", "W2", "b2" of modality m (no "b1" for text)."""
-    return {name: params[f"{m}.{name}"] for name in _ENCODER_PARAM_NAMES.get(m, ("W1", "b1", "W2", "b2"))}
+    return {name: params[f"{m}.{name}"] for name in param_names(m)}
 
 
 def quantize_units(m, H, E):
@@ -105,7 +101,7 @@ def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
     z, c_z = layers.affine_forward(pH, params[f"{m}.Wz"], params[f"{m}.cz"])  # (B, embed_dim), SUM-1
     z_sum = z  # z, or z + zq with the discrete path (SUM-3)
     units = {"H": H, "M": M}
-    vq, commit, dH = None, 0.0, None  # dH: the commitment loss's gradient (VQ-3)
+    vq = None
     if cfg.use_vq:
         Q, idx, c_q, Q_sg, H_sg = quantize(m, H, params["E"])  # (B, T, D), (B, T); VQ-1, VQ-2
         pQ, c_poolq = layers.masked_mean_forward(Q, M)
@@ -116,8 +112,8 @@ def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
         ### END SOLUTION
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
-    if dH is None:  # no discrete path: no commitment loss
-        dH = np.zeros_like(H)
+    else:  # no discrete path: no commitment loss, and dH (its gradient, VQ-3) is zero
+        commit, dH = 0.0, np.zeros_like(H)
     r, c_norm = z_sum, None
     if cfg.cosine:
         r, c_norm = layers.l2_normalize_forward(z_sum)  # r = normalize(z + zq) (SUM-3)
@@ -279,7 +275,7 @@ def _loss_backward(cache, dloss=1.0):
     """:func:`loss_backward` without the checks."""
     cfg, r, pairs = cache["cfg"], cache["r"], cache["pairs"]
     dr = {m: np.zeros_like(r[m]) for m in cfg.modalities}
-    dH = {m: cache["dH_extra"][m].copy() if dloss == 1 else dloss * cache["dH_extra"][m] for m in cfg.modalities}
+    dH = {m: dloss * cache["dH_extra"][m] for m in cfg.modalities}  # new arrays: += below leaves the cache alone
     grads = {}
     dE = None if cache["dE"] is None else dloss * cache["dE"]
     for (a, b), out in pairs.items():

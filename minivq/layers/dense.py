@@ -71,32 +71,20 @@ def affine_backward(dout, cache):
     return rescaled(_affine_backward, check_dout(dout, x.shape[:-1] + (W.shape[1],), x.dtype), cache)
 
 
-def _affine_backward(dout, cache):
-    """:func:`affine_backward` without the checks."""
+def _affine_backward(dout, cache, need_dx=True):
+    """:func:`affine_backward` without the checks; ``need_dx=False`` (a first layer, whose input is
+    data) returns None for dx and skips its product."""
     x, W = cache
     ### BEGIN SOLUTION affine_backward
     D_in, D_out = W.shape
     N = math.prod(x.shape[:-1])
     x2 = x.reshape(N, D_in)  # (N, D_in)
     dout2 = dout.reshape(N, D_out)  # (N, D_out)
-    dx = (dout2 @ W.T).reshape(x.shape)
+    dx = (dout2 @ W.T).reshape(x.shape) if need_dx else None
     dW = x2.T @ dout2  # (D_in, D_out)
     db = dout2.sum(axis=0)
     return dx, dW, db
     ### END SOLUTION
-
-
-def _affine_param_grads(dout, cache):
-    """(dW, db) of :func:`affine_backward`, without dx: for a first layer, whose input is data.
-
-    The same expressions as :func:`_affine_backward` (the same bits); it only
-    skips the product dout W^T that nobody reads.
-    """
-    x, W = cache
-    D_in, D_out = W.shape
-    N = math.prod(x.shape[:-1])
-    dout2 = dout.reshape(N, D_out)
-    return x.reshape(N, D_in).T @ dout2, dout2.sum(axis=0)
 
 
 def relu_forward(x):
