@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 import minivq
 from minivq.cli import load_split
+from minivq.data.world import PRESETS
 from minivq.layers import conv1d_output_length
 from minivq.layers.packed import pack_layout
 from minivq.model import loss_backward, loss_forward
@@ -210,8 +211,12 @@ def measure(fn, n):
     return float(np.median(cpu)), float(np.median(wall))
 
 
+#: The world of the benchmark's scenes (--world): v0.1's "easy" world by default, the batch of issue 11.
+WORLD = {"name": "easy"}
+
+
 def setup(batch_size, dtype="float32", seed=0):
-    data = load_split(("image", "speech"), "train", 4 * batch_size)
+    data = load_split(("image", "speech"), "train", 4 * batch_size, world=WORLD["name"])
     cfg = config_from_data(data, ("image", "speech"), variant="full", dtype=dtype)
     state = init_state(cfg, TrainConfig(batch_size=batch_size, seed=seed), data)
     check_data(state, data)  # as fit does, once
@@ -320,8 +325,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds: of the step and its floor, and against PyTorch")
     parser.add_argument("--threads", type=int, default=1, help="threads of the component table")
+    parser.add_argument("--world", default="easy", choices=sorted(PRESETS),
+                        help="the scenes' world: 'easy' (v0.1's, the default) or the demo's 'hard_on_grid' "
+                             "(2-5 named digits: longer captions)")
     args = parser.parse_args()
+    WORLD["name"] = args.world
     print(minivq.about())
+    print(f"world {args.world!r}, batch {args.batch_size}")
     components_table(args.batch_size, args.steps, args.threads, args.rounds)
     torch_comparison(args.batch_size, args.steps, args.rounds)
 

@@ -110,8 +110,15 @@ def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
     if not counts.all():  # a sample without units (never from the checked entries): as the reference does
         return _code_distribution_forward_reference(H, M, E, tau, squared)
     X = np.take(H.reshape(-1, H.shape[2]), np.flatnonzero(M), axis=0)  # (N, D) H[M], by index: 2x faster
-    sq = (X * X).sum(1)[:, None] - 2.0 * (X @ E.T) + (E * E).sum(1)[None, :]  # (N, K)
-    d = sq if squared else np.sqrt(np.maximum(sq, SQ_DIST_FLOOR))  # (N, K)
+    sq = np.matmul(X, E.T)  # (N, K), then in place: -2 x.e + ||x||^2 + ||e||^2, the reference's sums
+    sq *= -2.0
+    sq += (X * X).sum(1)[:, None]
+    sq += (E * E).sum(1)[None, :]
+    if squared:
+        d = sq
+    else:
+        d = np.maximum(sq, SQ_DIST_FLOOR)
+        np.sqrt(d, out=d)  # (N, K)
     logits = np.divide(d.T, -tau, order="C")  # (K, N), = -d^T / tau, transposed as it is written
     logits -= logits.max(axis=0)  # stable: the top logit gives exp(0)
     p = np.exp(logits, out=logits)

@@ -12,6 +12,7 @@ and checks them against the study.json already written.
 import argparse
 import textwrap
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -158,8 +159,9 @@ def run_jobs(jobs, n_workers, phase, eta_after=0.0):
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # longest first
     t0, records, done_cost = time.perf_counter(), [None] * len(jobs), 0.0
     total_cost = sum(_cost(j) for j in jobs)
-    with JobRunner(n_workers) as runner:
-        for k, rec in runner.results(run_job, [jobs[i] for i in order]):
+    with tempfile.TemporaryDirectory(prefix="minivq-study-data-") as cache, JobRunner(n_workers) as runner:
+        # each seed's scenes are made once and shared by the workers through `cache` (deleted at the end)
+        for k, rec in runner.results(run_job, [{**jobs[i], "data_cache": cache} for i in order]):
             i = order[k]
             records[i], done_cost = rec, done_cost + _cost(jobs[i])
             rate = (time.perf_counter() - t0) / done_cost  # seconds per cost unit, all workers together

@@ -223,7 +223,7 @@ def quick_val_r1(params, cfg, data, n):
     return metrics.retrieval_metrics(rep[a]["r"] @ rep[b]["r"].T)["mean_R@1"]
 
 
-def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None, clock=None):
+def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None, clock=None, after_epoch=None):
     """Train from ``state.epoch`` up to ``state.train_cfg.epochs``, one progress line per epoch.
 
     Parameters
@@ -242,6 +242,10 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
     clock : minivq.progress.Clock or None
         Shared by several runs for an ETA of the whole command; default: the
         epochs of this call.
+    after_epoch : callable or None
+        Called as ``after_epoch(state)`` after each epoch, before the
+        checkpoint and the progress line (a learning curve, for example:
+        :mod:`minivq.study_runs`).
 
     Returns
     -------
@@ -253,6 +257,8 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
     TrainingDiverged
         When the loss or the gradient norm stops being finite.
     """
+    if after_epoch is not None and not callable(after_epoch):
+        raise TypeError(f"after_epoch must be None or a callable taking the state, got {type(after_epoch).__name__}")
     label = label or f"[{state.model_cfg.variant}, seed {state.train_cfg.seed}]"
     clock = clock or Clock(state.train_cfg.epochs - state.epoch)
     if state.epoch < state.train_cfg.epochs:
@@ -269,6 +275,8 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
             logs["val_r1"] = quick_val_r1(state.params, state.model_cfg, val_data, logs["val_pairs"])
         seconds = time.perf_counter() - t0
         state.history.append({"epoch": state.epoch, **logs, "seconds": seconds})
+        if after_epoch is not None:
+            after_epoch(state)
         if checkpoint is not None:
             save_checkpoint(checkpoint, state)
         clock.tick(time.perf_counter() - t0)

@@ -142,6 +142,23 @@ def test_training_epoch_by_epoch_equals_one_fit_call():
             np.testing.assert_array_equal(params[key], once.params[key], err_msg=f"{key} after {epochs} epochs")
 
 
+def test_scenes_shared_through_the_cache_folder_are_the_same_bits(tmp_path, monkeypatch):
+    from minivq import study_runs
+    from minivq.data.world import world_scenes
+    made = world_scenes("test", 12, 5, world="hard_on_grid")
+    monkeypatch.setattr(study_runs, "_CACHE", {})
+    first = study_runs.load("test", 12, 5, 8, "hard_on_grid", tmp_path)  # makes the set and saves it
+    assert [p.name for p in tmp_path.iterdir()] == ["test-12-5-8-hard_on_grid.npz"]
+    monkeypatch.setattr(study_runs, "_CACHE", {})  # as another worker: reads the file
+    monkeypatch.setattr(study_runs, "world_scenes", lambda *a, **k: pytest.fail("made again"))
+    second = study_runs.load("test", 12, 5, 8, "hard_on_grid", tmp_path)
+    for got in (first, second):
+        assert sorted(got) == sorted(made)
+        for key in made:
+            assert got[key].dtype == made[key].dtype, key
+            np.testing.assert_array_equal(got[key], made[key], err_msg=key)
+
+
 def fake_run(variant, lr, by_epoch, loc=0.3):
     metrics = {e: {"set_mean_r1": r1, "loc_dense_to_image": loc, "combined_set_mean_r1": {"0.1": r1, "1.0": r1 + 0.01}}
                for e, r1 in by_epoch.items()}

@@ -121,6 +121,18 @@ def test_training_lowers_the_loss_and_logs(capsys):
     assert state.history[-1]["loss"] < 0.9 * state.history[0]["loss"], [h["loss"] for h in state.history]
 
 
+def test_after_epoch_sees_each_epoch_and_must_be_callable():
+    from minivq.data import toy_pairs
+    data = toy_pairs(32, seed=0)
+    cfg = config_from_data(data, ("a", "b"), variant="full", D=8, K=8, hidden=16, embed_dim=16)
+    state = init_state(cfg, TrainConfig(seed=0, epochs=3, batch_size=16), data)
+    seen = []
+    fit(state, data, log=None, after_epoch=lambda st: seen.append((st.epoch, len(st.history))))
+    assert seen == [(1, 1), (2, 2), (3, 3)]
+    with pytest.raises(TypeError, match="after_epoch must be None or a callable.*got int"):
+        fit(init_state(cfg, TrainConfig(seed=0, epochs=1), data), data, log=None, after_epoch=3)
+
+
 def test_progress_lines_name_the_run_and_give_an_eta():
     state, data = make_state(epochs=3, seed=4, val_size=500)  # val_size above the 96 pairs held
     lines = []
