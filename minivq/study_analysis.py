@@ -8,7 +8,7 @@ import numpy as np
 
 from .study_report import paired, verdict
 
-__all__ = ["VARIANTS", "analyse", "flatten", "tune_choices"]
+__all__ = ["VARIANTS", "analyse", "flatten", "lr_grid", "tune_choices", "tuned_arms"]
 
 PRIMARY_ARM = "image_speech"
 VARIANTS = ("summary", "vq", "full")
@@ -113,19 +113,29 @@ def _mean_at(recs, epoch, key):
     return float(np.mean([flatten(r["metrics_by_epoch"][str(epoch)])[key] for r in recs]))
 
 
+def tuned_arms(s):
+    """The arms tuned on val: the primary ones and the secondary arms marked ``own_tuning``."""
+    return [arm for arm, a in s["arms"].items() if not a.get("extra") or a.get("own_tuning")]
+
+
+def lr_grid(s, arm):
+    """The learning rates tried for an arm: its own ``lr_grid`` or the study's."""
+    return s["arms"][arm].get("lr_grid", s["lr_grid"])
+
+
 def tune_choices(s, records):
     """Per arm and variant, from the tuning runs on val: (lr, epochs), lambda; and the claim-3 baseline.
 
     (lr, epochs) maximizes the mean val set-level R@1 (ranking by S) over the tuning seeds, among
-    ``s["lr_grid"]`` and ``s["epoch_grid"]`` (ties: the smaller lr, then fewer epochs); lambda of
+    the arm's :func:`lr_grid` and ``s["epoch_grid"]`` (ties: the smaller lr, then fewer epochs); lambda of
     S + lambda S^code and the dense baseline of claim 3 are chosen at that point.
     """
     choices = {}
-    for arm in (a for a in s["arms"] if not s["arms"][a].get("extra")):
+    for arm in tuned_arms(s):
         c = choices[arm] = {"lr": {}, "epochs": {}, "lambda": {}, "val": {}}
         for v in VARIANTS:
             by_lr = {lr: [r for r in records if (r["arm"], r["variant"], r["lr"]) == (arm, v, lr)]
-                     for lr in s["lr_grid"]}
+                     for lr in lr_grid(s, arm)}
             grid = {(lr, e): _mean_at(by_lr[lr], e, "set_mean_r1") for lr in sorted(by_lr) for e in s["epoch_grid"]}
             lr, epochs = max(grid, key=lambda point: grid[point])  # the first maximum: ties as documented
             c["lr"][v], c["epochs"][v] = lr, epochs

@@ -106,8 +106,20 @@ def protocol(s, n_seeds):
 - **Secondary** (reported, no verdict): `vq` against `summary` and `full`; S + lambda S^code;
   held-out vs seen digit sets; voice types; the reverse localization and the pointing game;
   transfer accuracy; image-text (same protocol, its own tuning); other codebook sizes and
-  training-set sizes when run.
+  training-set sizes when run.{_own_tuning(s)}
 """
+
+
+def _own_tuning(s):
+    """The protocol's line on secondary arms tuned on their own (none in the default study)."""
+    lines = []
+    for arm, a in s["arms"].items():
+        if a.get("extra") and a.get("own_tuning"):
+            grid = ", ".join(f"{lr:g}" for lr in a.get("lr_grid", s["lr_grid"]))
+            lines.append(f"\n- **{arm}** (secondary, the first {s['extra_seeds']} seeds): world "
+                         f"`{a.get('world', s['world'])}`, model settings {a['model']}, tuned on its own val "
+                         f"set by the same procedure with lr in {{{grid}}}.")
+    return "".join(lines)
 
 
 def write_json(path, payload):

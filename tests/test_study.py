@@ -178,6 +178,26 @@ def test_tuning_picks_lr_and_epochs_on_val_with_ties_to_the_cheaper_point():
     assert c["lambda"] == {"vq": 1.0, "full": 1.0} and c["claim3_baseline"] == "full_units"
 
 
+def test_an_arm_tuned_on_its_own_gets_its_lr_grid_and_its_own_choices():
+    """--off-grid-window: a secondary arm with its own tuning (both lrs), its seed runs use its choices."""
+    s = study.settings_from(parse("--quick", "--seeds", "4", "--extra-seeds", "2", "--off-grid-window",
+                                  "--codebook-sizes", "12"))
+    arm = s["arms"]["image_speech_free_window"]
+    assert arm["world"] == "hard" and arm["model"] == {"image_window": 16, "image_stride": 2}
+    assert study.tuned_arms(s) == ["image_speech", "image_text", "image_speech_free_window"]
+    assert study.lr_grid(s, "image_speech_free_window") == [1e-3, 3e-3]
+    choices = {a: {"lr": dict.fromkeys(study.VARIANTS, lr), "epochs": dict.fromkeys(study.VARIANTS, e)}
+               for a, lr, e in (("image_speech", 1e-3, 7), ("image_text", 2e-3, 8),
+                                ("image_speech_free_window", 3e-3, 9))}
+    jobs = study.seed_jobs(s, choices, range(4))
+    got = {(j["arm"], j["lr"], j["epochs"]) for j in jobs}
+    assert got == {("image_speech", 1e-3, 7), ("image_text", 2e-3, 8), ("image_speech_free_window", 3e-3, 9),
+                   ("image_speech_k12", 1e-3, 7)}  # the K arm reuses image-speech's choices
+    window_seeds = sorted({j["seed"] for j in jobs if j["arm"] == "image_speech_free_window"})
+    assert window_seeds == [0, 1]  # a secondary arm: --extra-seeds seeds
+    assert "image_speech_free_window" in study_report.protocol(s, 4)
+
+
 @pytest.mark.parametrize("n, rows, cols", [(1, 1, 1), (2, 1, 2), (3, 1, 3), (5, 2, 3), (7, 3, 3)])
 def test_figures_wrap_at_three_panels_a_row(n, rows, cols):
     """Five secondary arms make a 2 x 3 grid with the sixth axis hidden, not one row 18 inches wide."""
