@@ -246,7 +246,10 @@ def plot_curves(curves, path, tuning=None):
                 ax.plot([e], [t[e - 1]], marker="v", color=color, ms=7)
         tuned = " (dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
             " (epochs chosen for image_speech)"
-        ax.set_title(arm + tuned, fontsize=8)
+        title = arm + tuned
+        if len(title) > 60:  # a long arm name: the note on a second line, inside the panel's width
+            title = arm + "\n" + tuned.strip()
+        ax.set_title(title, fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("val set-level mean R@1")
         ax.legend(fontsize=7)
