@@ -44,3 +44,15 @@ def test_readme_quotes_the_committed_study():
         assert cell in row, f"README claim {i}: expected {cell} from study/study.json in {row!r}"
         assert f"{r['n_positive']}/{r['n_negative']}" in row and f"**{r['verdict']}**" in row, row
         assert f"{r['mean_method']:.{digits}f}" in row and f"{r['mean_baseline']:.{digits}f}" in row, row
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")
+                                          if p.name != "torch_twin.py"))
+def test_every_benchmark_script_starts_and_explains_itself(script):
+    """`--help` of each script in benchmarks/: it imports (torch only where it is optional) and parses."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout and "--" in done.stdout
