@@ -10,10 +10,15 @@ not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
 and checks them against the study.json already written.
 """
 import argparse
-import textwrap
 import json
+import os
+import shutil
+import signal
 import tempfile
+import textwrap
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +163,45 @@ def _cost(job):
         * window * job["n_train"] * job["epochs"]
 
 
+_SCENES_PREFIX = "minivq-study-data-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or no way to tell: leave its folder alone
+        return True
+    return True
+
+
+@contextmanager
+def scenes_folder():
+    """A temporary folder for the scenes the workers share (:func:`minivq.study_runs.load`), always removed.
+
+    Removed when the block ends, on an error, on Ctrl-C and on SIGTERM (turned into SystemExit while
+    the block runs). A study killed outright (SIGKILL) cannot remove it: the next study removes the
+    folders whose process is gone (their names carry its pid).
+    """
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{_SCENES_PREFIX}*-*"):
+        pid = old.name[len(_SCENES_PREFIX):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):
+            raise SystemExit(128 + signum)
+        previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{_SCENES_PREFIX}{os.getpid()}-") as folder:
+            yield folder
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def run_jobs(jobs, n_workers, phase, eta_after=0.0):
     """Run every job in ``n_workers`` processes (:class:`minivq.parallel.JobRunner`); records in job order.
 
@@ -169,7 +213,7 @@ def run_jobs(jobs, n_workers, phase, eta_after=0.0):
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # longest first
     t0, records, done_cost = time.perf_counter(), [None] * len(jobs), 0.0
     total_cost = sum(_cost(j) for j in jobs)
-    with tempfile.TemporaryDirectory(prefix="minivq-study-data-") as cache, JobRunner(n_workers) as runner:
+    with scenes_folder() as cache, JobRunner(n_workers) as runner:
         # each seed's scenes are made once and shared by the workers through `cache` (deleted at the end)
         for k, rec in runner.results(run_job, [{**jobs[i], "data_cache": cache} for i in order]):
             i = order[k]

@@ -40,7 +40,9 @@ def load(split, n, seed, patch, world, cache_dir=None):
     With ``cache_dir`` (a folder the study deletes when it ends) a set is made
     once for all workers: the first to need it saves it as ``.npz``, the others
     read that file (the same arrays, bit for bit; making a 2000-scene set takes
-    seconds, reading it a tenth of one).
+    seconds, reading it a tenth of one). The default study keeps about 2 GB
+    there; when a set cannot be saved (a full disk), the worker goes on with
+    its own copy.
     """
     key = (split, n, seed, patch, world)
     if key in _CACHE:
@@ -58,8 +60,11 @@ def load(split, n, seed, patch, world, cache_dir=None):
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # not there yet (or a write in progress elsewhere)
         data = world_scenes(split, n, seed, patch=patch, world=world)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **data)
-        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+        try:
+            np.savez(tmp, **data)
+            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+        except OSError:  # e.g. a full disk: this worker keeps its copy, the others make their own
+            tmp.unlink(missing_ok=True)
     _CACHE[key] = data
     return data
 

@@ -7,6 +7,8 @@ which also shows that the numbers do not depend on --jobs.
 import json
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -157,6 +159,52 @@ def test_scenes_shared_through_the_cache_folder_are_the_same_bits(tmp_path, monk
         for key in made:
             assert got[key].dtype == made[key].dtype, key
             np.testing.assert_array_equal(got[key], made[key], err_msg=key)
+
+
+def test_a_set_that_cannot_be_saved_is_used_from_memory(tmp_path, monkeypatch):
+    from minivq import study_runs
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(study_runs, "_CACHE", {})
+    monkeypatch.setattr(study_runs.np, "savez", full_disk)
+    got = study_runs.load("val", 6, 0, 8, "hard_on_grid", tmp_path)
+    assert got["images"].shape == (6, 32, 48) and list(tmp_path.iterdir()) == []
+
+
+def test_the_scenes_folder_goes_on_sigterm_and_a_killed_study_s_is_swept(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    env = {**os.environ, "TMPDIR": str(tmp_path), "MINIVQ_DEBUG": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "minivq", "study", "--quick", "--seeds", "2", "--epochs", "5000",
+                             "--out", str(tmp_path / "out")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("minivq-study-data-*/*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    folders = list(tmp_path.glob("minivq-study-data-*"))
+    assert len(folders) == 1 and folders[0].name.startswith(f"minivq-study-data-{proc.pid}-")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert not list(tmp_path.glob("minivq-study-data-*")), "the scenes folder outlived the study"
+    # SIGKILL cannot be caught: the folder stays, named by the dead pid, and the next study removes it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"minivq-study-data-{int(dead.stdout)}-abc"
+    (stale / "sub").mkdir(parents=True)
+    mine = tmp_path / f"minivq-study-data-{os.getpid()}-abc"  # a live process's: kept
+    mine.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with study.scenes_folder() as folder:
+        assert Path(folder).parent == tmp_path and Path(folder).is_dir()
+        assert not stale.exists() and mine.exists()
+    assert not Path(folder).exists()
 
 
 def fake_run(variant, lr, by_epoch, loc=0.3):
