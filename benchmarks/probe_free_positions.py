@@ -9,7 +9,7 @@ does a small convolutional encoder (four 3x3 convolutions, three 2x2
 max-pools down to the 8-pixel cell grid) learn free positions where the
 per-patch MLP does not?
 
-Only the summary model is trained (SUM-1, MMS on S, METHOD.md's defaults:
+Only the summary model is trained (SUM-1, MMS on S, ModelConfig's defaults:
 D 32, hidden 64, embed_dim 64, tau 0.1, units L2-normalized, the speech
 encoder of minivq), on 2000 training scenes, Adam, batch 64, and scored by
 the study's learning-curve metric: set-level mean R@1 on 500 val scenes
