@@ -211,12 +211,9 @@ def measure(fn, n):
     return float(np.median(cpu)), float(np.median(wall))
 
 
-#: The world of the benchmark's scenes (--world): v0.1's "easy" world by default, the batch of issue 11.
-WORLD = {"name": "easy"}
-
-
-def setup(batch_size, dtype="float32", seed=0):
-    data = load_split(("image", "speech"), "train", 4 * batch_size, world=WORLD["name"])
+def setup(batch_size, dtype="float32", seed=0, world="easy"):
+    """State and batch of the benchmark; ``world`` (--world): v0.1's "easy" by default, the batch of issue 11."""
+    data = load_split(("image", "speech"), "train", 4 * batch_size, world=world)
     cfg = config_from_data(data, ("image", "speech"), variant="full", dtype=dtype)
     state = init_state(cfg, TrainConfig(batch_size=batch_size, seed=seed), data)
     check_data(state, data)  # as fit does, once
@@ -224,8 +221,8 @@ def setup(batch_size, dtype="float32", seed=0):
     return state, inputs
 
 
-def components_table(batch_size, steps, threads=1, rounds=5):
-    state, inputs = setup(batch_size)
+def components_table(batch_size, steps, threads=1, rounds=5, world="easy"):
+    state, inputs = setup(batch_size, world=world)
     table = step_gemm_table(state.model_cfg, inputs)
     gemms = [shape for _, shape in table]
     operands = gemm_operands(gemms)
@@ -277,7 +274,7 @@ def components_table(batch_size, steps, threads=1, rounds=5):
     return state, inputs
 
 
-def torch_comparison(batch_size, steps, rounds):
+def torch_comparison(batch_size, steps, rounds, world="easy"):
     try:
         import torch
     except ImportError:
@@ -286,7 +283,7 @@ def torch_comparison(batch_size, steps, rounds):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import torch_twin
 
-    state64, inputs64 = setup(16, dtype="float64")
+    state64, inputs64 = setup(16, dtype="float64", world=world)
     loss, cache = loss_forward(state64.params, inputs64, state64.model_cfg)
     grads = loss_backward(cache)
     t_loss, t_grads = torch_twin.gradients(state64.params, inputs64, state64.model_cfg)
@@ -300,7 +297,7 @@ def torch_comparison(batch_size, steps, rounds):
     print(f"   {'threads':>7s} {'minivq CPU':>10s} {'torch CPU':>10s} {'ratio':>6s} "
           f"{'minivq wall':>11s} {'torch wall':>10s} {'ratio':>6s}")
     for threads in (1, 2):
-        state, inputs = setup(batch_size)
+        state, inputs = setup(batch_size, world=world)
         twin = torch_twin.TwinStep(state, inputs)
         torch.set_num_threads(threads)
         mine, theirs = [], []
@@ -329,11 +326,10 @@ def main():
                         help="the scenes' world: 'easy' (v0.1's, the default) or the demo's 'hard_on_grid' "
                              "(2-5 named digits: longer captions)")
     args = parser.parse_args()
-    WORLD["name"] = args.world
     print(minivq.about())
     print(f"world {args.world!r}, batch {args.batch_size}")
-    components_table(args.batch_size, args.steps, args.threads, args.rounds)
-    torch_comparison(args.batch_size, args.steps, args.rounds)
+    components_table(args.batch_size, args.steps, args.threads, args.rounds, args.world)
+    torch_comparison(args.batch_size, args.steps, args.rounds, args.world)
 
 
 if __name__ == "__main__":

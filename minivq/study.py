@@ -167,12 +167,13 @@ _SCENES_PREFIX = "minivq-study-data-"
 
 
 def _alive(pid):
+    """False only when no process ``pid`` exists (another user's, or no way to tell: alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # another user's process, or no way to tell: leave its folder alone
-        return True
+    except OSError:
+        pass
     return True
 
 
@@ -230,9 +231,9 @@ def seed_jobs(s, choices, seeds):
     An arm tuned on its own (:func:`minivq.study_analysis.tuned_arms`) uses its own choices; the other
     secondary arms reuse those of the image-speech arm.
     """
-    jobs = []
+    jobs, own = [], tuned_arms(s)
     for arm, a in s["arms"].items():
-        tuned = choices[arm if arm in tuned_arms(s) else "image_speech"]
+        tuned = choices[arm if arm in own else "image_speech"]
         for seed in seeds:
             if a.get("extra") and seed >= s["extra_seeds"]:
                 continue
