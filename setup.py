@@ -1,8 +1,9 @@
 """Build script for minivq's compiled kernels.
 
-Metadata lives in pyproject.toml; this file only declares the two Cython
-extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1) and
-maps the top-level ``data_small/`` folder into the installed package as
+Metadata lives in pyproject.toml; this file only declares the Cython
+extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, and
+the fused passes of CM-1 and CM-2 that training runs) and maps the
+top-level ``data_small/`` folder into the installed package as
 ``minivq/data_small`` so that ``pip install .`` ships the data. The ``.pyx``
 sources ship too: notebook 01 reads them from the installed package.
 
@@ -96,6 +97,9 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += ["-O3", "-g0"]
                 if sys.platform.startswith("linux"):
                     ext.extra_link_args += ["-s"]  # strip: no symbol tables in the wheel
+            if gnu_like and ext.name in EXACT_EXTENSIONS:
+                # no fused multiply-add (MSVC: off by default); sqrt without errno, so it vectorizes
+                ext.extra_compile_args += ["-ffp-contract=off", "-fno-math-errno"]
             if openmp is not None and ext.name in OPENMP_EXTENSIONS:
                 ext.extra_compile_args += openmp[0]
                 ext.extra_link_args += openmp[1]
@@ -107,9 +111,12 @@ class BuildExt(build_ext):
 extensions = [
     Extension("minivq._nearest_teaching", ["minivq/_nearest_teaching.pyx"]),
     Extension("minivq._nearest_fast", ["minivq/_nearest_fast.pyx"]),
+    Extension("minivq._matching_fast", ["minivq/_matching_fast.pyx"]),
 ]
 #: The extensions compiled with OpenMP when the test compile succeeds.
 OPENMP_EXTENSIONS = {"minivq._nearest_fast"}
+#: The extensions whose float operations must round as NumPy's separate passes do (no contraction to FMA).
+EXACT_EXTENSIONS = {"minivq._matching_fast"}
 
 if __name__ == "__main__":
     setup(

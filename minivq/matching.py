@@ -10,12 +10,23 @@ of both modalities and to the codebook.
 Derivations, step by step down to dH and dE:
 notebooks/04_cross_modal_code_matching.ipynb.
 """
+import os
+
 import numpy as np
 
 from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_float, check_mask,
                       check_positive, check_shape, rescaled)
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .layers.unchecked import masked_mean_backward, masked_mean_forward
+
+from .nearest import PUREPYTHON_ENV
+
+_fast = None  # the compiled passes of CM-1 and CM-2, built with the package: the same bits as the NumPy passes
+if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
+    try:
+        from . import _matching_fast as _fast
+    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
+        _fast = None
 
 __all__ = [
     "code_distribution_forward", "code_distribution_backward",
@@ -104,13 +115,27 @@ def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
     the long axis (NumPy reduces a short last axis row by row, several times
     slower than the arithmetic), and CM-2 sums each sample's units with one
     ``np.add.reduceat`` instead of pooling a padded (B, T, K) array. The
-    cache holds p unit-major (N, K), as the backward reads it.
+    cache holds p unit-major (N, K), as the backward reads it. The passes
+    between the matrix product and the exp, and between the exp and CM-2,
+    run fused in the compiled :mod:`minivq._matching_fast` when it is built
+    (:func:`_softmax_codes_fast`), in NumPy otherwise
+    (:func:`_softmax_codes_numpy`): the same bits either way.
     """
     counts = M.sum(axis=1)  # (B,) valid units per sample
     if not counts.all():  # a sample without units (never from the checked entries): as the reference does
         return _code_distribution_forward_reference(H, M, E, tau, squared)
     X = np.take(H.reshape(-1, H.shape[2]), np.flatnonzero(M), axis=0)  # (N, D) H[M], by index: 2x faster
-    sq = np.matmul(X, E.T)  # (N, K), then in place: -2 x.e + ||x||^2 + ||e||^2, the reference's sums
+    sq = np.matmul(X, E.T)  # (N, K) x.e; then -2 x.e + ||x||^2 + ||e||^2, the reference's sums
+    if _fast is None:
+        d, p_units, P = _softmax_codes_numpy(sq, X, E, tau, squared, counts)
+    else:
+        d, p_units, P = _softmax_codes_fast(sq, X, E, tau, squared, counts)
+    weights = M / counts[:, None].astype(H.dtype)  # (B, T), the masked mean's weights, for the backward
+    return P, (M, X, E, sq, d, p_units, tau, squared, (weights, E.shape[0]))
+
+
+def _softmax_codes_numpy(sq, X, E, tau, squared, counts):
+    """CM-1 and CM-2 from sq = X E^T (N, K), completed in place: (d, p (N, K), P (B, K)), by NumPy passes."""
     sq *= -2.0
     sq += (X * X).sum(1)[:, None]
     sq += (E * E).sum(1)[None, :]
@@ -124,9 +149,19 @@ def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
     p = np.exp(logits, out=logits)
     p /= p.sum(axis=0)  # (K, N) softmax over the codes, CM-1
     starts = np.concatenate(([0], np.cumsum(counts[:-1])))
-    P = (np.add.reduceat(p, starts, axis=1) / counts.astype(H.dtype)).T.copy()  # (B, K), CM-2
-    weights = M / counts[:, None].astype(H.dtype)  # (B, T), the masked mean's weights, for the backward
-    return P, (M, X, E, sq, d, np.ascontiguousarray(p.T), tau, squared, (weights, E.shape[0]))
+    P = (np.add.reduceat(p, starts, axis=1) / counts.astype(sq.dtype)).T.copy()  # (B, K), CM-2
+    return d, np.ascontiguousarray(p.T), P
+
+
+def _softmax_codes_fast(sq, X, E, tau, squared, counts):
+    """:func:`_softmax_codes_numpy` by the two fused passes of :mod:`minivq._matching_fast` (and NumPy's exp)."""
+    d = sq if squared else np.empty_like(sq)
+    logits = np.empty_like(sq)  # (N, K): in C, a unit's reductions over its codes are cheap
+    _fast.distances_logits(sq, X, (E * E).sum(1), d, logits, tau, SQ_DIST_FLOOR, squared)
+    p_units = np.exp(logits, out=logits)
+    P = np.empty((len(counts), sq.shape[1]), dtype=sq.dtype)
+    _fast.normalize_codes(p_units, np.empty(sq.shape[::-1], dtype=sq.dtype), counts.astype(np.int64, copy=False), P)
+    return d, p_units, P
 
 
 def _code_distribution_forward_reference(H, M, E, tau=1.0, squared=False):

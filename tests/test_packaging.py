@@ -67,7 +67,7 @@ def test_manifest_ships_every_file_the_build_and_the_notebooks_need():
 @source_tree_only
 def test_manifest_leaves_generated_files_out():
     # setuptools adds the extensions' sources, which after cythonize() are the generated .c files
-    c_sources = ["minivq/_nearest_fast.c", "minivq/_nearest_teaching.c"]
+    c_sources = ["minivq/_nearest_fast.c", "minivq/_nearest_teaching.c", "minivq/_matching_fast.c"]
     generated = c_sources + ["minivq/_nearest_teaching.html", "minivq/__pycache__/cli.cpython-311.pyc",
                              *(f"minivq/_nearest_fast{suffix}" for suffix in EXTENSION_SUFFIXES)]
     kept = manifest_selection(tracked_files() + generated, defaults=c_sources) & set(generated)
