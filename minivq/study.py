@@ -95,6 +95,9 @@ def add_parser(subparsers, parents=(), **kwargs):
                    help="secondary arm: digits at free pixel positions with an image encoder that looks for its "
                    "digit in a 16-pixel window around each cell, tuned on its own (lr in {0.001, 0.003}), "
                    "--extra-seeds seeds")
+    p.add_argument("--window-train-size", type=_positive, default=None, metavar="N",
+                   help="training pairs of the --off-grid-window arm (default: the primary arm's, 2000); free "
+                   "positions need more data than the grid")
     p.add_argument("--extra-seeds", type=_positive, default=3, help="seeds of each secondary arm")
     p.add_argument("--rerun", type=_seed, nargs="+", default=None, metavar="SEED",
                    help="retrain these seeds with the settings of --out/study.json and check every number")
@@ -122,13 +125,22 @@ def settings_from(args):
     if args.off_grid:
         s["arms"]["image_speech_off_grid"] = {"modalities": list(ARMS["image_speech"]), "model": {},
                                               "n_train": s["n_train"], "world": "hard", "extra": True}
+    if args.window_train_size is not None and not args.off_grid_window:
+        raise ValueError(f"--window-train-size {args.window_train_size} sizes the --off-grid-window arm: "
+                         "add --off-grid-window, or drop it")
     if args.off_grid_window:
         s["arms"]["image_speech_free_window"] = {
             "modalities": list(ARMS["image_speech"]), "model": {"image_window": 16, "image_stride": 2},
-            "n_train": s["n_train"], "world": "hard", "extra": True, "own_tuning": True,
+            "n_train": args.window_train_size or s["n_train"], "world": "hard", "extra": True, "own_tuning": True,
             "lr_grid": sorted(set(s["lr_grid"]) | {1e-3, 3e-3})}
     s["n_seeds"], s["extra_seeds"] = args.seeds, min(args.extra_seeds, args.seeds)
     return s
+
+
+def _scene_counts(s):
+    """'2000 scenes', or with an arm of its own size '2000 scenes (image_speech_free_window: 8000)'."""
+    own = [f"{arm}: {a['n_train']}" for arm, a in s["arms"].items() if a["n_train"] != s["n_train"]]
+    return f"{s['n_train']} scenes" + (f" ({', '.join(own)})" if own else "")
 
 
 def epoch_grid(epochs):
@@ -303,7 +315,7 @@ def run(args):
                "world": _world_info(s), "left_out": _left_out(s)}
     atomic_write_text(out / "study.md", f"# minivq study (running)\n\n{payload['protocol']}\nResults pending.\n")
     say(f"minivq study: {len(s['arms'])} arms ({', '.join(s['arms'])}) x 3 variants x {args.seeds} seeds, "
-        f"up to {s['epochs']} epochs on {s['n_train']} scenes; protocol written to {out / 'study.md'}")
+        f"up to {s['epochs']} epochs on {_scene_counts(s)}; protocol written to {out / 'study.md'}")
     tune = [make_jobs(s, arm, v, seed, lr, "val", score_epochs=s["epoch_grid"]) for arm in tuned_arms(s)
             for v in VARIANTS for lr in lr_grid(s, arm) for seed in s["tune_seeds"]]
     guess = {"lr": dict.fromkeys(VARIANTS, 0.0), "epochs": dict.fromkeys(VARIANTS, s["epochs"])}

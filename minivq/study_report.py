@@ -117,7 +117,8 @@ def _own_tuning(s):
         if a.get("extra") and a.get("own_tuning"):
             grid = ", ".join(f"{lr:g}" for lr in a.get("lr_grid", s["lr_grid"]))
             lines.append(f"\n- **{arm}** (secondary, the first {s['extra_seeds']} seeds): world "
-                         f"`{a.get('world', s['world'])}`, model settings {a['model']}, tuned on its own val "
+                         f"`{a.get('world', s['world'])}`, model settings {a['model']}, {a['n_train']} training "
+                         f"scenes, tuned on its own val "
                          f"set by the same procedure with lr in {{{grid}}}.")
     return "".join(lines)
 

@@ -246,6 +246,21 @@ def test_an_arm_tuned_on_its_own_gets_its_lr_grid_and_its_own_choices():
     assert "image_speech_free_window" in study_report.protocol(s, 4)
 
 
+def test_the_window_arm_takes_its_own_training_size():
+    """--window-train-size sizes the --off-grid-window arm alone; its jobs, the protocol and the start line say so."""
+    s = study.settings_from(parse("--quick", "--seeds", "2", "--off-grid-window", "--window-train-size", "300"))
+    assert s["arms"]["image_speech_free_window"]["n_train"] == 300
+    assert s["arms"]["image_speech"]["n_train"] == s["n_train"] != 300
+    choices = {a: {"lr": dict.fromkeys(study.VARIANTS, 1e-3), "epochs": dict.fromkeys(study.VARIANTS, 2)}
+               for a in study.tuned_arms(s)}
+    sizes = {(j["arm"], j["n_train"]) for j in study.seed_jobs(s, choices, range(2))}
+    assert ("image_speech_free_window", 300) in sizes and ("image_speech", s["n_train"]) in sizes
+    assert "300 training scenes" in study_report.protocol(s, 2)
+    assert study._scene_counts(s) == f"{s['n_train']} scenes (image_speech_free_window: 300)"
+    with pytest.raises(ValueError, match="--window-train-size 300 sizes the --off-grid-window arm"):
+        study.settings_from(parse("--quick", "--window-train-size", "300"))
+
+
 @pytest.mark.parametrize("n, rows, cols", [(1, 1, 1), (2, 1, 2), (3, 1, 3), (5, 2, 3), (7, 3, 3)])
 def test_figures_wrap_at_three_panels_a_row(n, rows, cols):
     """Five secondary arms make a 2 x 3 grid with the sixth axis hidden, not one row 18 inches wide."""
