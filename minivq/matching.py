@@ -18,7 +18,6 @@ from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_
                       check_positive, check_shape, rescaled)
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .layers.unchecked import masked_mean_backward, masked_mean_forward
-
 from .nearest import PUREPYTHON_ENV
 
 _fast = None  # the compiled passes of CM-1 and CM-2, built with the package: the same bits as the NumPy passes
@@ -124,6 +123,7 @@ def _code_distribution_forward(H, M, E, tau=1.0, squared=False):
     counts = M.sum(axis=1)  # (B,) valid units per sample
     if not counts.all():  # a sample without units (never from the checked entries): as the reference does
         return _code_distribution_forward_reference(H, M, E, tau, squared)
+    tau = float(tau)  # a Python float: -d / tau stays in H's dtype (a NumPy float64 would promote float32 H)
     X = np.take(H.reshape(-1, H.shape[2]), np.flatnonzero(M), axis=0)  # (N, D) H[M], by index: 2x faster
     sq = np.matmul(X, E.T)  # (N, K) x.e; then -2 x.e + ||x||^2 + ||e||^2, the reference's sums
     if _fast is None:
