@@ -11,6 +11,7 @@ and checks them against the study.json already written.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -53,16 +54,22 @@ EPILOG = """examples:
 
 
 def _positive(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
     return value
 
 
 def _seed(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
     return value
 
 
@@ -310,6 +317,7 @@ def run(args):
         raise ValueError(f"--out: {problem}")
     from . import __version__
     s, t0, seeds = settings_from(args), time.perf_counter(), list(range(args.seeds))
+    _check_not_another_study(out, s)
     payload = {"minivq_version": __version__, "command": " ".join(["minivq"] + list(getattr(args, "argv", ["study"]))),
                "n_seeds": args.seeds, "jobs": args.jobs, "settings": s, "protocol": rep.protocol(s, args.seeds),
                "world": _world_info(s), "left_out": _left_out(s)}
@@ -334,12 +342,46 @@ def run(args):
     payload["wall_seconds"] = time.perf_counter() - t0
     _write(out, payload, final=True)
     for key, st in payload["results"]["primary"].items():
-        lo, hi = st["ci95"]
-        say(f"{key}: {st['mean_difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] vs {st['baseline_name']}, "
+        lo, hi = (_signed(x) for x in st["ci95"])
+        say(f"{key}: {st['mean_difference']:+.3f} [{lo}, {hi}] vs {st['baseline_name']}, "
             f"{st['n_positive']}/{st['n']} seeds positive: {st['verdict']}")
     say(f"wrote {out / 'study.json'}, {out / 'study.md'} and 2 figures; "
         f"wall time {format_duration(payload['wall_seconds'])}")
     return payload
+
+
+def _signed(x):
+    """+0.123, or n/a for an interval one seed cannot give (as study.md prints it)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+
+
+def _check_not_another_study(out, s):
+    """Refuse to overwrite ``out/study.json`` when it holds a study of other settings (e.g. the committed one).
+
+    Running the same study again (the same settings) replaces it, as asked.
+    """
+    path = out / "study.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--out {out}: {path} exists and is not a study's; give another --out, or remove it")
+    if old != _normal(s):
+        what = f"{old.get('n_seeds')} seeds, {old.get('epochs')} epochs, arms {', '.join(old.get('arms', {}))}"
+        raise ValueError(f"--out {out} holds a study of other settings ({what}); give another --out "
+                         f"(e.g. --out /tmp/s), or remove {path} to replace it")
+
+
+_RERUN_FIXED = {"quick": False, "epochs": None, "seeds": 10, "no_image_text": False, "codebook_sizes": [],
+                "train_sizes": [], "off_grid": False, "off_grid_window": False, "window_train_size": None,
+                "extra_seeds": 3}
+
+
+def _rerun_ignores(args):
+    """The options given with --rerun that would change the study's settings (which --rerun reads from its json)."""
+    return ["--" + name.replace("_", "-") for name, default in _RERUN_FIXED.items()
+            if getattr(args, name, default) != default]
 
 
 def _normal(x):
@@ -349,6 +391,12 @@ def _normal(x):
 
 def rerun(args, out):
     """Retrain the seed runs of ``args.rerun`` and check every number against ``out/study.json``."""
+    extra = _rerun_ignores(args)
+    if extra:
+        raise ValueError(f"--rerun retrains with the settings of {out / 'study.json'}; {', '.join(extra)} "
+                         "cannot change them: drop it (only --out and --jobs go with --rerun)")
+    if out.is_file():
+        raise ValueError(f"--out {out} is a file, expected the folder of a study")
     path = out / "study.json"
     if not path.is_file():
         raise ValueError(f"--rerun: {path} does not exist; run `minivq study` first or give its --out")

@@ -94,7 +94,7 @@ def test_protocol_is_written_before_any_run(tmp_path, monkeypatch):
 
 def test_rerun_reproduces_a_seed_exactly_in_two_processes(quick, capsys):
     out, _ = quick
-    study.run(parse("--quick", "--rerun", "1", "--jobs", "2", "--out", str(out)))
+    study.run(parse("--rerun", "1", "--jobs", "2", "--out", str(out)))  # the settings: the quick study's json
     assert "all identical" in capsys.readouterr().out
 
 
@@ -106,7 +106,7 @@ def test_rerun_finds_a_changed_number(quick, tmp_path):
             r["metrics"]["set_mean_r1"] += 0.5
     (tmp_path / "study.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="set_mean_r1"):
-        study.run(parse("--quick", "--rerun", "0", "--jobs", "1", "--no-image-text", "--out", str(tmp_path)))
+        study.run(parse("--rerun", "0", "--jobs", "1", "--out", str(tmp_path)))
 
 
 def test_rerun_errors_name_the_option(tmp_path, quick):
@@ -114,6 +114,52 @@ def test_rerun_errors_name_the_option(tmp_path, quick):
         study.run(parse("--rerun", "0", "--out", str(tmp_path)))
     with pytest.raises(ValueError, match="--rerun: expected seeds in 0..1"):
         study.run(parse("--rerun", "5", "--out", str(quick[0])))
+
+
+def test_a_study_of_other_settings_is_not_overwritten(quick, tmp_path):
+    """A --quick study aimed at a folder holding another study (the committed one, say) refuses and writes
+    nothing; the same settings again replace it, as asked."""
+    out, _ = quick
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ValueError, match=r"--out .* holds a study of other settings \(2 seeds, 2 epochs"):
+        study.run(parse("--quick", "--seeds", "3", "--jobs", "1", "--out", str(out)))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (tmp_path / "study.json").write_text("{not json")
+    with pytest.raises(ValueError, match="exists and is not a study's"):
+        study.run(parse("--quick", "--seeds", "2", "--jobs", "1", "--out", str(tmp_path)))
+    assert (tmp_path / "study.json").read_text() == "{not json"
+
+
+def test_the_same_study_again_replaces_it(tmp_path):
+    argv = ("--quick", "--seeds", "2", "--jobs", "1", "--no-image-text", "--out", str(tmp_path))
+    first = study.run(parse(*argv))
+    second = study.run(parse(*argv))
+    assert second["results"] == first["results"]
+
+
+def test_rerun_refuses_the_options_it_would_ignore(quick, tmp_path):
+    out, _ = quick
+    for extra in (["--quick"], ["--epochs", "5"], ["--seeds", "3"], ["--off-grid-window"], ["--extra-seeds", "2"]):
+        with pytest.raises(ValueError, match=f"--rerun retrains with the settings of .*; {extra[0]} cannot change"):
+            study.run(parse("--rerun", "0", "--out", str(out), *extra))
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="--out .*f.txt is a file, expected the folder of a study"):
+        study.run(parse("--rerun", "0", "--out", str(a_file)))
+
+
+@pytest.mark.parametrize("option, value, expected", [("--seeds", "abc", "an int >= 1, got 'abc'"),
+                                                     ("--epochs", "2.5", "an int >= 1, got '2.5'"),
+                                                     ("--rerun", "x", "an int >= 0, got 'x'")])
+def test_integer_options_say_what_they_expect(capsys, option, value, expected):
+    with pytest.raises(SystemExit):
+        parse(option, value)
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected {expected}" in err and "_positive" not in err and "_seed" not in err
+
+
+def test_a_one_seed_interval_prints_as_n_a():
+    assert study._signed(math.nan) == "n/a" and study._signed(None) == "n/a" and study._signed(0.0123) == "+0.012"
 
 
 def test_help_shows_defaults_and_an_example(capsys):
