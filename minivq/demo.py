@@ -271,7 +271,7 @@ def run_demo(args, out):
     _write(out, payload, runs, shown)
     say(_table(runs))
     say(f"LOC chance: {report.format_chance(payload['chance'])}; "
-        f"R@1 of a perfect digit-set retriever: {payload['set_ceiling_r1']:.3f}")
+        f"instance R@1 of a perfect digit-set retriever (it bounds the R@1 columns): {payload['set_ceiling_r1']:.3f}")
     say(f"wrote {out / 'metrics.json'}, {out / 'report.md'} and {len(shown)} figures; "
         f"wall time {format_duration(payload['wall_seconds'])}")
     return payload

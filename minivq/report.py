@@ -211,8 +211,8 @@ def write_report(path, table, meta, figures):
         _intro(meta), "", table, "",
         f"Chance for LOC: {format_chance(meta.get('chance', {}))}. Retrieval is bounded: scenes that name "
         "the same set of digits are indistinguishable to a mean-pooled model, so a perfect "
-        f"digit-set retriever would reach R@1 = {meta.get('set_ceiling_r1', float('nan')):.3f} "
-        "here (`minivq.metrics.set_ceiling_r1`).", "",
+        f"digit-set retriever would reach an instance R@1 (the R@1 columns) of "
+        f"{meta.get('set_ceiling_r1', float('nan')):.3f} here (`minivq.metrics.set_ceiling_r1`).", "",
         f"Data: `{json.dumps(config['data'])}`  ", f"Training: `{json.dumps(config['train'])}`  ",
         f"Model: `{json.dumps(config['model'])}`", "",
     ]

@@ -82,7 +82,7 @@ def add_parser(subparsers, parents=(), **kwargs):
     p = subparsers.add_parser(
         "study", help="test the paper's claims over N seeds, each against its strongest baseline",
         description=textwrap.fill(
-            "Train summary, vq and full over N seeds in the hard world (every variant tuned on val by the "
+            "Train summary, vq and full over N seeds in the hard_on_grid world (every variant tuned on val by the "
             "same grid, the same budget), score the pre-stated primary endpoints on test with paired 95% "
             "CIs and sign counts, and write study.json, study.md and figures to --out.", 79),
         epilog=EPILOG, parents=list(parents), **kwargs)
