@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import minivq.course.grade as grade_module
+from minivq.cli import main
+from minivq.cli_checks import UsageError
 from minivq.course.cli import add_parser, format_list, format_markdown, run
 from minivq.course.exercises import COURSE, Course, Exercise
 from minivq.course.grade import format_report, grade, write_report
@@ -372,6 +375,97 @@ def test_course_student_command_and_its_errors(tmp_path):
         run(parse(["course", "student", str(tmp_path / "c3"), "--source", str(tmp_path / "none")]), course=TOY_COURSE)
     with pytest.raises(ValueError, match="DIR .*: no such folder"):
         run(parse(["course", "grade", str(tmp_path / "none")]), course=TOY_COURSE)
+
+
+def cli(capsys, monkeypatch, *argv):
+    """Run ``minivq argv`` in-process as a user would (no --debug); returns (exit code, stdout, stderr)."""
+    monkeypatch.delenv("MINIVQ_DEBUG", raising=False)
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_usage_error(code, err, *words):
+    assert code == 2, f"expected the usage-error exit code 2, got {code}: {err}"
+    assert err.startswith("minivq course: error: ") and err.count("\n") == 1, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+def test_course_grade_without_pytest_says_how_to_install_it_before_running_anything(toy, tmp_path, capsys,
+                                                                                      monkeypatch):
+    _, copy, _ = toy
+    assert grade_module.check_pytest(copy) is None  # pytest is installed here: no complaint
+    real_find_spec = grade_module.find_spec
+    monkeypatch.setattr(grade_module, "find_spec", lambda name, *a: None if name == "pytest"
+                        else real_find_spec(name, *a))
+    ran = []
+    monkeypatch.setattr(grade_module, "_run_pytest", lambda *a, **k: ran.append(a))
+    report = tmp_path / "grades.json"
+    code, out, err = cli(capsys, monkeypatch, "course", "grade", copy, "--json", report)
+    assert_one_line_usage_error(code, err, f"pytest is not installed for {sys.executable}",
+                                f"pip install -e '{copy.resolve()}[test]'")
+    assert "No module named pytest" not in err and not ran and out == "" and not report.exists()
+    monkeypatch.chdir(copy)  # grading the current folder: the command to type there
+    code, out, err = cli(capsys, monkeypatch, "course", "grade")
+    assert_one_line_usage_error(code, err, "pip install -e '.[test]'")
+    assert not ran and out == ""
+
+
+def test_course_student_refuses_a_source_that_is_not_a_repository_before_copying(tmp_path, capsys, monkeypatch):
+    docs = tmp_path / "docs"  # many files, no setup.py, no tests/, no minivq/
+    for i in range(30):
+        (docs / f"part{i % 3}" / f"page{i}.md").parent.mkdir(parents=True, exist_ok=True)
+        (docs / f"part{i % 3}" / f"page{i}.md").write_text(f"page {i}\n")
+    out_dir = tmp_path / "handout"
+    code, out, err = cli(capsys, monkeypatch, "course", "student", out_dir, "--source", docs)
+    assert_one_line_usage_error(code, err, f"--source {docs}: expected a clone of the repository",
+                                "no setup.py, no tests/, no minivq/")
+    assert len(err) < 300 and "no solution region" not in err and out == "", "nothing copied, nothing said"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"], "no copy, not even a temporary one"
+    # one thing missing is named as such; a file is not a folder
+    root = write_repo(tmp_path / "repo")
+    shutil.rmtree(root / "tests")
+    with pytest.raises(UsageError, match=r"^--source \S+repo: expected .* got a folder with no tests/$"):
+        run(parse(["course", "student", str(out_dir), "--source", str(root)]), course=TOY_COURSE)
+    with pytest.raises(UsageError, match=r"--source \S+setup.py is a file, expected the folder"):
+        run(parse(["course", "student", str(out_dir), "--source", str(root / "setup.py")]), course=TOY_COURSE)
+    assert not out_dir.exists()
+
+
+def test_course_json_never_overwrites_a_checkpoint(tmp_path, capsys, monkeypatch):
+    checkpoint = tmp_path / "model.npz"
+    checkpoint.write_bytes(b"PK\x03\x04 a checkpoint")
+    code, out, err = cli(capsys, monkeypatch, "course", "list", "--json", checkpoint)
+    assert_one_line_usage_error(code, err, f"--json {checkpoint}: expected a new file or a JSON file, "
+                                           "got an existing .npz file")
+    assert out == "" and checkpoint.read_bytes() == b"PK\x03\x04 a checkpoint"
+    code, out, err = cli(capsys, monkeypatch, "course", "grade", tmp_path, "--json", checkpoint)
+    assert_one_line_usage_error(code, err, "--json")
+    assert checkpoint.read_bytes() == b"PK\x03\x04 a checkpoint"
+    other = tmp_path / "old.json"  # any other existing file is overwritten, as before
+    other.write_text("old")
+    code, out, err = cli(capsys, monkeypatch, "course", "list", "--json", other)
+    assert code == 0 and err == "" and json.loads(other.read_text())["points"] == COURSE.points
+
+
+def test_course_help_says_how_to_install_for_teaching(capsys, monkeypatch):
+    code, student, _ = cli(capsys, monkeypatch, "course", "student", "--help")
+    assert code == 0
+    assert 'cd ../handout && pip install -e ".[test]" && minivq course grade' in student
+    assert "pip install -e . &&" not in student, "pip install -e . does not install pytest"
+    flat = " ".join(student.split())
+    assert "a non-editable install (`pip install .`) needs `--source PATH_TO_A_CLONE`" in flat
+    assert '`pip install -e "OUT[test]"`' in flat
+    code, course, _ = cli(capsys, monkeypatch, "course", "--help")
+    flat = " ".join(course.split())
+    assert code == 0 and "after a non-editable install (`pip install .`) give it `--source PATH_TO_A_CLONE`" in flat
+    code, grading, _ = cli(capsys, monkeypatch, "course", "grade", "--help")
+    assert code == 0 and 'pip install -e ".[test]"' in grading
 
 
 # --------------------------------------------------------------- notebooks of the copy

@@ -6,6 +6,7 @@ reach ``minivq.cli.main`` as ``UsageError`` (a wrong command line: exit 2)
 or ``ValueError``/``OSError`` (exit 1), printed as one line.
 """
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -15,15 +16,23 @@ from .grade import format_report, grade, write_report
 from .markers import MarkerError
 from .student import write_student_copy
 
-__all__ = ["add_parser", "run", "default_source", "format_list", "format_markdown"]
+__all__ = ["add_parser", "run", "default_source", "check_source", "check_json_output", "repository_missing",
+           "format_list", "format_markdown"]
 
 STUDENT_EPILOG = """examples:
   minivq course student ../handout                  # every exercise
   minivq course student ../week3 --exercises ema_update restart_dead_codes
-  cd ../handout && pip install -e . && minivq course grade"""
+  minivq course student ../handout --source ~/src/minivq   # after a plain `pip install .`
+  cd ../handout && pip install -e ".[test]" && minivq course grade   # [test] brings pytest"""
 GRADE_EPILOG = """examples:
   minivq course grade                 # the current folder (a student copy, or the repository)
   minivq course grade ../handout --json grades.json"""
+
+
+def _fill(text, width=79):
+    """``textwrap.fill``, without breaking a `quoted command` across lines."""
+    protected = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+    return textwrap.fill(protected, width).replace("\0", " ")
 
 
 def add_parser(subparsers, parents=(), **kwargs):
@@ -40,29 +49,39 @@ def add_parser(subparsers, parents=(), **kwargs):
     """
     course = subparsers.add_parser(
         "course", help="the course kit: a student copy without the solutions, grading, the exercises",
-        description=textwrap.fill(
+        description=_fill(
             "Exercises in the library, graded by its tests: write a student copy in which every solution "
-            "region raises NotImplementedError (or holds a bug to find), grade a copy, list the exercises.", 79),
+            "region raises NotImplementedError (or holds a bug to find), grade a copy, list the exercises. "
+            "`minivq course student` copies the repository minivq is imported from, which an editable install "
+            "(`pip install -e .` in a clone) provides; after a non-editable install (`pip install .`) give it "
+            "`--source PATH_TO_A_CLONE`.", 79),
         **kwargs)
     actions = course.add_subparsers(dest="course_command", required=True, metavar="action")
     student = actions.add_parser(
         "student", parents=list(parents), help="write a student copy of the repository",
-        description=textwrap.fill(
+        description=_fill(
             "Copy the repository (library, tests, notebooks, README, setup files, data) to OUT with every "
             "exercise's solution replaced by a stub that raises NotImplementedError('exercise <name>: ...'), "
             "every spot-the-bug exercise holding its bug, and the answers to the notebooks' inline questions "
-            "removed. Build the copy with `pip install -e OUT`.", 79), epilog=STUDENT_EPILOG, **kwargs)
+            "removed. Build the copy, with pytest to grade it, by `pip install -e \"OUT[test]\"`. The repository "
+            "copied is the one minivq is imported from: an editable install (`pip install -e .` in a clone) "
+            "imports it from the clone; a non-editable install (`pip install .`) needs "
+            "`--source PATH_TO_A_CLONE`.", 79),
+        epilog=STUDENT_EPILOG, **kwargs)
     student.add_argument("out", metavar="OUT", help="the new folder (must not exist, or be empty)")
     student.add_argument("--source", metavar="DIR", default=None,
-                         help="the instructor repository (default: the one minivq is imported from)")
+                         help="the instructor repository, a clone of minivq (default: the one minivq is "
+                              "imported from, which only an editable install provides; after a plain "
+                              "pip install, pass --source PATH_TO_A_CLONE)")
     student.add_argument("--exercises", metavar="NAME", nargs="+", default=None,
                          help="hand out only these (default: all; the others keep their solution)")
     grade_p = actions.add_parser(
         "grade", parents=list(parents), help="run the graded tests, one row per exercise",
-        description=textwrap.fill(
+        description=_fill(
             "Run the graded tests of every exercise against DIR (one pytest process) and print one row per "
             "exercise: points, pass or fail, the gradient-check error beside its threshold, why it fails; "
-            "then the total.", 79), epilog=GRADE_EPILOG, **kwargs)
+            "then the total. It needs pytest, which the [test] extra installs (`pip install -e \".[test]\"` in the "
+            "copy).", 79), epilog=GRADE_EPILOG, **kwargs)
     grade_p.add_argument("directory", metavar="DIR", nargs="?", default=".",
                          help="a student copy or the repository (default: the current folder)")
     grade_p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
@@ -75,15 +94,48 @@ def add_parser(subparsers, parents=(), **kwargs):
         parser.set_defaults(func=run)
 
 
+def repository_missing(root, course=COURSE):
+    """What ``root`` lacks to be a repository of ``course`` (setup.py, tests/, the package); [] if nothing."""
+    root = Path(root)
+    wanted = [("setup.py", (root / "setup.py").is_file()), ("tests/", (root / "tests").is_dir()),
+              (f"{course.package}/", (root / course.package).is_dir())]
+    return [name for name, present in wanted if not present]
+
+
 def default_source():
     """The repository minivq is imported from, when it is a source tree (else UsageError)."""
     import minivq
 
     root = Path(minivq.__file__).resolve().parent.parent
-    if (root / "setup.py").is_file() and (root / "tests").is_dir():
+    missing = repository_missing(root)
+    if not missing:
         return root
-    raise UsageError(f"--source: minivq is imported from {root}, which is not a repository (no setup.py and "
-                     "tests/); pass --source DIR, a clone of the repository")
+    raise UsageError(f"--source: minivq is imported from {root}, which is not a repository (no "
+                     f"{', no '.join(missing)}; a non-editable `pip install .` installs no repository); "
+                     "pass --source PATH_TO_A_CLONE of the repository")
+
+
+def check_source(text, course=COURSE):
+    """``--source``, as typed, as a Path: an existing folder holding a repository (else UsageError)."""
+    source = Path(text)
+    if not source.exists():
+        raise UsageError(f"--source {text}: no such folder")
+    if not source.is_dir():
+        raise UsageError(f"--source {text} is a file, expected the folder of a clone of the repository")
+    missing = repository_missing(source, course)
+    if missing:
+        raise UsageError(f"--source {text}: expected a clone of the repository (setup.py, tests/, "
+                         f"{course.package}/), got a folder with no {', no '.join(missing)}")
+    return source
+
+
+def check_json_output(text):
+    """``--json FILE``, as typed: writable, and not an existing .npz file (a checkpoint) (else UsageError)."""
+    path = check_output_file(text, "--json")
+    if path.suffix.lower() == ".npz" and path.exists():
+        raise UsageError(f"--json {text}: expected a new file or a JSON file, got an existing .npz file "
+                         "(a checkpoint?); it is not overwritten, name a .json file")
+    return path
 
 
 def format_list(course=COURSE):
@@ -131,7 +183,7 @@ def run(args, course=COURSE):
     action = args.course_command
     json_path = getattr(args, "json", None)
     if json_path is not None:
-        check_output_file(json_path, "--json")
+        check_json_output(json_path)
     if action == "list":
         print(format_list(course), flush=True)
         if json_path is not None:
@@ -140,9 +192,7 @@ def run(args, course=COURSE):
     if getattr(args, "exercises", None) is not None:
         _check_names(args.exercises, course)
     if action == "student":
-        source = Path(args.source) if args.source is not None else default_source()
-        if not source.is_dir():
-            raise UsageError(f"--source {source}: no such folder")
+        source = check_source(args.source, course) if args.source is not None else default_source()
         try:
             write_student_copy(source, args.out, exercises=args.exercises, course=course)
         except FileExistsError as e:

@@ -15,17 +15,20 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..cli_checks import UsageError
 from .exercises import COURSE
 from .plugin import matches
 from .student import HANDOUT_FILE
 
-__all__ = ["grade", "format_report", "write_report"]
+__all__ = ["grade", "check_pytest", "format_report", "write_report"]
 
 _NOT_IMPLEMENTED = re.compile(r"NotImplementedError: exercise ([a-z][a-z0-9_]*):")
 
@@ -40,6 +43,21 @@ def _handout(directory):
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"DIR {directory}: {HANDOUT_FILE} is not a handout written by minivq course student "
                          f"({type(e).__name__}: {e})") from None
+
+
+def check_pytest(directory="."):
+    """UsageError, in one line, when the Python that runs the graded tests cannot import pytest.
+
+    The graded tests run in ``sys.executable -m pytest``, this interpreter: pytest comes with the
+    ``[test]`` extra of the handout (``pip install -e ".[test]"``), not with ``pip install -e .``.
+    """
+    if find_spec("pytest") is not None:
+        return
+    directory = Path(directory).resolve()
+    where = "." if directory == Path.cwd().resolve() else str(directory)
+    raise UsageError(f"pytest is not installed for {sys.executable}, which runs the graded tests: run "
+                     f"pip install -e {shlex.quote(where + '[test]')} (the handout with its test extra), "
+                     "then grade again")
 
 
 def _run_pytest(directory, patterns, package, say):
@@ -123,6 +141,11 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     say : callable
         Progress lines.
 
+    Raises
+    ------
+    UsageError
+        pytest is not installed for this Python (see :func:`check_pytest`).
+
     Returns
     -------
     dict
@@ -133,6 +156,7 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     directory = Path(directory).resolve()
     if not (directory / "tests").is_dir():
         raise ValueError(f"DIR {directory} has no tests/ folder; give the root of a student copy or of the repository")
+    check_pytest(directory)  # before anything runs
     handout = _handout(directory)
     selected = course.select(exercises if exercises is not None else handout)
     patterns = list(dict.fromkeys(p for ex in selected for p in ex.tests))

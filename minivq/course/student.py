@@ -18,6 +18,7 @@ place, so OUT never holds half a copy. It records what was handed out in
 import fnmatch
 import json
 import os
+import shlex
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -244,6 +245,6 @@ def write_student_copy(source, out, *, exercises=None, course=COURSE, say=print)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    say(f"course student: wrote {out}; build it with `pip install -e {out}`, grade it with "
-        f"`minivq course grade {out}`")
+    say(f"course student: wrote {out}; build it, with pytest for grading, by "
+        f"`pip install -e {shlex.quote(str(out) + '[test]')}`, grade it with `minivq course grade {out}`")
     return handout
