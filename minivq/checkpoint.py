@@ -34,7 +34,19 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be read as a minivq checkpoint (the message names the file)."""
+    """A file that cannot be read as a minivq checkpoint (the message names the file).
+
+    ``path`` and ``reason`` are the two parts of the message (``"run.npz is "``
+    + ``"truncated or not a zip file (...)"``), so that a command can name its
+    argument instead: ``f"--checkpoint {e.path}: {e.reason}"``.
+    """
+
+    def __init__(self, path, reason, message=None):
+        self.path, self.reason = Path(path), reason
+        super().__init__(message or f"{path} is {reason}")
+
+    def __reduce__(self):  # picklable (worker processes), although __init__ takes more than the message
+        return type(self), (self.path, self.reason, str(self))
 
 
 def data_record(modalities, n_train, n_val, seed=0, patch=8, world="easy"):
@@ -79,18 +91,19 @@ def write_checkpoint_file(path, arrays, meta):
 def _open_checks(path):
     """CheckpointError for a path that is no file, an empty file, or no zip at all."""
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointError(path, "no such file", f"{path}: no such file")
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, expected a checkpoint file (.npz)")
+        raise CheckpointError(path, "a folder, expected a checkpoint file (.npz)")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError as e:
-        raise CheckpointError(f"cannot read {path} ({e.strerror or e})") from e
+        why = e.strerror or e
+        raise CheckpointError(path, f"unreadable ({why})", f"cannot read {path} ({why})") from e
     if not head:
-        raise CheckpointError(f"{path} is empty, expected a minivq checkpoint (.npz)")
+        raise CheckpointError(path, "empty, expected a minivq checkpoint (.npz)")
     if head != _ZIP_MAGIC:
-        raise CheckpointError(f"{path} is not a minivq checkpoint (not an .npz archive)")
+        raise CheckpointError(path, "not a minivq checkpoint (not an .npz archive)")
 
 
 def read_checkpoint_file(path):
@@ -118,22 +131,22 @@ def read_checkpoint_file(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             if "meta" not in z.files:
-                raise CheckpointError(f"{path} is not a minivq checkpoint (no 'meta' entry)")
+                raise CheckpointError(path, "not a minivq checkpoint (no 'meta' entry)")
             arrays = {k: z[k].copy() for k in z.files}
     except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise CheckpointError(f"{path} is truncated or not a zip file ({e})") from e
+        raise CheckpointError(path, f"truncated or not a zip file ({e})") from e
     except ValueError as e:
         if isinstance(e, CheckpointError):
             raise
-        raise CheckpointError(f"{path} is not a minivq checkpoint (an entry holds pickled objects, "
+        raise CheckpointError(path, "not a minivq checkpoint (an entry holds pickled objects, "
                               "which minivq never writes nor loads, or is damaged)") from e
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except ValueError as e:
-        raise CheckpointError(f"{path} is not a minivq checkpoint (its 'meta' entry is not JSON)") from e
+        raise CheckpointError(path, "not a minivq checkpoint (its 'meta' entry is not JSON)") from e
     missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
     if missing:
-        raise CheckpointError(f"{path} is not a minivq checkpoint (its 'meta' lacks {', '.join(missing)})")
+        raise CheckpointError(path, f"not a minivq checkpoint (its 'meta' lacks {', '.join(missing)})")
     return meta, arrays
 
 
@@ -184,7 +197,7 @@ def load_checkpoint(path, epochs=None):
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
     except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path} is not a checkpoint this minivq can read "
+        raise CheckpointError(path, "not a checkpoint this minivq can read "
                               f"(written by minivq {meta.get('minivq_version', '0.1')}: {e})") from e
     return TrainState(model_cfg, train_cfg, params, optimizer, ema, rng, meta["epoch"], meta["step"],
                       meta.get("history", []), meta.get("data"))

@@ -24,26 +24,54 @@ from .model import VARIANTS
 
 __all__ = ["main", "build_parser", "load_split", "DEMO", "QUICK"]
 
-MODALITY_HELP = ("image and speech: the spoken-digit scenes (an image of 2-3 handwritten digits and a "
-                 "synthesized caption naming them); text: the same digits as tokens; a and b: two "
+MODALITY_HELP = ("image and speech: the spoken-digit scenes (an image of handwritten digits and a "
+                 "synthesized caption naming them; how many digits, and what else the image holds, is set by "
+                 "--world); text: the caption's digits as tokens; a and b: two "
                  "synthetic toy modalities of 8 shared concepts (a: a sequence of frames, b: a 4x4 grid "
                  "of patches, with unrelated prototypes, minivq.data.toy_pairs), which go together and "
                  "train in seconds")
 VARIANT_HELP = "summary: continuous summary only (SUM-1); vq: + shared VQ codebook; full: + CMCM (the method)"
 
 DEMO_EPILOG = """examples:
-  minivq demo                          # the README's table: 3 variants, 40 epochs, ~2 minutes
+  minivq demo                          # the README's table: 3 variants, 40 epochs, ~30 s on 2 cores
   minivq demo --quick --out /tmp/q     # a few seconds, every code path
   minivq demo --seeds 0 1 2 --out results_3seeds
   minivq demo --variants vq full --eval-split val   # tune on validation, test untouched"""
 TRAIN_EPILOG = """examples:
   minivq train --epochs 10 --checkpoint run.npz
   minivq train --resume --epochs 20 --checkpoint run.npz   # continue on the same data
+  minivq train --overwrite --epochs 10 --checkpoint run.npz  # start run.npz over
   minivq train --quick --modalities a b --checkpoint toy.npz
   minivq train --model '{"K": 64, "tau_code": 0.2}' --checkpoint k64.npz"""
 EVALUATE_EPILOG = """examples:
   minivq evaluate run.npz
   minivq evaluate run.npz --split val --n 200 --json val.json"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that takes no abbreviated options (`--seed 3` is not `--seeds 3`).
+
+    Its subcommands' parsers, the study's and the course's actions included,
+    are :class:`_SubParser`: they take no abbreviations either, and an
+    argument they do not know is their error (``minivq demo: error:
+    unrecognized arguments: --seed 3``, with demo's usage above it).
+    """
+
+    def __init__(self, *args, allow_abbrev=False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+    def add_subparsers(self, **kwargs):
+        return super().add_subparsers(**{"parser_class": _SubParser, **kwargs})
+
+
+class _SubParser(_Parser):
+    """The parser of a subcommand: reports the arguments it does not know itself."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -119,7 +147,12 @@ def _add_train(sub, debug):
                    help='ModelConfig fields as a JSON object, e.g. \'{"K": 64}\' (default: none; '
                    "--quick sets D, K, hidden, embed_dim smaller)")
     p.add_argument("--checkpoint", default="minivq_checkpoint.npz", help="checkpoint file (.npz)")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint, on its data, up to --epochs")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint, on its data, up to --epochs")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start a new run even if --checkpoint exists (without it, an existing checkpoint is "
+                       "an error; the old file is replaced when epoch 1 is saved)")
     p.add_argument("--quick", action="store_true", help="a tiny model and data set, for tests")
     p.set_defaults(func=train_cmd)
 
@@ -145,9 +178,9 @@ def _version():
 
 def build_parser():
     """The argparse parser of the subcommands."""
-    debug = argparse.ArgumentParser(add_help=False)
+    debug = _Parser(add_help=False)
     debug.add_argument("--debug", action="store_true", help="show the traceback of an error (or MINIVQ_DEBUG=1)")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minivq", formatter_class=_Formatter,
         description="Cross-modal discrete representation learning (Liu et al., ACL 2022) in miniature.",
         epilog="run `minivq <command> --help` for each command's options and examples")

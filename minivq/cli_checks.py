@@ -16,16 +16,19 @@ from pathlib import Path
 
 from .atomic import check_writable_folder
 from .config import ModelConfig
+from .data.digits import DIGIT_SIZE
 
 __all__ = ["UsageError", "positive_int", "non_negative_int", "finite_float", "positive_float", "json_object",
            "check_modalities", "check_model_overrides", "check_output_file", "check_output_folder",
-           "check_input_file", "check_memory", "available_memory"]
+           "check_json_file", "check_input_file", "check_memory", "available_memory", "SCENE_PATCHES"]
 
 TOY_MODALITIES = ("a", "b")
 #: ModelConfig fields that other flags or the data set; --model may not set them.
 NOT_IN_MODEL = {"modalities": "set them with --modalities", "variant": "set it with --variant",
                 "n_mels": "it is fixed by the data", "vocab": "it is fixed by the data",
                 "toy_dims": "it is fixed by the data"}
+#: Patch sizes the spoken-digit scenes can be cut into: the divisors of the 8-pixel digit (minivq.data.world).
+SCENE_PATCHES = tuple(p for p in range(1, DIGIT_SIZE + 1) if DIGIT_SIZE % p == 0)
 
 
 class UsageError(ValueError):
@@ -111,6 +114,11 @@ def check_model_overrides(overrides, modalities, variant):
         ModelConfig(modalities=modalities, variant=variant, toy_dims=toy_dims, **overrides)
     except (TypeError, ValueError) as e:
         raise UsageError(f"--model: {e}") from None
+    patch = overrides.get("patch")
+    scenes = any(m not in TOY_MODALITIES for m in modalities)  # the toy pairs have no pixels
+    if patch is not None and scenes and patch not in SCENE_PATCHES:
+        raise UsageError(f"--model: patch: expected one of {', '.join(map(str, SCENE_PATCHES))} for the spoken-digit "
+                         f"scenes (a divisor of the {DIGIT_SIZE}-pixel digit), got {patch}")
     return overrides
 
 
@@ -130,6 +138,29 @@ def check_output_file(path, arg):
     problem = check_writable_folder(path.parent if str(path.parent) else ".")
     if problem:
         raise UsageError(f"{arg} {path}: {problem}")
+    return path
+
+
+def check_json_file(path, arg, inputs=()):
+    """A JSON file to write: writable, not one of the command's input files, not an existing .npz.
+
+    Parameters
+    ----------
+    path : str or Path
+    arg : str
+        The option as typed, e.g. ``"--json"``.
+    inputs : sequence of (str, Path)
+        The command's input files and what they are (e.g. ``("the checkpoint", path)``).
+    """
+    path = check_output_file(path, arg)
+    for what, other in inputs:
+        if path.exists() and Path(other).exists() and os.path.samefile(path, other):
+            other_name = path.with_suffix(".json") if path.suffix != ".json" else path.with_suffix(".metrics.json")
+            raise UsageError(f"{arg} {path} is {what} itself, which the JSON would overwrite; expected another "
+                             f"file name, such as {other_name}")
+    if path.suffix.lower() == ".npz" and path.exists():
+        raise UsageError(f"{arg} {path}: expected a new file or a JSON file, got an existing .npz file "
+                         "(a checkpoint?); it is not overwritten, name a .json file")
     return path
 
 

@@ -7,11 +7,14 @@ into one line.
 """
 import json
 import time
+import zipfile
+
+import numpy as np
 
 from . import report
-from .checkpoint import data_record
-from .cli_checks import (UsageError, check_input_file, check_memory, check_modalities, check_model_overrides,
-                         check_output_file, check_output_folder)
+from .checkpoint import CheckpointError, data_record
+from .cli_checks import (UsageError, check_input_file, check_json_file, check_memory, check_modalities,
+                         check_model_overrides, check_output_file, check_output_folder)
 from .demo import QUICK, demo_settings, load_split, run_demo
 from .evaluate import evaluate
 from .progress import say
@@ -64,9 +67,40 @@ def _conflicts(args, state, record):
                              "(--resume continues on the checkpoint's data and settings; drop the flag)")
 
 
+def _load_checkpoint(path, arg):
+    """:func:`load_checkpoint`; a file that is not a checkpoint is a wrong argument (UsageError naming ``arg``)."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        raise UsageError(f"{arg} {e.path}: {e.reason}") from e
+
+
+def _summary(path):
+    """'image+speech full, epoch 40' from the checkpoint's meta alone (no arrays), or None if it is no checkpoint."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+        cfg = meta["model_cfg"]
+        return f"{'+'.join(cfg['modalities'][:2])} {cfg['variant']}, epoch {meta['epoch']}"
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def _check_not_overwriting(path):
+    """UsageError when the --checkpoint file of a new run exists (--resume continues it, --overwrite replaces it)."""
+    if not path.exists():
+        return
+    summary = _summary(path)
+    if summary is None:
+        raise UsageError(f"--checkpoint {path} exists and is not a minivq checkpoint: choose another file name, "
+                         "or add --overwrite to replace it")
+    raise UsageError(f"--checkpoint {path} exists ({summary}): add --resume to continue it, "
+                     "or --overwrite to start over")
+
+
 def _resume(args, path):
     """The checkpoint's state and data record, with --epochs applied; UsageError for conflicts."""
-    state = load_checkpoint(path)
+    state = _load_checkpoint(path, "--checkpoint")
     record = state.data
     if record is None:  # written by minivq 0.1: no data record, fall back to the flags
         d = demo_settings(args.quick)["data"]
@@ -104,6 +138,8 @@ def train_cmd(args):
         check_input_file(path, "--checkpoint (with --resume)")
         state, record = _resume(args, path)
     else:
+        if not args.overwrite:
+            _check_not_overwriting(path)
         state, (record, model_kw, tc) = None, _fresh(args)
     check_memory(f"--n-train {record['n_train']}", record["n_train"] + record["n_val"])
     cfg = state.model_cfg if state else None
@@ -112,6 +148,7 @@ def train_cmd(args):
     say(f"minivq train: {variant} on {' + '.join(record['modalities'])}, {record['n_train']} train pairs, "
         f"epochs {first}..{last}, seed {seed}, checkpoint {path}" + (" (resumed)" if state else ""))
     splits = _load(record)
+    resumed = state is not None
     if state is None:
         state = init_state(config_from_data(splits["train"], record["modalities"], **model_kw), tc,
                            splits["train"])
@@ -119,8 +156,10 @@ def train_cmd(args):
     try:
         fit(state, splits["train"], splits["val"], log=say, checkpoint=path)
     except KeyboardInterrupt:
-        held = f"{path} holds epoch {state.epoch}" if path.exists() else "no checkpoint was written"
-        raise KeyboardInterrupt(f"{held}; continue with --resume") from None
+        if resumed or state.epoch > 0:
+            raise KeyboardInterrupt(f"{path} holds epoch {state.epoch}; continue with --resume") from None
+        kept = f"; {path} still holds the earlier run (--overwrite replaces it after epoch 1)" if path.exists() else ""
+        raise KeyboardInterrupt(f"no checkpoint was written{kept}") from None
     say(f"saved {path} (epoch {state.epoch}, step {state.step})")
     return state
 
@@ -130,9 +169,9 @@ def evaluate_cmd(args):
     from . import __version__
     path = check_input_file(args.checkpoint, "checkpoint")
     if args.json:
-        check_output_file(args.json, "--json")
+        check_json_file(args.json, "--json", inputs=[("the checkpoint", path)])
     check_memory(f"--n {args.n}", args.n, square=True)
-    state = load_checkpoint(path)
+    state = _load_checkpoint(path, "checkpoint")
     cfg, record = state.model_cfg, state.data or {}
     say(f"loading {args.n} {args.split} pairs ...")
     data = load_split(cfg.modalities, args.split, args.n, cfg.patch, record.get("seed", 0),

@@ -1,5 +1,6 @@
 """Tests of minivq.checkpoint and minivq.atomic: atomic writes, safe reads, the data record, real kills."""
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -95,6 +96,11 @@ def test_a_file_that_is_not_a_checkpoint_is_called_that(tmp_path, case):
     assert fragment in message and str(path.name) in message
     assert "allow_pickle" not in message and "\n" not in message
     assert isinstance(err.value, ValueError)
+    # the file and the reason apart, so that a command can say "--checkpoint PATH: REASON"
+    reason = err.value.reason
+    assert err.value.path == path and message in (f"{path}: {reason}", f"{path} is {reason}"), (message, reason)
+    again = pickle.loads(pickle.dumps(err.value))  # as a worker process sends it back
+    assert (type(again), str(again), again.path, again.reason) == (CheckpointError, message, path, err.value.reason)
 
 
 def test_checkpoint_records_its_data_and_version(tmp_path):

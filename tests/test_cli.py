@@ -54,15 +54,22 @@ def files(tmp_path, toy_ckpt):
 
 WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "minivq <command>: error: ...")
     (["evaluate", "{d}/missing.npz"], 2, r"checkpoint \S*missing.npz: no such file"),
-    (["evaluate", "{d}/truncated.npz"], 1, r"\S*truncated.npz is truncated or not a zip file"),
-    (["evaluate", "{d}/notes.txt"], 1, r"\S*notes.txt is not a minivq checkpoint"),
-    (["evaluate", "{d}/other.npz"], 1, r"\S*other.npz is not a minivq checkpoint \(no 'meta' entry\)"),
+    (["evaluate", "{d}/truncated.npz"], 2, r"error: checkpoint \S*truncated.npz: truncated or not a zip file"),
+    (["evaluate", "{d}/notes.txt"], 2,
+     r"error: checkpoint \S*notes.txt: not a minivq checkpoint \(not an .npz archive\)$"),
+    (["evaluate", "{d}/other.npz"], 2, r"error: checkpoint \S*other.npz: not a minivq checkpoint \(no 'meta' entry\)$"),
     (["evaluate", "{d}/folder"], 2, r"checkpoint \S*folder is a folder, expected a file"),
     (["evaluate", "{ckpt}", "--n", "100000"], 2,
      r"--n 100000 needs about 232.7 GiB of memory \(the data and the 100000 x 100000 similarity matrices\), "
      r"but 16.0 GiB is available; expected at most about 2\d\d\d\d$"),
     (["evaluate", "{ckpt}", "--n", "0"], 2, r"argument --n: expected a positive integer \(>= 1\), got 0"),
     (["evaluate", "{ckpt}", "--json", "{d}/folder"], 2, r"--json \S*folder is a folder"),
+    (["evaluate", "{ckpt}", "--json", "{ckpt}"], 2,
+     r"--json \S*toy.npz is the checkpoint itself, which the JSON would overwrite; expected another file name, "
+     r"such as \S*toy.json$"),
+    (["evaluate", "{ckpt}", "--json", "{d}/other.npz"], 2,
+     r"--json \S*other.npz: expected a new file or a JSON file, got an existing .npz file \(a checkpoint\?\)"),
+    (["evaluate", "{ckpt}", "--jso", "{d}/x.json"], 2, r"unrecognized arguments: --jso"),
     (["evaluate", "{ckpt}", "--lambda-r", "nan"], 2, r"argument --lambda-r: expected a finite number >= 0, got nan"),
     (["train", "--seed", "-1"], 2, r"argument --seed: expected a non-negative integer \(>= 0\), got -1"),
     (["train", "--model", "{{bad"], 2, r"argument --model: expected a JSON object .*got '\{{bad'"),
@@ -72,6 +79,10 @@ WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "mini
      r"--model: field 'variant' cannot be set here \(set it with --variant\)"),
     (["train", "--model", '{{"codebook": "nope"}}'], 2, r"--model: .*codebook .*'nope'"),
     (["train", "--model", '{{"K": -3}}'], 2, r"--model: .*\bK\b.*-3"),
+    (["train", "--model", '{{"patch": 5}}'], 2,
+     r"error: --model: patch: expected one of 1, 2, 4, 8 for the spoken-digit scenes \(a divisor of the 8-pixel "
+     r"digit\), got 5$"),
+    (["train", "--modalities", "image", "text", "--model", '{{"patch": 3}}'], 2, r"--model: patch: .*, got 3$"),
     (["train", "--modalities", "image", "a"], 2,
      r"--modalities: the toy modalities a and b .* cannot be mixed with image, speech or text; got image a"),
     (["train", "--modalities", "text", "text"], 2, r"--modalities: expected two different modalities, got text text"),
@@ -87,8 +98,21 @@ WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "mini
      r"--checkpoint \S*: \S*notes.txt is a file, expected a folder"),
     (["train", "--resume", "--checkpoint", "{d}/missing.npz"], 2,
      r"--checkpoint \(with --resume\) \S*missing.npz: no such file"),
-    (["train", "--resume", "--checkpoint", "{d}/other.npz", "--epochs", "3"], 1,
-     r"other.npz is not a minivq checkpoint"),
+    (["train", "--resume", "--checkpoint", "{d}/other.npz", "--epochs", "3"], 2,
+     r"error: --checkpoint \S*other.npz: not a minivq checkpoint \(no 'meta' entry\)$"),
+    (["train", "--resume", "--checkpoint", "{d}/notes.txt", "--epochs", "3"], 2,
+     r"error: --checkpoint \S*notes.txt: not a minivq checkpoint \(not an .npz archive\)$"),
+    (["train", "--resume", "--checkpoint", "{d}/truncated.npz", "--epochs", "3"], 2,
+     r"error: --checkpoint \S*truncated.npz: truncated or not a zip file"),
+    (["train", *QUICK_TOY, "--checkpoint", "{ckpt}"], 2,
+     r"error: --checkpoint \S*toy.npz exists \(a\+b full, epoch 1\): add --resume to continue it, "
+     r"or --overwrite to start over$"),
+    (["train", *QUICK_TOY, "--checkpoint", "{d}/notes.txt"], 2,
+     r"error: --checkpoint \S*notes.txt exists and is not a minivq checkpoint: choose another file name, "
+     r"or add --overwrite to replace it$"),
+    (["train", "--resume", "--overwrite", "--checkpoint", "{ckpt}"], 2,
+     r"argument --overwrite: not allowed with argument --resume"),
+    (["train", "--check", "{d}/x.npz"], 2, r"unrecognized arguments: --check"),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--n-train", "192", "--epochs", "3"], 2,
      r"--n-train 192 conflicts with the checkpoint's n_train 64"),
     (["train", "--resume", "--checkpoint", "{ckpt}", "--modalities", "image", "speech", "--epochs", "3"], 2,
@@ -103,6 +127,8 @@ WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "mini
      r"--resume: the checkpoint \S* has finished its 1 epochs; pass --epochs N"),
     (["demo", "--out", "{d}/notes.txt"], 2, r"--out \S*notes.txt: \S*notes.txt is a file, expected a folder"),
     (["demo", "--seeds", "-1"], 2, r"argument --seeds: expected a non-negative integer"),
+    (["demo", "--seed", "3"], 2, r"unrecognized arguments: --seed 3$"),  # not taken for --seeds
+    (["study", "--seed", "3"], 2, r"unrecognized arguments: --seed 3$"),
     (["demo", "--seeds", "1", "1"], 2, r"--seeds: expected distinct values, got 1 1"),
     (["demo", "--epochs", "0"], 2, r"argument --epochs: expected a positive integer"),
     (["demo", "--variants", "full", "nope"], 2, r"argument --variants: invalid choice: 'nope'"),]
@@ -117,6 +143,30 @@ def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, monkeypatch, file
     line = last_line(err)
     assert line.startswith(f"minivq {argv[0]}: error: ") and re.search(pattern.format(), line), line
     assert "Traceback" not in err and "saved" not in out
+
+
+def test_no_parser_takes_an_abbreviated_option(capsys, tmp_path):
+    """`--seed 3` is not `--seeds 3`: every parser, the study's and the course's included, says so itself."""
+    from minivq.cli import build_parser
+
+    def parsers(parser, name="minivq"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action.choices, dict):
+                for sub, child in action.choices.items():
+                    yield from parsers(child, f"{name} {sub}")
+
+    found = dict(parsers(build_parser()))
+    assert {"minivq demo", "minivq study", "minivq course list"} <= set(found)
+    assert [name for name, p in found.items() if p.allow_abbrev] == []
+    for argv, prog in ((["demo", "--seed", "3"], "minivq demo"), (["study", "--seed", "3"], "minivq study"),
+                       (["course", "list", "--js", tmp_path / "x.json"], "minivq course list"),
+                       (["train", "--check", tmp_path / "x.npz"], "minivq train")):
+        code, _, err = cli(capsys, *argv)
+        wrong = " ".join(map(str, argv[-2:]))
+        assert code == 2 and last_line(err) == f"{prog}: error: unrecognized arguments: {wrong}", err
+        assert f"usage: {prog} " in err, "the usage shown is the subcommand's, which lists the right option"
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.npz").exists()
 
 
 def test_memory_check_refuses_only_what_cannot_fit():
@@ -187,6 +237,11 @@ def test_help_of_every_subcommand_shows_defaults_examples_and_no_markup(capsys):
     assert "95% CIs" in " ".join(texts["study"].split())
     train = " ".join(texts["train"].split())
     assert "a and b: two synthetic toy modalities" in train and "shared concepts" in train
+    # the number of digits depends on --world (hard_on_grid by default: 2 to 5), so --modalities names none
+    modalities = train[train.index("--modalities M M two"):train.index("--variant {summary,vq,full} summary")]
+    assert "is set by --world" in modalities and not re.search(r"\d-\d|\d to \d", modalities), modalities
+    assert "--resume | --overwrite" in train and "--overwrite start a new run even if --checkpoint exists" in train
+    assert "~30 s on 2 cores" in texts["demo"] and "minutes" not in texts["demo"]
 
 
 def test_version(capsys):
@@ -222,6 +277,68 @@ def test_resume_trains_on_the_checkpoints_data(capsys, tmp_path):
     state = load_checkpoint(ckpt)
     assert state.data["n_train"] == 64 and state.epoch == 2
     assert state.step == 2 * (64 // 32), "steps of 64 pairs in batches of 32"
+
+
+def test_train_refuses_to_overwrite_a_checkpoint_unless_told(capsys, tmp_path, toy_ckpt):
+    """The student's case: 40 epochs trained, then `minivq train --epochs 60` without --resume."""
+    ckpt = tmp_path / "minivq_checkpoint.npz"
+    ckpt.write_bytes(toy_ckpt.read_bytes())
+    before = ckpt.read_bytes()
+    code, out, err = cli(capsys, "train", *QUICK_TOY, "--epochs", "2", "--checkpoint", ckpt)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "loading" not in out
+    assert err.strip() == (f"minivq train: error: --checkpoint {ckpt} exists (a+b full, epoch 1): add --resume to "
+                           "continue it, or --overwrite to start over")
+    assert ckpt.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]
+    # --overwrite starts over: a new run of 2 epochs from scratch, on its own data
+    code, out, err = cli(capsys, "train", *QUICK_TOY, "--epochs", "2", "--overwrite", "--checkpoint", ckpt)
+    assert code == 0 and "epochs 1..2" in out and "(resumed)" not in out, err
+    state = load_checkpoint(ckpt)
+    assert state.epoch == 2 and [h["epoch"] for h in state.history] == [1, 2] and state.data["n_train"] == 192
+    # --overwrite on a path that does not exist yet is a plain new run
+    code, _, _ = cli(capsys, "train", *QUICK_TOY, "--epochs", "1", "--overwrite", "--checkpoint", tmp_path / "new.npz")
+    assert code == 0 and load_checkpoint(tmp_path / "new.npz").epoch == 1
+
+
+def test_an_overwrite_interrupted_before_its_first_epoch_keeps_the_old_checkpoint(capsys, monkeypatch, tmp_path,
+                                                                                   toy_ckpt):
+    ckpt = tmp_path / "m.npz"
+    ckpt.write_bytes(toy_ckpt.read_bytes())
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("minivq.commands.fit", interrupted)
+    code, _, err = cli(capsys, "train", *QUICK_TOY, "--overwrite", "--checkpoint", ckpt)
+    assert code == 130 and last_line(err) == (f"minivq train: error: interrupted; no checkpoint was written; {ckpt} "
+                                              "still holds the earlier run (--overwrite replaces it after epoch 1)")
+    assert ckpt.read_bytes() == toy_ckpt.read_bytes()
+
+
+def test_train_checks_the_patch_before_loading_data(capsys, tmp_path):
+    code, out, err = cli(capsys, "train", "--model", '{"patch": 5}', "--checkpoint", tmp_path / "m.npz")
+    assert code == 2 and "loading" not in out and out == "", out
+    assert err.strip() == ("minivq train: error: --model: patch: expected one of 1, 2, 4, 8 for the spoken-digit "
+                           "scenes (a divisor of the 8-pixel digit), got 5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_never_writes_its_json_over_a_checkpoint(capsys, tmp_path, toy_ckpt):
+    ckpt = tmp_path / "run.npz"
+    ckpt.write_bytes(toy_ckpt.read_bytes())
+    (tmp_path / "sub").mkdir()
+    other = tmp_path / "other.npz"
+    other.write_bytes(toy_ckpt.read_bytes())
+    link = tmp_path / "link.json"
+    link.symlink_to(ckpt)
+    for spelled, expected in ((ckpt, f"--json {ckpt} is the checkpoint itself"),
+                              (tmp_path / "sub" / ".." / "run.npz", "is the checkpoint itself"),
+                              (link, f"--json {link} is the checkpoint itself"),
+                              (other, f"--json {other}: expected a new file or a JSON file, got an existing .npz")):
+        code, out, err = cli(capsys, "evaluate", ckpt, "--n", "40", "--json", spelled)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "evaluating" not in out
+        assert last_line(err).startswith("minivq evaluate: error: ") and expected in err, err
+    assert ckpt.read_bytes() == toy_ckpt.read_bytes() and other.read_bytes() == toy_ckpt.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "other.npz", "run.npz", "sub"]
 
 
 def test_evaluate_prints_the_row_and_writes_strict_json(capsys, tmp_path, toy_ckpt):

@@ -10,7 +10,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from ..cli_checks import UsageError, check_output_file
+from ..cli_checks import UsageError, check_json_file
 from .exercises import COURSE
 from .grade import format_report, grade, write_report
 from .markers import MarkerError
@@ -131,11 +131,7 @@ def check_source(text, course=COURSE):
 
 def check_json_output(text):
     """``--json FILE``, as typed: writable, and not an existing .npz file (a checkpoint) (else UsageError)."""
-    path = check_output_file(text, "--json")
-    if path.suffix.lower() == ".npz" and path.exists():
-        raise UsageError(f"--json {text}: expected a new file or a JSON file, got an existing .npz file "
-                         "(a checkpoint?); it is not overwritten, name a .json file")
-    return path
+    return check_json_file(text, "--json")
 
 
 def format_list(course=COURSE):
