@@ -46,6 +46,23 @@ def test_readme_quotes_the_committed_study():
         assert f"{r['mean_method']:.{digits}f}" in row and f"{r['mean_baseline']:.{digits}f}" in row, row
 
 
+def test_readme_quotes_the_free_position_study():
+    """The README's table of the 8000-scene free-position arm is study/free_window_8000's, digit for digit."""
+    import json
+    study = json.loads((ROOT / "study" / "free_window_8000" / "study.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    rows = {int(line.split("|")[1].split()[1][0]): line for line in readme.splitlines() if line.startswith("| free ")}
+    assert sorted(rows) == [1, 2, 3], rows
+    for i, name in enumerate(("claim1_retrieval", "claim2_shared_codes", "claim3_localization"), start=1):
+        r = study["results"]["secondary"][f"image_speech_free_window_{name}"]
+        digits = 1 if i == 2 else 3
+        lo, hi = r["ci95"]
+        cell = f"{_signed(r['mean_difference'], digits)} [{_signed(lo, digits)}, {_signed(hi, digits)}]"
+        assert cell in rows[i], f"README free claim {i}: expected {cell} in {rows[i]!r}"
+        assert f"{r['mean_method']:.{digits}f}" in rows[i] and f"{r['mean_baseline']:.{digits}f}" in rows[i], rows[i]
+        assert r["n_positive"] == 3, r  # the README says: positive on every seed
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")
                                           if p.name != "torch_twin.py"))
 def test_every_benchmark_script_starts_and_explains_itself(script):
