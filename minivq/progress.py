@@ -5,12 +5,21 @@ whole command (every variant and seed of ``minivq demo``) and estimates the
 time left from the mean time per unit so far. :func:`epoch_line` formats the
 line :func:`minivq.train.fit` prints after every epoch.
 """
+import sys
+
 __all__ = ["Clock", "format_duration", "epoch_line", "say"]
 
 
 def say(*parts):
-    """print, flushed at once (progress must show even when stdout is a pipe)."""
-    print(*parts, flush=True)
+    """print, flushed at once (progress must show even when stdout is a pipe), as ONE write.
+
+    ``print`` writes the text and its newline separately; with an unbuffered
+    stdout (``PYTHONUNBUFFERED=1``) that is two writes, and two worker
+    processes sharing the terminal could splice one's line into the other's.
+    A line written whole (under the pipe's atomic size, 4 KiB) arrives whole.
+    """
+    sys.stdout.write(" ".join(map(str, parts)) + "\n")
+    sys.stdout.flush()
 
 
 def format_duration(seconds):

@@ -22,3 +22,28 @@ def test_clock_estimates_the_time_left_from_the_mean_unit():
     assert clock.eta() == 0
     clock.tick(1.0)  # more units than announced: never negative
     assert clock.eta() == 0
+
+
+def test_say_writes_each_line_whole(monkeypatch):
+    """One write per line: with PYTHONUNBUFFERED=1, print's separate newline let two demo workers splice lines."""
+    import io
+    import sys
+
+    from minivq.progress import say
+
+    class Recorder(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.writes, self.flushes = [], 0
+
+        def write(self, text):
+            self.writes.append(text)
+            return super().write(text)
+
+        def flush(self):
+            self.flushes += 1
+
+    out = Recorder()
+    monkeypatch.setattr(sys, "stdout", out)
+    say("[full 3/3, seed 0] epoch 1/2", 0.5)
+    assert out.writes == ["[full 3/3, seed 0] epoch 1/2 0.5\n"] and out.flushes == 1
