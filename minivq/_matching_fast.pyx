@@ -1,27 +1,30 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # cython: cdivision=True, initializedcheck=False
-"""Fused passes of the code distribution's forward (METHOD.md CM-1), for training.
+"""Fused passes of the code distributions' forward (METHOD.md CM-1, CM-2), for training.
 
 :func:`minivq.matching._code_distribution_forward` computes, after one matrix
-product and the squared norms (left to NumPy),
+product X E^T (left to NumPy's BLAS),
 
     sq = -2 x.e + ||x||^2 + ||e||^2,  d = sqrt(max(sq, floor)),  logit = d / -tau,
-    p = softmax over the codes of each unit,
+    p = softmax over the codes of each unit,  P_b = mean of p over the units of sample b,
 
-as a dozen NumPy passes over (N, K) arrays, each a few microseconds of call
-for a few of arithmetic. The two kernels here do the same arithmetic in two
-passes, operation by operation in the order NumPy does it, so that every
-result is the same float to the bit (``tests/test_fast_paths.py`` checks it
-against the NumPy passes):
+which :func:`minivq.matching._softmax_codes_numpy` does as about fifteen
+NumPy passes over (N, K) arrays, each a few microseconds of call for a few of
+arithmetic. The kernels here do the same arithmetic in two passes, operation
+by operation and sum by sum in the order NumPy does it, so that every result
+is the same float to the bit (``tests/test_fast_paths.py`` checks it against
+the NumPy passes on random shapes, NaN and inf included):
 
-1. :func:`distances_logits`: sq in place, d, the logits transposed to
-   (K, N) (the layout in which the softmax's reductions over the codes run
-   along the long axis), and each unit's largest logit subtracted;
+1. :func:`distances_logits`: ||x||^2 summed as ``(X * X).sum(1)`` sums a
+   row (0 plus NumPy's pairwise sum), sq in place, d, the logits, and each
+   unit's largest logit subtracted;
 2. (NumPy: ``np.exp`` on the logits: its own vectorized exp, whose last bit
    this file does not try to reproduce);
-3. :func:`normalize_codes`: each unit's sum over the codes, taken code after
-   code as NumPy's ``p.sum(axis=0)`` does, the division, and p written
-   unit-major (N, K) as the backward reads it.
+3. :func:`normalize_codes`: each unit's sum over its codes, taken code after
+   code as ``p.sum(axis=0)`` takes it on the (K, N) layout, the division,
+   the (K, N) copy, and CM-2: each sample's segment of units summed as
+   ``np.add.reduceat`` sums it (the first value plus the pairwise sum of the
+   rest), over its count.
 
 The module is compiled with ``-ffp-contract=off``: a fused multiply-add
 would round ``-2 x.e + ||x||^2`` once instead of twice.
@@ -104,8 +107,9 @@ def distances_logits(floating[:, ::1] sq, const floating[:, ::1] X, const floati
     cdef bint nan
     with nogil:
         for n in range(N):
-            x_sq = _pairwise(&X[n, 0], D, True) if D > 0 else 0.0  # (X * X).sum(1): 0 + the run
-            x_sq = 0.0 + x_sq
+            x_sq = 0.0  # (X * X).sum(1) of the row: 0 plus the pairwise sum of its run
+            if D > 0:
+                x_sq = x_sq + _pairwise(&X[n, 0], D, True)
             row_sq, row_d, row_l = &sq[n, 0], &d[n, 0] if not squared else &sq[n, 0], &logits[n, 0]
             for k in range(K):  # the elementwise passes, in NumPy's order (vectorized by the compiler)
                 s = row_sq[k] * (-two)
