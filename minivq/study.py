@@ -26,7 +26,9 @@ import numpy as np
 
 from . import study_report as rep
 from .atomic import atomic_write_text, check_writable_folder
+from .cli_checks import check_memory
 from .data import speaker_names
+from .data.bank import MAX_SCENES
 from .data.world import WRITER_NOTE, split_voices, world_settings
 from .parallel import JobRunner
 from .progress import format_duration, say
@@ -132,6 +134,7 @@ def settings_from(args):
     if args.off_grid:
         s["arms"]["image_speech_off_grid"] = {"modalities": list(ARMS["image_speech"]), "model": {},
                                               "n_train": s["n_train"], "world": "hard", "extra": True}
+    _check_sizes(args, s)
     if args.window_train_size is not None and not args.off_grid_window:
         raise ValueError(f"--window-train-size {args.window_train_size} sizes the --off-grid-window arm: "
                          "add --off-grid-window, or drop it")
@@ -142,6 +145,18 @@ def settings_from(args):
             "lr_grid": sorted(set(s["lr_grid"]) | {1e-3, 3e-3})}
     s["n_seeds"], s["extra_seeds"] = args.seeds, min(args.extra_seeds, args.seeds)
     return s
+
+
+def _check_sizes(args, s):
+    """--train-sizes and --window-train-size: scenes the generator can make and the memory can hold, checked
+    before anything is written (they would fail after the tuning runs otherwise)."""
+    sizes = [("--train-sizes", n) for n in args.train_sizes]
+    if args.window_train_size is not None:
+        sizes.append(("--window-train-size", args.window_train_size))
+    for option, n in sizes:
+        if n > MAX_SCENES:
+            raise ValueError(f"{option}: expected at most {MAX_SCENES} training scenes, got {n}")
+        check_memory(f"{option} {n}", n + s["n_val"])
 
 
 def _scene_counts(s):
@@ -312,11 +327,11 @@ def run(args):
     out = Path(args.out)
     if args.rerun is not None:
         return rerun(args, out)
+    s, t0, seeds = settings_from(args), time.perf_counter(), list(range(args.seeds))  # its errors come first
     problem = check_writable_folder(out, create=True)
     if problem:
         raise ValueError(f"--out: {problem}")
     from . import __version__
-    s, t0, seeds = settings_from(args), time.perf_counter(), list(range(args.seeds))
     _check_not_another_study(out, s)
     payload = {"minivq_version": __version__, "command": " ".join(["minivq"] + list(getattr(args, "argv", ["study"]))),
                "n_seeds": args.seeds, "jobs": args.jobs, "settings": s, "protocol": rep.protocol(s, args.seeds),

@@ -316,3 +316,20 @@ def test_figures_wrap_at_three_panels_a_row(n, rows, cols):
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == n and len(fig.axes) == rows * cols
     assert fig.get_size_inches()[0] == pytest.approx(3.2 * cols)
+
+
+def test_sizes_are_checked_before_anything_runs(tmp_path, monkeypatch):
+    """A training size the generator cannot make, or this memory cannot hold, fails at once naming its option
+    (it failed after the tuning runs, with the generator's message)."""
+    from minivq import cli_checks
+    from minivq.data.bank import MAX_SCENES
+    with pytest.raises(ValueError, match=f"--train-sizes: expected at most {MAX_SCENES} training scenes, got 100000000"):
+        study.run(parse("--quick", "--train-sizes", "100000000", "--out", str(tmp_path / "new")))
+    assert not (tmp_path / "new").exists()  # nothing made, not even the folder
+    with pytest.raises(ValueError, match=f"--window-train-size: expected at most {MAX_SCENES}"):
+        study.run(parse("--quick", "--off-grid-window", "--window-train-size", str(MAX_SCENES + 1),
+                        "--out", str(tmp_path)))
+    monkeypatch.setattr(cli_checks, "available_memory", lambda: 1 << 30)  # 1 GiB free
+    with pytest.raises(ValueError, match="--train-sizes 100000"):
+        study.run(parse("--quick", "--train-sizes", "100000", "--out", str(tmp_path)))
+    assert not any(tmp_path.iterdir())

@@ -28,9 +28,13 @@ def split_index(split):
     return SPLITS.index(split)
 
 
+#: The most scenes (pairs) one call may generate.
+MAX_SCENES = 1 << 20
+
+
 def check_n_seed(n, seed):
     """(n, seed) as Python ints: n in [1, 2^20], seed >= 0 (TypeError for other types, ValueError out of range)."""
-    return check_int(n, "n", 1, 1 << 20), check_int(seed, "seed", 0)
+    return check_int(n, "n", 1, MAX_SCENES), check_int(seed, "seed", 0)
 
 
 def digit_images(split):
