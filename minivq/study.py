@@ -27,6 +27,7 @@ import numpy as np
 from . import study_report as rep
 from .atomic import atomic_write_text, check_writable_folder
 from .cli_checks import check_memory
+from .config import ModelConfig
 from .data import speaker_names
 from .data.bank import MAX_SCENES
 from .data.world import WRITER_NOTE, split_voices, world_settings
@@ -148,8 +149,9 @@ def settings_from(args):
 
 
 def _check_sizes(args, s):
-    """--train-sizes and --window-train-size: scenes the generator can make and the memory can hold, checked
-    before anything is written (they would fail after the tuning runs otherwise)."""
+    """--train-sizes and --window-train-size (scenes the generator can make and the memory can hold) and
+    --codebook-sizes (a K ModelConfig takes), checked before anything is written: they would fail after the
+    tuning runs otherwise."""
     sizes = [("--train-sizes", n) for n in args.train_sizes]
     if args.window_train_size is not None:
         sizes.append(("--window-train-size", args.window_train_size))
@@ -157,6 +159,11 @@ def _check_sizes(args, s):
         if n > MAX_SCENES:
             raise ValueError(f"{option}: expected at most {MAX_SCENES} training scenes, got {n}")
         check_memory(f"{option} {n}", n + s["n_val"])
+    for K in args.codebook_sizes:
+        try:
+            ModelConfig(**{**s["model"], "K": K})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--codebook-sizes {K}: {e}") from None
 
 
 def _scene_counts(s):

@@ -329,6 +329,8 @@ def test_sizes_are_checked_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=f"--window-train-size: expected at most {MAX_SCENES}"):
         study.run(parse("--quick", "--off-grid-window", "--window-train-size", str(MAX_SCENES + 1),
                         "--out", str(tmp_path)))
+    with pytest.raises(ValueError, match="--codebook-sizes 100000000: ModelConfig K must be"):
+        study.run(parse("--quick", "--codebook-sizes", "16", "100000000", "--out", str(tmp_path)))
     monkeypatch.setattr(cli_checks, "available_memory", lambda: 1 << 30)  # 1 GiB free
     with pytest.raises(ValueError, match="--train-sizes 100000"):
         study.run(parse("--quick", "--train-sizes", "100000", "--out", str(tmp_path)))
