@@ -53,7 +53,10 @@ EPILOG = """examples:
   minivq study                        # 10 seeds, the committed study/ (about 12.5 minutes, 2 cores)
   minivq study --quick --seeds 2 --out /tmp/s   # seconds: every code path
   minivq study --rerun 3              # retrain seed 3 and check it against study/study.json
-  minivq study --codebook-sizes 64 128 --train-sizes 500 --extra-seeds 3   # secondary arms"""
+  minivq study --seeds 3 --no-image-text --codebook-sizes 64 128 --train-sizes 500 --off-grid \\
+      --out /tmp/sec               # secondary arms, as study/secondary (about 14 minutes)
+  minivq study --seeds 3 --no-image-text --off-grid-window --window-train-size 8000 \\
+      --epochs 60 --out /tmp/fw    # free positions, as study/free_window_8000 (about 30 minutes)"""
 
 
 def _positive(text):
