@@ -30,8 +30,9 @@ parameter whose default is the hard setting:
   and reaches 0.12 on 8000. So does the window encoder: on 8000 scenes
   (``minivq study --off-grid-window --window-train-size 8000``, three seeds,
   60 epochs; ``study/free_window_8000``) it reaches 0.11 set-level test R@1
-  with the full method, and all three claims hold there against their
-  baselines, at five to six times the training time per seed of the grid
+  with the full method; claims 2 and 3 hold there against their baselines,
+  claim 1 at 60 epochs but not at 100 (``study/free_window_8000_e100``),
+  at five to six times the training time per seed of the grid
   study (547 s against 98 s for the three variants).
 * ``n_distractors``: digits in the image that the caption does not name.
   They differ from the named digits and are labelled with their own digit
