@@ -59,24 +59,20 @@ EPILOG = """examples:
       --epochs 60 --out /tmp/fw    # free positions, as study/free_window_8000 (about 30 minutes)"""
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return value
+def _int_at_least(low):
+    """An argparse type: an int >= ``low``, with the expected value in the error (not the function's name)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}")
+        return value
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
-    return value
+_positive, _seed = _int_at_least(1), _int_at_least(0)
 
 
 def add_parser(subparsers, parents=(), **kwargs):
@@ -138,7 +134,7 @@ def settings_from(args):
     if args.off_grid:
         s["arms"]["image_speech_off_grid"] = {"modalities": list(ARMS["image_speech"]), "model": {},
                                               "n_train": s["n_train"], "world": "hard", "extra": True}
-    _check_sizes(args, s)
+    _check_arm_options(args, s)
     if args.window_train_size is not None and not args.off_grid_window:
         raise ValueError(f"--window-train-size {args.window_train_size} sizes the --off-grid-window arm: "
                          "add --off-grid-window, or drop it")
@@ -151,7 +147,7 @@ def settings_from(args):
     return s
 
 
-def _check_sizes(args, s):
+def _check_arm_options(args, s):
     """--train-sizes and --window-train-size (scenes the generator can make and the memory can hold) and
     --codebook-sizes (a K ModelConfig takes), checked before anything is written: they would fail after the
     tuning runs otherwise."""

@@ -112,10 +112,11 @@ def protocol(s, n_seeds):
 
 def _own_tuning(s):
     """The protocol's line on secondary arms tuned on their own (none in the default study)."""
+    from .study_analysis import lr_grid  # study_analysis imports this module
     lines = []
     for arm, a in s["arms"].items():
         if a.get("extra") and a.get("own_tuning"):
-            grid = ", ".join(f"{lr:g}" for lr in a.get("lr_grid", s["lr_grid"]))
+            grid = ", ".join(f"{lr:g}" for lr in lr_grid(s, arm))
             lines.append(f"\n- **{arm}** (secondary, the first {s['extra_seeds']} seeds): world "
                          f"`{a.get('world', s['world'])}`, model settings {a['model']}, {a['n_train']} training "
                          f"scenes, tuned on its own val "
