@@ -10,12 +10,21 @@ and a code whose count n_k falls below a threshold is moved onto a random
 unit of the batch. :mod:`minivq.quantizer` re-exports every name here.
 Derivations and plots: notebooks/03_vector_quantization.ipynb.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import (check_float, check_indices, check_mask, check_number, check_rng, per_modality,
                       valid_units)
+from .nearest import PUREPYTHON_ENV
+
+_fast = None  # each code's rows summed by one compiled loop: the same bits as the NumPy passes
+if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
+    try:
+        from . import _ema_fast as _fast
+    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
+        _fast = None
 
 __all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
 
@@ -128,8 +137,15 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
 
 def _add_rows_by_code(sums, k, X):
     """sums[k_i] += X[i] for every row i: each code's rows summed by one ``np.add.reduceat`` (10-20x faster
-    than ``np.add.at``; equal to it up to rounding, since reduceat adds a long segment pairwise)."""
+    than ``np.add.at``; equal to it up to rounding, since reduceat adds a long segment pairwise).
+
+    With int64 codes and X of sums' dtype, the compiled
+    :func:`minivq._ema_fast.add_rows_by_code` does the same additions in one
+    loop: the same bits (``tests/test_compiled_step.py``)."""
     if len(k) == 0:
+        return
+    if _fast is not None and X.dtype == sums.dtype and k.dtype == np.int64 and sums.flags.c_contiguous:
+        _fast.add_rows_by_code(sums, np.ascontiguousarray(k), np.ascontiguousarray(X))  # :mod:`minivq._ema_fast`
         return
     K = len(sums)
     small = np.uint8 if K <= 1 << 8 else np.uint16 if K <= 1 << 16 else k.dtype  # codes as small ints: radix sort

@@ -393,6 +393,13 @@ class _BlasOneThread:
             libs.append((get, put))
         return libs
 
+    @classmethod
+    def holds(cls):
+        """True when every loaded BLAS library runs on one thread (as training holds them)."""
+        if cls._libs is None:
+            cls._libs = cls._find_libs()
+        return all(get() == 1 for get, _ in cls._libs)
+
     def __enter__(self):
         if _BlasOneThread._libs is None:
             _BlasOneThread._libs = self._find_libs()

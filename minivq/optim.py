@@ -8,10 +8,20 @@ a parameter stays valid. ``tests/test_optim.py`` checks Adam against its
 equations step by step and trains a small MLP built from
 :mod:`minivq.layers`.
 """
+import os
+
 import numpy as np
 
 from ._checks import (MAX_SIZE, check_bool, check_finite, check_float, check_float_dtype, check_int, check_number,
                       describe)
+from .nearest import PUREPYTHON_ENV
+
+_fast = None  # the norm and the Adam step as compiled loops: the same bits as the NumPy passes
+if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
+    try:
+        from . import _optim_fast as _fast
+    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
+        _fast = None
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
 
@@ -264,12 +274,22 @@ class Adam(_Optimizer):
         each parameter takes its slice of the step: the same operations, in
         the same order, as :meth:`_update` per parameter, so the same bits
         (``tests/test_fast_paths.py``), with a few whole-buffer passes
-        instead of a dozen small ones per parameter.
+        instead of a dozen small ones per parameter. When the parameters and
+        gradients are C-contiguous arrays of that dtype, the compiled
+        :func:`minivq._optim_fast.adam_update` runs the same operations in
+        one loop: the same bits again (``tests/test_compiled_step.py``).
         """
         m_flat, v_flat = self._flat_state("m"), self._flat_state("v")
         if self.weight_decay or m_flat is None or v_flat is None:
             return super()._step(grads)
         self.t += 1
+        if _fast is not None:  # one compiled loop (:mod:`minivq._optim_fast`), the same operations
+            try:
+                return _fast.adam_update(list(self.params.values()), [grads[k] for k in self.params], m_flat, v_flat,
+                                         self.beta1, self.beta2, 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t,
+                                         self.lr, self.eps)
+            except TypeError:  # a gradient of another dtype, or not C-contiguous: the NumPy passes below
+                pass
         f = m_flat.dtype.type
         g = np.concatenate([np.asarray(grads[k]).ravel() for k in self.params])
         m_flat *= f(self.beta1)
@@ -337,10 +357,22 @@ def clip_grad_norm(grads, max_norm):
 
 
 def _clip_grad_norm(grads, max_norm):
-    """:func:`clip_grad_norm` without the checks: a dict of writeable float arrays, max_norm > 0."""
-    # all the squares in one float64 buffer, one pairwise sum (the same on any number of threads)
-    sq = np.concatenate([g.ravel() for g in grads.values()] or [np.zeros(0)], dtype=np.float64)
-    total_sq = float(np.sum(np.square(sq, out=sq)))
+    """:func:`clip_grad_norm` without the checks: a dict of writeable float arrays, max_norm > 0.
+
+    The sum of squares runs compiled (:func:`minivq._optim_fast.squared_norm`,
+    the same bits as the NumPy passes below) when the gradients are
+    C-contiguous arrays of one dtype.
+    """
+    total_sq = None
+    if _fast is not None:  # one compiled loop (:mod:`minivq._optim_fast`), the same sum
+        try:
+            total_sq = _fast.squared_norm(list(grads.values()))
+        except TypeError:  # mixed dtypes or a non-contiguous gradient: the NumPy passes below
+            pass
+    if total_sq is None:
+        # all the squares in one float64 buffer, one pairwise sum (the same on any number of threads)
+        sq = np.concatenate([g.ravel() for g in grads.values()] or [np.zeros(0)], dtype=np.float64)
+        total_sq = float(np.sum(np.square(sq, out=sq)))
     if not np.isfinite(total_sq):
         for key, g in grads.items():  # name the culprit
             if not np.isfinite(np.sum(np.square(g, dtype=np.float64))):

@@ -7,14 +7,17 @@ As :func:`minivq.layers.conv1d_forward` on the padded batch it would spend
 half its work on padding, so it runs on the captions laid end to end
 (:mod:`minivq.layers.packed`): the same valid units, the same gradients
 (``tests/test_packed.py`` and the encoder's gradient check), about a third
-of the time. Units that the mask marks invalid come out as zeros.
+of the time. Units that the mask marks invalid come out as zeros. The pack
+and the sums of the convolutions' tap blocks run compiled when built
+(:mod:`minivq._packed_fast`; the same bits, ``tests/test_compiled_step.py``).
 
     x (B, T, n_mels) --pack--> xp (L, n_mels) --conv1d, ReLU, mask M1--> h (T1, hidden)
       --conv1d--> Hp (T2, D) --unpack--> H (B, T_out, D), M (B, T_out)
 """
 import numpy as np
 
-from .layers.packed import _pack, _pack_layout, conv1d_long_backward, conv1d_long_forward, unpack_index
+from .layers.packed import (_pack, _pack_layout, conv1d_long_backward, conv1d_long_forward, pack_zeroes_gaps,
+                            unpack_index)
 
 __all__ = ["speech_forward", "speech_backward"]
 
@@ -89,7 +92,7 @@ def speech_forward(P, x, mask, k, s, dtype):
     pad = (k - 1) // 2
     offsets, L, extent = _pack_layout(mask, (k, k), (s, s))
     T1 = _out_length(L, k, s, pad)
-    xp = _padded_buffer(L, x.shape[2], dtype, T1, k, s, pad)
+    xp = _padded_buffer(L, x.shape[2], dtype, T1, k, s, pad, fill=not pack_zeroes_gaps(x, mask, dtype))
     packed_mask = _pack(x, mask, offsets, extent, L, pad, xp)  # cast to dtype as it is written
     M1 = _centre_mask(packed_mask, s, T1)[0]  # (T1,) valid hidden frames
     T2 = _out_length(T1, k, s, pad)

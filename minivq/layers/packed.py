@@ -28,9 +28,26 @@ n_q = ceil(k / s) matrix products on views of the input (3 for the speech
 encoder, k = 9, s = 3); the backward is the same sums transposed:
 dW_q = xv[q : q + T_out]^T dY and dxv[q : q + T_out] += dY W_q^T.
 """
+import os
+
 import numpy as np
 
-__all__ = ["pack_layout", "pack", "unpack_index", "conv1d_long_forward", "conv1d_long_backward"]
+from ..nearest import PUREPYTHON_ENV, _BlasOneThread
+
+_fast = None  # the GEMM that adds to its output, and the pack: compiled, the same bits as the NumPy passes
+if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
+    try:
+        from .. import _packed_fast as _fast
+    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
+        _fast = None
+
+#: Longest inner dimension for which :func:`_matmul_add` lets BLAS add the product to ``out``: up to
+#: there, OpenBLAS sums each product over k in one block, then adds it to ``out``, which is what the
+#: NumPy product and add do. Beyond it, BLAS would add partial sums to ``out`` block by block (other
+#: bits), so the NumPy passes run (OpenBLAS's blocks on x86-64 hold 256 doubles or 320 floats).
+GEMM_ADD_MAX_K = 256
+
+__all__ = ["pack_layout", "pack", "pack_zeroes_gaps", "unpack_index", "conv1d_long_forward", "conv1d_long_backward"]
 
 
 def _tap_groups(W, stride):
@@ -113,8 +130,24 @@ def pack(x, mask, offsets, length, padding, out):
     return _pack(x, mask, offsets, _extents(mask), length, padding, out)
 
 
+def pack_zeroes_gaps(x, mask, dtype):
+    """True when :func:`pack` of x into a C-contiguous buffer of ``dtype`` zeroes the gaps between sequences itself.
+
+    It does when it runs compiled (:func:`minivq._packed_fast.pack_frames`:
+    x of that dtype, frames contiguous); then only the rows outside
+    ``padding : padding + length`` of the buffer need to be zeros beforehand.
+    """
+    return (_fast is not None and x.dtype == dtype and x.ndim == 3 and x.strides[2] == x.itemsize
+            and x.dtype in (np.float32, np.float64) and mask.dtype == bool)
+
+
 def _pack(x, mask, offsets, extent, length, padding, out):
     """:func:`pack` with the extents of :func:`_pack_layout`."""
+    if pack_zeroes_gaps(x, mask, out.dtype) and out.flags.c_contiguous:
+        packed_mask = np.empty((1, length), dtype=bool)
+        _fast.pack_frames(x, mask.view(np.uint8), offsets.astype(np.int64, copy=False),
+                          extent.astype(np.int64, copy=False), padding, out, packed_mask[0].view(np.uint8))
+        return packed_mask
     packed_mask = np.zeros((1, length), dtype=bool)
     valid, dest = packed_mask[0], out[padding:padding + length]
     for b, (o, n) in enumerate(zip(offsets.tolist(), extent.tolist())):
@@ -138,6 +171,55 @@ def _pack_reference(x, mask, offsets, length, padding, out):
 def unpack_index(offsets, total_stride, T_out):
     """(B, T_out) row of the packed output that holds unit t of sequence b."""
     return offsets[:, None] // total_stride + np.arange(T_out)
+
+
+_AGREES = None  # whether SciPy's GEMM adds a product as NumPy's product and add do, on this machine
+
+
+def _gemm_add_agrees():
+    """Once per process (at one BLAS thread): :func:`minivq._packed_fast.gemm_add` against ``out += a @ b``.
+
+    The two BLAS libraries (SciPy's and NumPy's) are both OpenBLAS in the
+    wheels, with the same kernels for a CPU; a build where they are not (or
+    where one splits k into smaller blocks) fails this probe, and
+    :func:`_matmul_add` keeps NumPy's passes there (``tests/test_compiled_step.py``
+    checks more shapes, those of the training step among them).
+    """
+    global _AGREES
+    if _AGREES is None:
+        rng = np.random.default_rng(0)
+        agrees = True
+        for dtype in (np.float32, np.float64):
+            for m, k, n in ((37, GEMM_ADD_MAX_K, 19), (130, 120, 64), (2, 1, 2), (64, 33, 5)):
+                a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+                c = rng.normal(size=(m, n)).astype(dtype)
+                for b_ in (b, np.asfortranarray(b)):  # rows contiguous; columns, as the backward's W_q^T
+                    out, expected = c.copy(), c.copy()
+                    _fast.gemm_add(a, b_, out)
+                    expected += a @ b_
+                    agrees &= np.array_equal(out, expected)
+        _AGREES = bool(agrees)
+    return _AGREES
+
+
+def _matmul_add(a, b, out, tmp=None):
+    """out += a @ b; out C-contiguous, a and b with contiguous rows or columns; tmp: scratch of out's shape.
+
+    One GEMM with beta = 1 (:mod:`minivq._packed_fast`, SciPy's BLAS) when it is
+    compiled, ``a.shape[1] <= GEMM_ADD_MAX_K``, out has two rows and two
+    columns at least (NumPy multiplies by a vector with GEMV, another
+    kernel) and BLAS runs on one thread (as in training), else NumPy's
+    product into tmp and an add: the same bits either way
+    (``tests/test_compiled_step.py``). With more threads NumPy's BLAS
+    does it all: two BLAS libraries' thread pools, each waiting for work on
+    the same cores, made a 2-thread step six times slower.
+    """
+    m, n = out.shape
+    if (_fast is not None and a.shape[1] <= GEMM_ADD_MAX_K and m > 1 and n > 1
+            and out.dtype in (np.float32, np.float64) and _BlasOneThread.holds() and _gemm_add_agrees()):
+        _fast.gemm_add(a, b, out)
+    else:
+        out += np.matmul(a, b, out=tmp)
 
 
 def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
@@ -171,10 +253,8 @@ def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
     n_q = Wq.shape[0]
     xv = xp[:(T_out + n_q - 1) * stride].reshape(T_out + n_q - 1, stride * C_in)  # a view
     y = np.matmul(xv[:T_out], Wq[0], out=out)
-    if n_q > 1:
-        tmp = np.empty_like(y)
-        for q in range(1, n_q):
-            y += np.matmul(xv[q:q + T_out], Wq[q], out=tmp)
+    for q in range(1, n_q):
+        _matmul_add(xv[q:q + T_out], Wq[q], y)
     y += b
     return y, (xv, Wq, k, stride, T_out)
 
@@ -204,8 +284,6 @@ def conv1d_long_backward(dy, cache, need_dx=True):
     dxv = np.empty((T_out + n_q - 1, sC), dtype=dy.dtype)  # dxv[q : q + T_out] += dY W_q^T
     np.matmul(dy, Wq[0].T, out=dxv[:T_out])
     dxv[T_out:] = 0
-    if n_q > 1:
-        tmp = np.empty((T_out, sC), dtype=dy.dtype)
-        for q in range(1, n_q):
-            dxv[q:q + T_out] += np.matmul(dy, Wq[q].T, out=tmp)
+    for q in range(1, n_q):
+        _matmul_add(dy, Wq[q].T, dxv[q:q + T_out])
     return dxv.reshape(-1, sC // stride), dW, db
