@@ -144,7 +144,7 @@ class TwinStep:
         self.opt.step()
         if self.cfg.use_vq and self.cfg.codebook == "ema":
             self._ema(units)
-        return float(total)
+        return total.item()
 
     @torch.no_grad()
     def _ema(self, units):
