@@ -4,11 +4,11 @@ Metadata lives in pyproject.toml; this file only declares the Cython
 extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, and
 the compiled passes that training runs: CM-1 and CM-2, the packed speech
 convolutions' pack and GEMM accumulation, the gradient norm and Adam, the
-EMA codebook's sums) and maps the
-top-level ``data_small/`` folder into the installed package as
-``minivq/data_small`` so that ``pip install .`` ships the data. The ``.pyx``
-sources ship too: notebook 01 reads them from the installed package
-(with ``_pairwise.pxd``, NumPy's summation order, which two of them cimport).
+EMA codebook's sums) and maps the top-level ``data_small/`` folder into the
+installed package as ``minivq/data_small`` so that ``pip install .`` ships
+the data. The ``.pyx`` sources ship too: notebook 01 reads them from the
+installed package (with ``_pairwise.pxd``, NumPy's summation order, which
+two of them cimport).
 
 The build fails loudly: a missing compiler or Cython is an error, never a
 silent fall back to the NumPy path (the test suite also checks

@@ -147,6 +147,8 @@ def adam_update(list params, list grads, floating[::1] m, floating[::1] v, doubl
     at = 0
     for j in range(len(params)):
         n = cnp.PyArray_SIZE(<cnp.ndarray>params[j])
-        _adam(<floating*>cnp.PyArray_DATA(<cnp.ndarray>params[j]), <const floating*>cnp.PyArray_DATA(<cnp.ndarray>grads[j]),
-              &m[at], &v[at], n, b1, c1, b2, c2, bc1, bc2, flr, feps)
+        if n > 0:
+            _adam(<floating*>cnp.PyArray_DATA(<cnp.ndarray>params[j]),
+                  <const floating*>cnp.PyArray_DATA(<cnp.ndarray>grads[j]),
+                  &m[at], &v[at], n, b1, c1, b2, c2, bc1, bc2, flr, feps)
         at += n

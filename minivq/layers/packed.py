@@ -202,14 +202,14 @@ def _gemm_add_agrees():
     return _AGREES
 
 
-def _matmul_add(a, b, out, tmp=None):
-    """out += a @ b; out C-contiguous, a and b with contiguous rows or columns; tmp: scratch of out's shape.
+def _matmul_add(a, b, out):
+    """out += a @ b; out C-contiguous, a and b with contiguous rows or columns.
 
     One GEMM with beta = 1 (:mod:`minivq._packed_fast`, SciPy's BLAS) when it is
     compiled, ``a.shape[1] <= GEMM_ADD_MAX_K``, out has two rows and two
     columns at least (NumPy multiplies by a vector with GEMV, another
     kernel) and BLAS runs on one thread (as in training), else NumPy's
-    product into tmp and an add: the same bits either way
+    product and an add: the same bits either way
     (``tests/test_compiled_step.py``). With more threads NumPy's BLAS
     does it all: two BLAS libraries' thread pools, each waiting for work on
     the same cores, made a 2-thread step six times slower.
@@ -219,7 +219,7 @@ def _matmul_add(a, b, out, tmp=None):
             and out.dtype in (np.float32, np.float64) and _BlasOneThread.holds() and _gemm_add_agrees()):
         _fast.gemm_add(a, b, out)
     else:
-        out += np.matmul(a, b, out=tmp)
+        out += a @ b
 
 
 def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
