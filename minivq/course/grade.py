@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..cli_checks import UsageError
+from ..nearest import PUREPYTHON_ENV
 from .exercises import COURSE
 from .plugin import matches
 from .student import HANDOUT_FILE
@@ -64,6 +65,9 @@ def _run_pytest(directory, patterns, package, say):
     """One pytest process over the graded tests; the plugin's results."""
     files = sorted({p.split("::", 1)[0] for p in patterns if (directory / p.split("::", 1)[0]).is_file()})
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    # the graded tests run the kernels the handout built: with MINIVQ_PUREPYTHON=1 passed on, the teaching
+    # kernel's tests would skip, and its exercise could neither pass nor fail
+    env.pop(PUREPYTHON_ENV, None)
     env["PYTHONPATH"] = os.pathsep.join([str(directory)] + [p for p in [env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryDirectory(prefix="minivq-grade-") as tmp:
         select, out = Path(tmp) / "select.json", Path(tmp) / "results.json"
