@@ -22,7 +22,12 @@ against the NumPy passes):
 - :func:`pack_frames`: the captions' valid frames laid end to end, one
   ``memcpy`` per frame, and the gaps between them zeroed in the same pass
   (NumPy: two slice copies per caption in a Python loop, on a buffer zeroed
-  first).
+  first);
+- :func:`bias_relu_rows`: the first layer's bias, ReLU and frame mask in one
+  pass, the mask kept as floats (NumPy: four passes, and a product with a
+  bool mask that it casts on the fly);
+- :func:`column_sums`: the bias gradients, rows added in order as
+  ``d.sum(axis=0)`` adds them.
 """
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -139,3 +144,85 @@ def pack_frames(const floating[:, :, :] x, const unsigned char[:, :] mask, const
                 memset(&out[padding + o + n, 0], 0, (end - o - n) * row)
         if B > 0 and offsets[0] > 0:  # rows before the first sequence
             memset(&out[padding, 0], 0, offsets[0] * row)
+
+
+cdef extern from *:
+    """
+    /* Two passes over the speech encoder's hidden frames, written so that the compiler vectorizes them
+       (restrict pointers, a mask of floats rather than bytes, no branch on the data). */
+    #define MINIVQ_BIAS_RELU(NAME, T)                                                               \\
+    static void NAME(T* __restrict y, const T* __restrict b, T* __restrict keep,                    \\
+                     const unsigned char* __restrict rows, Py_ssize_t n_rows, Py_ssize_t width) {   \\
+        for (Py_ssize_t i = 0; i < n_rows; i++) {                                                   \\
+            T* yr = y + i * width;                                                                  \\
+            T* kr = keep + i * width;                                                               \\
+            const T on = rows[i] ? (T)1 : (T)0;                                                     \\
+            for (Py_ssize_t j = 0; j < width; j++) {                                                \\
+                const T v = yr[j] + b[j];                                                           \\
+                const T k = v > (T)0 ? on : (T)0;                                                   \\
+                kr[j] = k;                                                                          \\
+                yr[j] = v * k;                                                                      \\
+            }                                                                                       \\
+        }                                                                                           \\
+    }
+    MINIVQ_BIAS_RELU(minivq_bias_relu_f32, float)
+    MINIVQ_BIAS_RELU(minivq_bias_relu_f64, double)
+    #define MINIVQ_COLUMN_SUMS(NAME, T)                                                             \\
+    static void NAME(const T* __restrict d, T* __restrict out, Py_ssize_t n_rows, Py_ssize_t width) { \\
+        for (Py_ssize_t j = 0; j < width; j++) out[j] = (T)0;                                       \\
+        for (Py_ssize_t i = 0; i < n_rows; i++) {                                                   \\
+            const T* dr = d + i * width;                                                            \\
+            for (Py_ssize_t j = 0; j < width; j++) out[j] = out[j] + dr[j];                         \\
+        }                                                                                           \\
+    }
+    MINIVQ_COLUMN_SUMS(minivq_column_sums_f32, float)
+    MINIVQ_COLUMN_SUMS(minivq_column_sums_f64, double)
+    """
+    void minivq_bias_relu_f32(float* y, const float* b, float* keep, const unsigned char* rows, Py_ssize_t n_rows,
+                              Py_ssize_t width) nogil
+    void minivq_bias_relu_f64(double* y, const double* b, double* keep, const unsigned char* rows,
+                              Py_ssize_t n_rows, Py_ssize_t width) nogil
+    void minivq_column_sums_f32(const float* d, float* out, Py_ssize_t n_rows, Py_ssize_t width) nogil
+    void minivq_column_sums_f64(const double* d, double* out, Py_ssize_t n_rows, Py_ssize_t width) nogil
+
+
+def bias_relu_rows(floating[:, ::1] y, const floating[::1] b, const unsigned char[::1] rows, floating[:, ::1] keep):
+    """y <- (y + b) * keep in place, keep = 1 where y + b > 0 on a row marked in ``rows``, else 0 (floats).
+
+    As ``y += b; keep = y > 0; keep[~rows] = False; np.multiply(y, keep, out=y)``
+    with keep as 0.0 and 1.0 in y's dtype: a negative entry becomes -0.0 and
+    NaN stays NaN, as NumPy's product with False gives them. y and keep must
+    not overlap.
+    """
+    cdef Py_ssize_t T = y.shape[0], C = y.shape[1]
+    if b.shape[0] != C or rows.shape[0] != T or keep.shape[0] != T or keep.shape[1] != C:
+        raise ValueError(f"b must be ({C},), rows ({T},) and keep ({T}, {C}), got ({b.shape[0]},), "
+                         f"({rows.shape[0]},) and ({keep.shape[0]}, {keep.shape[1]})")
+    if T * C == 0:
+        return
+    with nogil:
+        if floating is float:
+            minivq_bias_relu_f32(&y[0, 0], &b[0], &keep[0, 0], &rows[0], T, C)
+        else:
+            minivq_bias_relu_f64(&y[0, 0], &b[0], &keep[0, 0], &rows[0], T, C)
+
+
+def column_sums(const floating[:, ::1] d, floating[::1] out):
+    """out <- 0 plus the rows of d added one after the other: ``d.sum(axis=0)`` for two columns or more.
+
+    NumPy adds the rows of a C-contiguous array in order, column by column;
+    a single column it adds pairwise instead (then use NumPy).
+    """
+    cdef Py_ssize_t T = d.shape[0], C = d.shape[1]
+    if out.shape[0] != C:
+        raise ValueError(f"out must be ({C},), got ({out.shape[0]},)")
+    if C == 0:
+        return
+    if T == 0:
+        out[:] = 0
+        return
+    with nogil:
+        if floating is float:
+            minivq_column_sums_f32(&d[0, 0], &out[0], T, C)
+        else:
+            minivq_column_sums_f64(&d[0, 0], &out[0], T, C)

@@ -16,8 +16,8 @@ and the sums of the convolutions' tap blocks run compiled when built
 """
 import numpy as np
 
-from .layers.packed import (_pack, _pack_layout, conv1d_long_backward, conv1d_long_forward, pack_zeroes_gaps,
-                            unpack_index)
+from .layers.packed import (_pack, _pack_layout, bias_relu, conv1d_long_backward, conv1d_long_forward,
+                            pack_zeroes_gaps, unpack_index)
 
 __all__ = ["speech_forward", "speech_backward"]
 
@@ -79,15 +79,16 @@ def speech_forward(P, x, mask, k, s, dtype):
         Valid units: the window centre rule of :func:`minivq.layers.conv1d_output_mask`, twice.
     cache : tuple
         For :func:`speech_backward`.
-    signs : ndarray of bool, (T1, hidden)
+    signs : ndarray, (T1, hidden), of ``dtype``
         The ReLU's signs on the valid hidden frames (its kinks, for gradient
-        checks); False on the frames the mask zeroes.
+        checks): 1 where it passes, 0 where it does not and on the frames the
+        mask zeroes (the backward multiplies by it).
 
     Notes
     -----
     The first convolution writes straight into the second one's padded
-    input, where the ReLU and the hidden mask are applied in place: no
-    pre-activation array, no copy.
+    input, where its bias, the ReLU and the hidden mask are applied in place
+    (:func:`minivq.layers.packed.bias_relu`): no pre-activation array, no copy.
     """
     pad = (k - 1) // 2
     offsets, L, extent = _pack_layout(mask, (k, k), (s, s))
@@ -97,10 +98,9 @@ def speech_forward(P, x, mask, k, s, dtype):
     M1 = _centre_mask(packed_mask, s, T1)[0]  # (T1,) valid hidden frames
     T2 = _out_length(T1, k, s, pad)
     hp = _padded_buffer(T1, P["W1"].shape[2], dtype, T2, k, s, pad, fill=False)  # conv 1 writes the rest
-    h, c1 = conv1d_long_forward(xp, P["W1"], P["b1"], s, T1, out=hp[pad:pad + T1])  # (T1, hidden), in hp
-    keep = h > 0  # where the ReLU passes ...
-    keep[~M1] = False  # ... on the valid frames: the padding between captions stays zero
-    np.multiply(h, keep, out=h)  # ReLU and mask in one pass, in place
+    h, c1 = conv1d_long_forward(xp, P["W1"], None, s, T1, out=hp[pad:pad + T1])  # (T1, hidden), in hp
+    # + b1 and the ReLU on the valid frames, in place: the padding between captions stays zero
+    keep = bias_relu(h, P["b1"], M1)  # 1 where the ReLU passes on a valid frame, else 0
     Hp, c2 = conv1d_long_forward(hp, P["W2"], P["b2"], s, T2)  # (T2, D)
     T_hidden = _out_length(mask.shape[1], k, s, pad)  # of the unpacked batch
     M = _centre_mask(_centre_mask(mask, s, T_hidden), s, _out_length(T_hidden, k, s, pad))  # (B, T_out)

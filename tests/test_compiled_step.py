@@ -5,7 +5,8 @@ must reproduce the committed study and every README number.
 
 - ``minivq/_packed_fast.pyx``: ``gemm_add`` (out += a @ b as one GEMM with
   beta = 1) against ``out += a @ b``; ``pack_frames`` against the NumPy
-  ``_pack``, strided batches and holes included;
+  ``_pack``, strided batches and holes included; the first layer's bias and
+  ReLU, and the bias gradients' column sums;
 - ``minivq/_optim_fast.pyx``: ``squared_norm`` against the float64
   concatenation's ``np.sum``, ``adam_update`` against ``Adam._step``'s NumPy
   passes;
@@ -184,6 +185,35 @@ def test_compiled_pack_refuses_sequences_that_do_not_fit():
         pack_frames(x, mask[:1], np.array([0, 6]), ext, 2, out, valid)
     with pytest.raises(ValueError, match="contiguous"):
         pack_frames(np.zeros((2, 5, 6), np.float32)[:, :, ::2], mask, np.array([0, 6]), ext, 2, out, valid)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_bias_relu_and_column_sums_are_bitwise_numpys(dtype, monkeypatch):
+    """The first layer's bias, ReLU and mask in one pass; the bias gradients' column sums (NaN, inf, -0.0 too)."""
+    rng = np.random.default_rng(6)
+    for trial in range(40):
+        T, C = (int(v) for v in rng.integers(1, (400, 90)))
+        if trial == 0:
+            T, C = 3198, 64  # the easy world's first speech layer
+        y = (rng.normal(size=(T, C)) * 10.0 ** rng.uniform(-3, 3)).astype(dtype)
+        y.ravel()[rng.integers(0, T * C, size=5)] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+        b, rows = rng.normal(size=C).astype(dtype), rng.random(T) < 0.8
+        fast_h, ref_h = y.copy(), y.copy()
+        with np.errstate(invalid="ignore"):
+            fast_keep = packed.bias_relu(fast_h, b, rows)
+            monkeypatch.setattr(packed, "_fast", None)
+            ref_keep = packed.bias_relu(ref_h, b, rows)
+            monkeypatch.undo()
+        assert _same_bits(fast_h, ref_h) and _same_bits(fast_keep, ref_keep), f"trial {trial}: T, C = {T}, {C}"
+        expected = np.where(rows[:, None], y + b > 0, False)
+        assert np.array_equal(fast_keep, expected.astype(dtype))
+        d = (rng.normal(size=(T, C)) * 10.0 ** rng.uniform(-3, 3, size=(T, 1))).astype(dtype)
+        assert _same_bits(packed._column_sums(d), d.sum(axis=0)), f"trial {trial}: T, C = {T}, {C}"
+    with pytest.raises(ValueError, match="b must be"):
+        packed._fast.bias_relu_rows(np.zeros((3, 2)), np.zeros(3), np.ones(3, np.uint8), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="out must be"):
+        packed._fast.column_sums(np.zeros((3, 2)), np.zeros(3))
 
 
 # --- the optimizer ----------------------------------------------------------------------------------------

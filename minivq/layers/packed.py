@@ -47,7 +47,8 @@ if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumP
 #: bits), so the NumPy passes run (OpenBLAS's blocks on x86-64 hold 256 doubles or 320 floats).
 GEMM_ADD_MAX_K = 256
 
-__all__ = ["pack_layout", "pack", "pack_zeroes_gaps", "unpack_index", "conv1d_long_forward", "conv1d_long_backward"]
+__all__ = ["pack_layout", "pack", "pack_zeroes_gaps", "unpack_index", "bias_relu", "conv1d_long_forward",
+           "conv1d_long_backward"]
 
 
 def _tap_groups(W, stride):
@@ -222,6 +223,46 @@ def _matmul_add(a, b, out):
         out += a @ b
 
 
+def bias_relu(h, b, rows):
+    """h <- max(h + b, 0) on the rows marked in ``rows``, 0 on the others, in place; returns the mask.
+
+    Parameters
+    ----------
+    h : ndarray, (T, C), C-contiguous
+    b : ndarray, (C,)
+    rows : ndarray of bool, (T,)
+
+    Returns
+    -------
+    keep : ndarray, (T, C), h's dtype
+        1 where the ReLU passes on a marked row, 0 elsewhere; the backward
+        multiplies by it. As ``h += b; keep = (h > 0) & rows[:, None]; h *= keep``,
+        in one compiled pass when built (:func:`minivq._packed_fast.bias_relu_rows`,
+        the same bits: a negative entry becomes -0.0, NaN stays NaN).
+    """
+    keep = np.empty_like(h)
+    if (_fast is not None and h.dtype in (np.float32, np.float64) and b.dtype == h.dtype and h.flags.c_contiguous
+            and rows.dtype == bool):
+        _fast.bias_relu_rows(h, np.ascontiguousarray(b), np.ascontiguousarray(rows).view(np.uint8), keep)
+        return keep
+    h += b
+    passes = h > 0
+    passes[~rows] = False
+    np.multiply(h, passes, out=h)
+    keep[...] = passes
+    return keep
+
+
+def _column_sums(d):
+    """``d.sum(axis=0)`` of a 2-D array: compiled (the same bits) for two columns or more, C-contiguous."""
+    if (_fast is not None and d.ndim == 2 and d.shape[1] >= 2 and d.flags.c_contiguous
+            and d.dtype in (np.float32, np.float64)):
+        out = np.empty(d.shape[1], dtype=d.dtype)
+        _fast.column_sums(d, out)
+        return out
+    return d.sum(axis=0)
+
+
 def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
     """Convolution over one long, already padded sequence, by tap blocks (no im2col copy).
 
@@ -231,7 +272,7 @@ def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
         The input with ``padding`` zero frames in front and at least
         ``(T_out + n_q - 1) * stride`` frames in all, n_q = ceil(k / stride).
     W : ndarray, (k, C_in, C_out)
-    b : ndarray, (C_out,)
+    b : ndarray, (C_out,), or None: no bias (the caller adds it, e.g. with the ReLU, :func:`bias_relu`)
     stride, T_out : int
     out : ndarray, (T_out, C_out), C-contiguous, or None
         Where to write y (e.g. the rows of the next layer's padded input).
@@ -255,7 +296,8 @@ def conv1d_long_forward(xp, W, b, stride, T_out, out=None):
     y = np.matmul(xv[:T_out], Wq[0], out=out)
     for q in range(1, n_q):
         _matmul_add(xv[q:q + T_out], Wq[q], y)
-    y += b
+    if b is not None:
+        y += b
     return y, (xv, Wq, k, stride, T_out)
 
 
@@ -278,7 +320,7 @@ def conv1d_long_backward(dy, cache, need_dx=True):
     for q in range(n_q):
         np.matmul(xv[q:q + T_out].T, dy, out=dWq[q])  # dW_q = xv[q : q + T_out]^T dY
     dW = dWq.reshape(n_q * stride, sC // stride, C_out)[:k]
-    db = dy.sum(axis=0)
+    db = _column_sums(dy)
     if not need_dx:
         return None, dW, db
     dxv = np.empty((T_out + n_q - 1, sC), dtype=dy.dtype)  # dxv[q : q + T_out] += dY W_q^T
