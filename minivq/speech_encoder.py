@@ -7,9 +7,10 @@ As :func:`minivq.layers.conv1d_forward` on the padded batch it would spend
 half its work on padding, so it runs on the captions laid end to end
 (:mod:`minivq.layers.packed`): the same valid units, the same gradients
 (``tests/test_packed.py`` and the encoder's gradient check), about a third
-of the time. Units that the mask marks invalid come out as zeros. The pack
-and the sums of the convolutions' tap blocks run compiled when built
-(:mod:`minivq._packed_fast`; the same bits, ``tests/test_compiled_step.py``).
+of the time. Units that the mask marks invalid come out as zeros. The pack,
+the sums of the convolutions' tap blocks, the first layer's bias and ReLU,
+and the bias gradients run compiled when built (:mod:`minivq._packed_fast`;
+the same bits, ``tests/test_compiled_step.py``).
 
     x (B, T, n_mels) --pack--> xp (L, n_mels) --conv1d, ReLU, mask M1--> h (T1, hidden)
       --conv1d--> Hp (T2, D) --unpack--> H (B, T_out, D), M (B, T_out)
