@@ -7,7 +7,7 @@ its nearest code: a stable sort of the units by code, a gather, and one
 ``np.add.reduceat`` over the sorted rows, about ten NumPy calls for a few
 thousand additions. :func:`add_rows_by_code` does the same additions in the
 same order, so the sums are the same floats to the bit
-(``tests/test_fast_paths.py`` checks it against the NumPy passes):
+(``tests/test_compiled_step.py`` checks it against the NumPy passes):
 ``np.add.reduceat(rows, starts, axis=0)`` sums a segment column by column as
 its first row plus NumPy's pairwise sum of the others (:mod:`minivq._pairwise`),
 and ``sums[present] += segment`` adds that to the sum already there.
@@ -31,7 +31,8 @@ def add_rows_by_code(floating[:, ::1] sums, const int64_t[::1] k, const floating
     """
     cdef Py_ssize_t K = sums.shape[0], D = sums.shape[1], N = k.shape[0], i, j, c, n, at
     if X.shape[0] != N or X.shape[1] != D:
-        raise ValueError(f"X must be ({N}, {D}) (one row per code, sums' width), got ({X.shape[0]}, {X.shape[1]})")
+        raise ValueError(f"X must be ({N}, {D}) (a row for each code in k, as wide as sums), got "
+                         f"({X.shape[0]}, {X.shape[1]})")
     for i in range(N):
         if k[i] < 0 or k[i] >= K:
             raise ValueError(f"k must hold codes in [0, {K}), got {k[i]} at {i}")

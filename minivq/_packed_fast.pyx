@@ -2,8 +2,8 @@
 # cython: cdivision=True, initializedcheck=False
 """Compiled passes of the packed speech convolutions (:mod:`minivq.layers.packed`), for training.
 
-Two passes that NumPy does in many calls or with a temporary, done here with
-the same results to the bit (``tests/test_fast_paths.py`` checks them
+Passes that NumPy does in many calls or with a temporary, done here with
+the same results to the bit (``tests/test_compiled_step.py`` checks them
 against the NumPy passes):
 
 - :func:`gemm_add`: ``out += a @ b`` in one BLAS call (GEMM with beta = 1).

@@ -14,7 +14,8 @@ cdef inline floating _pairwise(const floating* x, Py_ssize_t n, bint square) noe
 
     As ``numpy/_core/src/umath/loops_utils.h.src`` adds a contiguous run in
     an ``add`` reduction; the callers add it to the run's first value or to 0
-    as NumPy does (``tests/test_fast_paths.py`` checks the bits against NumPy).
+    as NumPy does (``tests/test_fast_paths.py`` and ``tests/test_compiled_step.py``
+    check the bits against NumPy).
     """
     cdef floating r[8]
     cdef floating res, v
