@@ -10,21 +10,16 @@ and a code whose count n_k falls below a threshold is moved onto a random
 unit of the batch. :mod:`minivq.quantizer` re-exports every name here.
 Derivations and plots: notebooks/03_vector_quantization.ipynb.
 """
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import (check_float, check_indices, check_mask, check_number, check_rng, per_modality,
                       valid_units)
-from .nearest import PUREPYTHON_ENV
+from .nearest import compiled_passes
 
-_fast = None  # each code's rows summed by one compiled loop: the same bits as the NumPy passes
-if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
-    try:
-        from . import _ema_fast as _fast
-    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
-        _fast = None
+# each code's rows summed by one compiled loop: the same bits as the NumPy passes
+_fast = compiled_passes("_ema_fast")
 
 __all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
 

@@ -10,22 +10,16 @@ of both modalities and to the codebook.
 Derivations, step by step down to dH and dE:
 notebooks/04_cross_modal_code_matching.ipynb.
 """
-import os
-
 import numpy as np
 
 from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_float, check_mask,
                       check_positive, check_shape, rescaled)
 from .contrastive import _info_nce_backward, _info_nce_forward
 from .layers.unchecked import masked_mean_backward, masked_mean_forward
-from .nearest import PUREPYTHON_ENV
+from .nearest import compiled_passes
 
-_fast = None  # the compiled passes of CM-1 and CM-2, built with the package: the same bits as the NumPy passes
-if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
-    try:
-        from . import _matching_fast as _fast
-    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
-        _fast = None
+# the compiled passes of CM-1 and CM-2, built with the package: the same bits as the NumPy passes
+_fast = compiled_passes("_matching_fast")
 
 __all__ = [
     "code_distribution_forward", "code_distribution_backward",

@@ -27,6 +27,7 @@ All three rank codes by the same score, s_k = ||e_k||^2 - 2 x.e_k, which
 differs from ||x - e_k||^2 only by ||x||^2, a constant of the row; the squared
 distance is reported as max(||x||^2 + min_k s_k, 0).
 """
+import importlib
 import os
 import warnings
 from contextlib import contextmanager
@@ -101,6 +102,20 @@ def _load_fast():
 
 
 _fast, _compiled_error = _load_fast()
+
+
+def compiled_passes(name):
+    """The compiled module ``minivq.<name>`` of a fast path of training, or None: NumPy's passes then.
+
+    None under ``MINIVQ_PUREPYTHON=1`` (NumPy only, as for :func:`nearest_code`) and in a source tree
+    never built (the nearest-code kernel's import warning above already says what to run).
+    """
+    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:
+        return None
 
 #: Which nearest-codeword path :func:`nearest_code` runs: "cython" or "numpy".
 BACKEND = "numpy" if _fast is None else "cython"

@@ -8,20 +8,14 @@ a parameter stays valid. ``tests/test_optim.py`` checks Adam against its
 equations step by step and trains a small MLP built from
 :mod:`minivq.layers`.
 """
-import os
-
 import numpy as np
 
 from ._checks import (MAX_SIZE, check_bool, check_finite, check_float, check_float_dtype, check_int, check_number,
                       describe)
-from .nearest import PUREPYTHON_ENV
+from .nearest import compiled_passes
 
-_fast = None  # the norm and the Adam step as compiled loops: the same bits as the NumPy passes
-if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
-    try:
-        from . import _optim_fast as _fast
-    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
-        _fast = None
+# the norm and the Adam step as compiled loops: the same bits as the NumPy passes
+_fast = compiled_passes("_optim_fast")
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "glorot_uniform", "he_uniform"]
 

@@ -53,18 +53,16 @@ def test_readme_quotes_the_free_position_study():
     readme = (ROOT / "README.md").read_text()
     rows = {int(line.split("|")[1].split()[1][0]): line for line in readme.splitlines() if line.startswith("| free ")}
     assert sorted(rows) == [1, 2, 3], rows
+    longer = json.loads((ROOT / "study" / "free_window_8000_e100" / "study.json").read_text())
     for i, name in enumerate(("claim1_retrieval", "claim2_shared_codes", "claim3_localization"), start=1):
-        r = study["results"]["secondary"][f"image_speech_free_window_{name}"]
         digits = 1 if i == 2 else 3
+        r = study["results"]["secondary"][f"image_speech_free_window_{name}"]
         lo, hi = r["ci95"]
         cell = f"{_signed(r['mean_difference'], digits)} [{_signed(lo, digits)}, {_signed(hi, digits)}]"
         assert cell in rows[i], f"README free claim {i}: expected {cell} in {rows[i]!r}"
         assert f"{r['mean_method']:.{digits}f}" in rows[i] and f"{r['mean_baseline']:.{digits}f}" in rows[i], rows[i]
         assert r["n_positive"] == 3, r  # the README says: positive on every seed
-    longer = json.loads((ROOT / "study" / "free_window_8000_e100" / "study.json").read_text())
-    for i, name in enumerate(("claim1_retrieval", "claim2_shared_codes", "claim3_localization"), start=1):
-        r = longer["results"]["secondary"][f"image_speech_free_window_{name}"]
-        digits = 1 if i == 2 else 3
+        r = longer["results"]["secondary"][f"image_speech_free_window_{name}"]  # the 100-epoch column
         lo, hi = r["ci95"]
         cell = (f"{r['mean_method']:.{digits}f}, {r['mean_baseline']:.{digits}f}, "
                 f"{_signed(r['mean_difference'], digits)} [{_signed(lo, digits)}, {_signed(hi, digits)}]")

@@ -28,18 +28,12 @@ n_q = ceil(k / s) matrix products on views of the input (3 for the speech
 encoder, k = 9, s = 3); the backward is the same sums transposed:
 dW_q = xv[q : q + T_out]^T dY and dxv[q : q + T_out] += dY W_q^T.
 """
-import os
-
 import numpy as np
 
-from ..nearest import PUREPYTHON_ENV, _BlasOneThread
+from ..nearest import _BlasOneThread, compiled_passes
 
-_fast = None  # the GEMM that adds to its output, and the pack: compiled, the same bits as the NumPy passes
-if os.environ.get(PUREPYTHON_ENV, "") in ("", "0"):  # MINIVQ_PUREPYTHON=1: NumPy only, as for nearest_code
-    try:
-        from .. import _packed_fast as _fast
-    except ImportError:  # a source tree never built: minivq.nearest's import warning says what to run
-        _fast = None
+# the packed convolutions' pack, GEMM accumulation, bias-ReLU and bias gradients: the same bits as NumPy's
+_fast = compiled_passes("_packed_fast")
 
 #: Longest inner dimension for which :func:`_matmul_add` lets BLAS add the product to ``out``: up to
 #: there, OpenBLAS sums each product over k in one block, then adds it to ``out``, which is what the
@@ -224,7 +218,7 @@ def _matmul_add(a, b, out):
 
 
 def bias_relu(h, b, rows):
-    """h <- max(h + b, 0) on the rows marked in ``rows``, 0 on the others, in place; returns the mask.
+    """h <- max(h + b, 0) on the rows marked in ``rows``, 0 on the others, in place; returns the mask (ENC).
 
     Parameters
     ----------
