@@ -116,7 +116,6 @@ extensions = [
     Extension("minivq._nearest_teaching", ["minivq/_nearest_teaching.pyx"]),
     Extension("minivq._nearest_fast", ["minivq/_nearest_fast.pyx"]),
     Extension("minivq._matching_fast", ["minivq/_matching_fast.pyx"]),
-    Extension("minivq._packed_fast", ["minivq/_packed_fast.pyx"]),
     Extension("minivq._ema_fast", ["minivq/_ema_fast.pyx"]),
     Extension("minivq._optim_fast", ["minivq/_optim_fast.pyx"], include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),

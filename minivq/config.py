@@ -6,9 +6,9 @@ re-exports both names.
 """
 from dataclasses import asdict, dataclass, field
 
-from ._checks import check_bool, check_int, check_number, describe
+from .checks.arrays import check_bool, check_int, check_number, describe
 
-__all__ = ["MODALITIES", "VARIANTS", "ModelConfig"]
+__all__ = ["MODALITIES", "VARIANTS", "ModelConfig", "input_dim", "param_shapes"]
 
 #: The modalities an encoder exists for (:mod:`minivq.encoders`).
 MODALITIES = ("image", "speech", "text", "a", "b")
@@ -174,3 +174,20 @@ def _check_toy_dims(toy_dims, modalities):
         raise ValueError(f"ModelConfig toy_dims must give the feature size of the toy modalities {missing or ''} "
                          f"(keys 'a', 'b' only), got {toy_dims}")
     return {k: check_int(v, f"ModelConfig toy_dims[{k!r}]", 1, _MAX_SIZE) for k, v in toy_dims.items()}
+
+
+def input_dim(modality, cfg):
+    """Features per input unit of an encoder: patch * patch pixels, n_mels, vocab, or the toy size."""
+    if modality in ("a", "b"):
+        return int(cfg.toy_dims[modality])
+    return {"image": cfg.patch * cfg.patch, "speech": cfg.n_mels, "text": cfg.vocab}[modality]
+
+
+def param_shapes(modality, cfg):
+    """{"W1", "b1", "W2", "b2"} -> shape for one encoder (text has no b1: its first layer is a lookup)."""
+    F, Hd, D = input_dim(modality, cfg), cfg.hidden, cfg.D
+    if modality == "speech":
+        return {"W1": (cfg.speech_kernel, F, Hd), "b1": (Hd,), "W2": (cfg.speech_kernel, Hd, D), "b2": (D,)}
+    if modality == "text":
+        return {"W1": (F, Hd), "W2": (cfg.text_kernel, Hd, D), "b2": (D,)}
+    return {"W1": (F, Hd), "b1": (Hd,), "W2": (Hd, D), "b2": (D,)}

@@ -12,7 +12,7 @@ from . import metrics
 from .encoders import modality_arrays, unit_labels
 from .matching import code_distribution_forward, code_similarity_forward
 from .metrics.claims import localize, set_retrieval_metrics
-from .train import batch_inputs
+from .data.batches import batch_inputs
 from .model import represent
 
 __all__ = ["encode_split", "unit_assignments", "evaluate"]

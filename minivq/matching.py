@@ -15,7 +15,7 @@ import numpy as np
 from ._checks import (check_bool, check_cache, check_codebook, check_eps, check_float, check_mask,
                       check_positive, check_shape, rescaled)
 from .contrastive import _info_nce_backward, _info_nce_forward
-from .layers.unchecked import masked_mean_backward, masked_mean_forward
+from .layers import masked_mean_backward, masked_mean_forward
 from .nearest import compiled_passes
 
 # the compiled passes of CM-1 and CM-2, built with the package: the same bits as the NumPy passes

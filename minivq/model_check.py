@@ -3,27 +3,26 @@ against central finite differences in float64, every parameter at once.
 
 The straight-through estimator (VQ-2) is not the derivative of the piecewise
 constant q = e_k*(h): it is the derivative of h + sg(q - h). So the check
-holds sg(q - h), sg(q) and sg(h) fixed at the base point
-(:func:`freeze_point`), and finite differences of :func:`frozen_loss_forward`
-(the training forward, :func:`minivq.model.loss_forward`, with the quantizer
-of :func:`held_quantizer`) then see exactly the function the STE
-differentiates. The kinks (:func:`decisions`: the ReLU signs and the argmin
-codes of the valid units) must not change at x +/- h
-(:func:`minivq.gradcheck.check_backward` redraws the point otherwise).
-These hooks live here, not in the training forward. Used by
-``tests/test_model.py`` and ``notebooks/05_training_toy.ipynb``.
+holds sg(q), sg(h) fixed at a base point (:func:`freeze_point`), and
+:func:`frozen_loss_forward` (the model's steps, with Q = h + sg(q - h) and the
+VQ losses against the held values) is then exactly the function the
+backward differentiates. Its kinks (:func:`decisions`: the ReLU signs, the
+argmax of the window max-pool and the codes) must not change at x +/- h
+(:func:`minivq.gradcheck.check_backward` redraws the point otherwise). Used
+by ``tests/test_model.py`` and ``notebooks/05_training_toy.ipynb``.
 """
 import numpy as np
 
-from ._checks import check_float, check_int, check_positive, describe
-from ._encoder_checks import check_model_args
+from .checks.arrays import check_float, check_int, check_positive, describe
+from .checks.model import check_model_args
 from .config import ModelConfig
+from .encoders import encoder_forward
 from .gradcheck import check_backward
-from .model import _loss_forward, init_params, loss_backward
-from .quantizer import _quantize_forward
+from .model import init_params, loss_backward, loss_forward, pairs_forward, summary_forward
+from .quantizer import codebook_loss, commitment_loss, quantize_forward
 
-__all__ = ["TINY", "tiny_config", "tiny_inputs", "freeze_point", "held_quantizer", "frozen_loss_forward",
-           "decisions", "check_model_gradients"]
+__all__ = ["TINY", "tiny_config", "tiny_inputs", "freeze_point", "frozen_loss_forward", "decisions",
+           "check_model_gradients"]
 
 #: A configuration small enough to check by finite differences in a second.
 TINY = dict(D=3, K=4, hidden=4, embed_dim=3, patch=2, n_mels=3, vocab=5, speech_kernel=3,
@@ -62,35 +61,13 @@ def tiny_inputs(cfg, rng, B=3):
 
 
 def freeze_point(params, inputs, cfg):
-    """Stop-gradient values sg(q), sg(h) at the current point.
-
-    Returns
-    -------
-    dict or None
-        ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``, None without the discrete path.
-    """
-    cfg, inputs = check_model_args(params, inputs, cfg)
+    """Stop-gradient values sg(q), sg(h) at the current point: ``{m: {"Q": (B, T, D), "H": (B, T, D)}}``,
+    None without the discrete path."""
+    inputs = check_model_args(params, inputs, cfg)
     if not cfg.use_vq:
         return None
-    _, cache = _loss_forward(params, inputs, cfg)
+    _, cache = loss_forward(params, inputs, cfg)
     return {m: {"Q": u["Q"].copy(), "H": u["H"].copy()} for m, u in cache["units"].items()}
-
-
-def held_quantizer(frozen):
-    """A quantizer like :func:`minivq.model.quantize_units` with sg(q), sg(h) held at ``frozen``.
-
-    It still finds the codes at the current point (the kinks), but returns
-    h + (sg(q) - sg(h)) with the base point's constants, so the loss is the
-    smooth function whose gradient the straight-through estimator is.
-    """
-    def quantize(m, H, E):
-        Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
-        for k, a in (("Q", Q_sg), ("H", H_sg)):
-            if a.shape != H.shape:
-                raise ValueError(f"frozen[{m!r}][{k!r}] must have the units' shape {H.shape}, got {a.shape}")
-        _, idx, c_q = _quantize_forward(H, E)
-        return H + (Q_sg - H_sg), idx, c_q, Q_sg, H_sg
-    return quantize
 
 
 def _check_frozen(frozen, cfg):
@@ -110,41 +87,59 @@ def _check_frozen(frozen, cfg):
 
 
 def frozen_loss_forward(params, inputs, cfg, frozen):
-    """:func:`minivq.model.loss_forward` with the stop-gradients held at ``frozen`` (gradient checks).
+    """:func:`minivq.model.loss_forward` with the stop-gradients held at ``frozen`` (from :func:`freeze_point`).
 
-    Parameters
-    ----------
-    params, inputs, cfg
-        As for :func:`minivq.model.loss_forward`.
-    frozen : dict or None
-        From :func:`freeze_point`; None (a config without the discrete path)
-        gives :func:`minivq.model.loss_forward` itself.
-
-    Returns
-    -------
-    loss, cache
-        As :func:`minivq.model.loss_forward`; :func:`minivq.model.loss_backward`
-        takes the cache.
+    The same steps, with Q = h + (sg(q) - sg(h)), the commitment loss against
+    sg(q) and the codebook loss on sg(h) at the codes found now; ``frozen``
+    None (no discrete path) gives loss_forward itself. Returns (loss, cache)
+    for :func:`minivq.model.loss_backward`.
     """
-    cfg, inputs = check_model_args(params, inputs, cfg)
+    inputs = check_model_args(params, inputs, cfg)
     if frozen is None and not cfg.use_vq:
-        return _loss_forward(params, inputs, cfg)
-    return _loss_forward(params, inputs, cfg, quantize=held_quantizer(_check_frozen(frozen, cfg)))
+        return loss_forward(params, inputs, cfg)
+    frozen = _check_frozen(frozen, cfg)
+    parts = {"mms": 0.0, "cmcm": 0.0, "commit": 0.0, "codebook": 0.0}
+    r, units, caches, dE = {}, {}, {}, np.zeros_like(params["E"])
+    for m in cfg.modalities:
+        H, M, c_enc = encoder_forward(m, params, *inputs[m], cfg)
+        Q_sg, H_sg = frozen[m]["Q"], frozen[m]["H"]
+        for k, held in (("Q", Q_sg), ("H", H_sg)):
+            if held.shape != H.shape:
+                raise ValueError(f"frozen[{m!r}][{k!r}] must have the units' shape {H.shape}, got {held.shape}")
+        _, idx, _ = quantize_forward(H, params["E"])
+        Q = H + (Q_sg - H_sg)  # h + sg(q - h): the value q, the gradient of h
+        units[m] = {"H": H, "M": M, "idx": idx, "Q": Q}
+        commit, dH_commit = commitment_loss(H, Q_sg, M, cfg.beta)
+        parts["commit"] += commit
+        if cfg.codebook == "grad":
+            code, dE_m = codebook_loss(H_sg, idx, M, params["E"])
+            parts["codebook"] += code
+            dE += dE_m
+        r[m], c_sum = summary_forward(m, params, H, M, Q, cfg)
+        caches[m] = (c_enc, c_sum, dH_commit)
+    pairs = pairs_forward(r, units, params, cfg, parts)
+    loss = parts["mms"] + cfg.lambda_cmcm * parts["cmcm"] + parts["commit"] + parts["codebook"]
+    return loss, {"parts": parts, "units": units, "r": r, "caches": caches, "pairs": pairs, "dE": dE,
+                  "cfg": cfg, "param_keys": list(params)}
 
 
 def decisions(cache):
-    """The discrete decisions of one forward pass (its kinks, for gradient checks), int64 (n,).
-
-    The ReLU signs of every encoder and, with the discrete path, the code of
-    every valid unit (VQ-1): where a perturbation changes one of them, finite
-    differences are meaningless (:func:`check_model_gradients`).
-    """
+    """The discrete decisions of one forward pass (its kinks), int64 (n,): every boolean or integer
+    array in its caches (the ReLU signs, the window max-pool's argmax, the masks) and the codes."""
     if not isinstance(cache, dict) or not {"cfg", "units", "caches"} <= set(cache):
         raise TypeError(f"cache must be the dict returned by loss_forward, got {describe(cache)}")
-    cfg, units = cache["cfg"], cache["units"]
-    kinks = [cache["caches"][m][0][2].ravel() for m in cfg.modalities]  # the encoders' ReLU signs
-    kinks += [units[m]["idx"][units[m]["M"]] for m in cfg.modalities if cfg.use_vq]  # valid units
-    return np.concatenate(kinks).astype(np.int64)
+    found = []
+
+    def walk(item):
+        if isinstance(item, np.ndarray) and item.dtype.kind in "biu":
+            found.append(item.ravel().astype(np.int64))
+        elif isinstance(item, (tuple, list)):
+            for x in item:
+                walk(x)
+
+    walk([cache["caches"][m][0] for m in cache["cfg"].modalities])
+    walk([u["idx"] for u in cache["units"].values() if "idx" in u])
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def _draw_params(cfg, rng):

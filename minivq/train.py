@@ -4,16 +4,16 @@ One step: :func:`minivq.model.loss_forward`, :func:`minivq.model.loss_backward`,
 global-norm clipping, an Adam step on every weight, then (EMA codebook) one
 EMA step of the codebook from the units of all modalities (VQ-5) and the
 restart of dead codes (VQ-6). The quantized output of a step uses the
-codebook from before that step's update. :func:`fit` checks its data and the
-weights once, before the first step (:func:`check_data`); its steps then call
-the unchecked internals of those functions, so no array is scanned twice.
+codebook from before that step's update. :func:`fit` checks its data once,
+at its entry (:mod:`minivq.checks.train`); the functions its steps call then
+skip their checks.
 
-Seeded and deterministic: one ``np.random.Generator`` drives initialization,
-the shuffling of every epoch and the dead-code restarts, and its state is
-saved in the checkpoint (:mod:`minivq.checkpoint`), so ``fit`` for 2 epochs
-equals ``fit`` for 1, save, load, ``fit`` for 1 more, to the last bit
-(``tests/test_train.py``). A step whose loss or gradient norm is not finite
-stops the run with :class:`~minivq.train_state.TrainingDiverged`.
+Seeded and deterministic on one machine: one ``np.random.Generator`` drives
+initialization, the shuffling of every epoch and the dead-code restarts, and
+its state is saved in the checkpoint, so ``fit`` for 2 epochs equals ``fit``
+for 1, save, load, ``fit`` for 1 more (``tests/test_train.py``). A step whose
+loss or gradient norm is not finite stops the run with
+:class:`~minivq.train_state.TrainingDiverged`.
 """
 import math
 import time
@@ -23,15 +23,17 @@ from threadpoolctl import threadpool_limits
 
 from . import metrics
 from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import checked
+from .checks import train as check
+from .checks.train import check_data
 from .data import TEXT_VOCAB
-from .encoders import modality_arrays
-from ._encoder_checks import check_model_args
-from .model import ModelConfig, _loss_backward, _loss_forward, init_params, represent
+from .data.batches import batch_inputs, modality_arrays
+from .ema import ema_update, restart_dead_codes
+from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
 from .nearest import nearest_threads
-from .optim import Adam, _clip_grad_norm
+from .optim import Adam, clip_grad_norm
 from .progress import Clock, epoch_line
-from .ema import _ema_update, _restart_dead_codes
-from .quantizer import _codebook_usage, ema_init, init_codebook_kmeanspp
+from .quantizer import codebook_usage, ema_init, init_codebook_kmeanspp
 from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
 
 __all__ = ["TrainConfig", "TrainState", "TrainingDiverged", "config_from_data", "batch_inputs", "init_state",
@@ -48,23 +50,6 @@ def config_from_data(data, modalities, **overrides):
         sizes["vocab"] = int(data.get("vocab_size", max(len(TEXT_VOCAB), int(data["text"].max()) + 1)))
     sizes["toy_dims"] = {m: int(data[m].shape[-1]) for m in ("a", "b") if m in data}
     return ModelConfig(modalities=tuple(modalities), **{**sizes, **overrides})
-
-
-def batch_inputs(data, modalities, rows):
-    """Encoder inputs ``{m: (x, mask)}`` of the given rows of a data dict.
-
-    Sequences (speech, text, toy) are cut after the batch's last valid unit:
-    the cut columns are padding, zero like the convolutions' own padding, so
-    the valid units are unchanged and the batch is cheaper.
-    """
-    out = {}
-    for m in modalities:
-        x, mask = modality_arrays(data, m, rows)[:2]
-        if m != "image":
-            T = int(np.max(np.nonzero(mask.any(axis=0))[0], initial=0)) + 1
-            x, mask = x[:, :T], mask[:, :T]
-        out[m] = (x, mask)
-    return out
 
 
 def init_state(model_cfg, train_cfg, data):
@@ -107,111 +92,58 @@ def _loss_and_grads(state, inputs):
     cfg = state.model_cfg
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as divergence below
-            loss, cache = _loss_forward(state.params, inputs, cfg)  # checked by the caller
-            grads = _trainable(_loss_backward(cache), cfg)
+            loss, cache = loss_forward(state.params, inputs, cfg)
+            grads = _trainable(loss_backward(cache), cfg)
     except (ValueError, FloatingPointError) as e:
-        inputs_finite = all(np.isfinite(x).all() for x, _ in inputs.values())
-        if state.step == 0 or not inputs_finite:
+        if state.step == 0 or not all(np.isfinite(x).all() for x, _ in inputs.values()):
             raise
         largest = max(float(np.max(np.abs(p), initial=0.0)) for p in state.params.values())
         raise _diverged(state, None, f"the forward pass overflowed: largest weight {largest:.2g}") from e
     return float(loss), cache, grads
 
 
-def check_data(state, data, name="data"):
-    """Check a whole split once, as :func:`minivq.model.loss_forward` checks a batch.
-
-    The training loop checks its data and the weights here, before the first
-    step, so that its steps need not scan the same arrays again (STYLE.md
-    "Errors": one validation layer at the public boundary).
-
-    Raises
-    ------
-    TypeError, ValueError
-        Naming the array, e.g. ``x of 'speech'`` (NaN, wrong shape or dtype).
-    """
-    rows = np.arange(len(modality_arrays(data, state.model_cfg.modalities[0])[0]))
-    try:
-        check_model_args(state.params, batch_inputs(data, state.model_cfg.modalities, rows), state.model_cfg)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name}: {e}") from None
-
-
+@checked(check.train_step)
 def train_step(state, inputs):
-    """One optimization step on one batch; returns the step's logs.
+    """One optimization step on one batch ``{m: (x, mask)}``; returns the step's logs.
 
-    The batch and the weights are checked first (:func:`minivq.model.loss_forward`'s
-    checks); :func:`fit` checks its data once instead, then runs the steps unchecked.
-
-    Returns
-    -------
-    dict
-        ``loss``, its parts (``mms``, ``cmcm``, ``commit``, ``codebook``),
-        ``grad_norm``, and with the discrete path ``perplexity`` (VQ-7) and
-        ``restarted`` (number of codes restarted, VQ-6).
-
-    Raises
-    ------
-    TrainingDiverged
-        When the loss or the gradient norm is not finite, or the weights
-        overflow; the weights are not updated by the failing step.
+    Returns ``loss``, its parts (``mms``, ``cmcm``, ``commit``, ``codebook``),
+    ``grad_norm``, and with the discrete path ``perplexity`` (VQ-7) and
+    ``restarted`` (codes restarted, VQ-6). Raises :class:`TrainingDiverged`
+    when the loss or the gradient norm is not finite; the failing step does
+    not update the weights.
     """
-    _, inputs = check_model_args(state.params, inputs, state.model_cfg)
-    return _train_step(state, inputs)
-
-
-def _train_step(state, inputs):
-    """:func:`train_step` on checked weights and a batch of checked data."""
     cfg, tc = state.model_cfg, state.train_cfg
     loss, cache, grads = _loss_and_grads(state, inputs)
-    if not math.isfinite(loss):  # one float: cheap, every step
+    if not math.isfinite(loss):
         raise _diverged(state, loss, f"loss = {loss:g}")
-    try:
-        if tc.clip > 0:
-            norm = _clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient (tc.clip checked)
-        else:  # no clipping: still log the global norm
-            norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
-    except ValueError:
-        norm = math.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        # the global norm before clipping; clip = 0: no clipping (the largest float never clips)
+        norm = clip_grad_norm(grads, tc.clip if tc.clip > 0 else float(np.finfo(np.float64).max))
     if not math.isfinite(norm):
         raise _diverged(state, loss, f"loss = {loss:g}, gradient norm = inf or NaN")
-    limit = getattr(state.optimizer, "grad_limit", None)
-    if limit is None or norm <= limit:  # finite, and no |g| above the norm: the optimizer's checks hold
-        state.optimizer._step(grads)
-    else:
-        state.optimizer.step(grads)  # says which gradient is too large
+    state.optimizer.step(grads)
     state.step += 1
     logs = {"loss": loss, **cache["parts"], "grad_norm": float(norm)}
     if cfg.use_vq:
         units = [cache["units"][m] for m in cfg.modalities]
         Hs, idxs, Ms = [u["H"] for u in units], [u["idx"] for u in units], [u["M"] for u in units]
-        codes = np.concatenate([idx[M] for idx, M in zip(idxs, Ms)])  # the valid units' codes
-        logs["perplexity"] = _codebook_usage(codes, cfg.K)["perplexity"]  # (VQ-7)
+        logs["perplexity"] = codebook_usage(idxs, Ms, cfg.K)["perplexity"]  # (VQ-7)
         if cfg.codebook == "ema":
-            ema = _ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
-            X = np.empty((0, cfg.D), dtype=ema.E.dtype)  # the restart reads the units only for a dead code
-            if (ema.n < tc.dead_threshold).any():
-                X = np.concatenate([H[M] for H, M in zip(Hs, Ms)])  # (N, D) the valid units
-            state.ema, restarted = _restart_dead_codes(ema, X, tc.dead_threshold, state.rng)  # (VQ-6)
+            ema = ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
+            state.ema, restarted = restart_dead_codes(ema, Hs, Ms, tc.dead_threshold, state.rng)  # (VQ-6)
             state.params["E"][...] = state.ema.E
             logs["restarted"] = int(len(restarted))
     return logs
 
 
+@checked(check.train_epoch)
 def train_epoch(state, data):
-    """One shuffled pass over ``data`` (checked first); returns the mean of each logged quantity."""
-    check_data(state, data)
-    return _train_epoch(state, data)
-
-
-def _train_epoch(state, data):
-    """:func:`train_epoch` on checked data."""
+    """One shuffled pass over ``data`` in batches of ``train_cfg.batch_size``; the mean of each log."""
     n = len(modality_arrays(data, state.model_cfg.modalities[0])[0])
     B = min(state.train_cfg.batch_size, n)
     perm = state.rng.permutation(n)
-    logs = []
-    for start in range(0, n - B + 1, B):  # the data was checked once, by the caller
-        logs.append(_train_step(state, batch_inputs(data, state.model_cfg.modalities, perm[start:start + B])))
+    logs = [train_step(state, batch_inputs(data, state.model_cfg.modalities, perm[start:start + B]))
+            for start in range(0, n - B + 1, B)]
     return {k: float(np.mean([entry[k] for entry in logs])) for k in logs[0]}
 
 
@@ -223,6 +155,7 @@ def quick_val_r1(params, cfg, data, n):
     return metrics.retrieval_metrics(rep[a]["r"] @ rep[b]["r"].T)["mean_R@1"]
 
 
+@checked(check.fit)
 def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None, clock=None, after_epoch=None):
     """Train from ``state.epoch`` up to ``state.train_cfg.epochs``, one progress line per epoch.
 
@@ -257,17 +190,13 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
     TrainingDiverged
         When the loss or the gradient norm stops being finite.
     """
-    if after_epoch is not None and not callable(after_epoch):
-        raise TypeError(f"after_epoch must be None or a callable taking the state, got {type(after_epoch).__name__}")
     label = label or f"[{state.model_cfg.variant}, seed {state.train_cfg.seed}]"
     clock = clock or Clock(state.train_cfg.epochs - state.epoch)
-    if state.epoch < state.train_cfg.epochs:
-        check_data(state, train_data, "train_data")  # once; the steps run unchecked
     while state.epoch < state.train_cfg.epochs:
         t0 = time.perf_counter()
         threads = state.train_cfg.blas_threads  # BLAS and the nearest-code kernel alike
         with threadpool_limits(limits=threads, user_api="blas"), nearest_threads(threads):
-            logs = _train_epoch(state, train_data)
+            logs = train_epoch(state, train_data)
         state.epoch += 1
         if val_data is not None and state.train_cfg.val_size > 0:
             n_val = len(modality_arrays(val_data, state.model_cfg.modalities[0])[0])

@@ -210,7 +210,7 @@ def test_a_forward_that_overflows_returns_a_non_finite_loss():
 
 def test_the_training_step_checks_its_arrays_once(monkeypatch):
     """loss_forward scans each parameter once at its boundary; no layer inside scans again."""
-    import minivq._checks as checks
+    import minivq.checks.arrays as checks
 
     cfg = tiny_config(("image", "speech"), "full")
     rng = np.random.default_rng(3)
@@ -269,16 +269,6 @@ def test_the_held_forward_checks_frozen_by_name():
     assert frozen_loss_forward(p_s, inputs, summary, None)[0] == loss_forward(p_s, inputs, summary)[0]
     with pytest.raises(TypeError, match=r"frozen must be None for variant 'summary'"):
         frozen_loss_forward(p_s, inputs, summary, frozen)
-
-
-def test_the_moved_hooks_still_answer_with_a_deprecation_warning():
-    import minivq.model as model
-    import minivq.model_check as model_check
-    for name in ("freeze_point", "decisions"):
-        with pytest.warns(DeprecationWarning, match=f"minivq.model_check.{name}"):
-            assert getattr(model, name) is getattr(model_check, name)
-    with pytest.raises(AttributeError):
-        model.no_such_name
 
 
 def test_unit_normalization_is_applied_by_the_model_where_it_is_read():

@@ -162,14 +162,14 @@ def test_an_extreme_learning_rate_stops_saying_the_loss_diverged(clip):
 
 def test_a_non_finite_loss_stops_before_the_weights_change(monkeypatch):
     state, data = make_state(epochs=2)
-    real_forward, calls = minivq.train._loss_forward, []
+    real_forward, calls = minivq.train.loss_forward, []
 
     def forward(params, inputs, cfg):
         loss, cache = real_forward(params, inputs, cfg)
         calls.append(1)
         return (np.float32(np.inf) if len(calls) == 4 else loss), cache
 
-    monkeypatch.setattr(minivq.train, "_loss_forward", forward)
+    monkeypatch.setattr(minivq.train, "loss_forward", forward)
     with pytest.raises(TrainingDiverged, match=r"at epoch 1, step 4 \(loss = inf\); try a smaller learning rate"):
         fit(state, data, log=None)
     assert state.step == 3 and state.optimizer.t == 3, "the failing step must not update the weights"

@@ -29,33 +29,25 @@ pool's backward by finite differences).
 """
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float, check_int, check_mask
+from ..checks import checked
+from ..checks import layers as check
 
 __all__ = ["patch_crops", "crop_grid", "cell_max_forward", "cell_max_backward"]
 
 
+@checked(check.crop_grid)
 def crop_grid(height, width, patch, window, stride):
     """Geometry of :func:`patch_crops` for a cell window: (pad m, crops per column Py, per row Px, pool n, step).
 
     ValueError naming the argument unless window >= patch, window - patch is
     even, and patch and window - patch are multiples of stride.
     """
-    patch = check_int(patch, "patch", 1)
-    window = check_int(window, "window", patch)
-    stride = check_int(stride, "stride", 1, patch)
-    if (window - patch) % 2:
-        raise ValueError(f"window must be patch = {patch} plus an even margin (the same on each side), got {window}")
-    if patch % stride or (window - patch) % stride:
-        raise ValueError(f"stride must divide patch = {patch} and window - patch = {window - patch}, got {stride}")
-    return _crop_grid(height, width, patch, window, stride)
-
-
-def _crop_grid(height, width, patch, window, stride):
     m = (window - patch) // 2
     return m, (height + 2 * m - patch) // stride + 1, (width + 2 * m - patch) // stride + 1, \
         (window - patch) // stride + 1, patch // stride
 
 
+@checked(check.patch_crops)
 def patch_crops(images, patch, window, stride, mask=None):
     """Every patch x patch crop of the images zero-padded by (window - patch) / 2, at a step of ``stride``.
 
@@ -80,19 +72,6 @@ def patch_crops(images, patch, window, stride, mask=None):
         ``crops[b, u, v]`` is ``padded[b, u s : u s + patch, v s : v s + patch]``
         flattened row-major (padded: the image inside a border of m zeros).
     """
-    images = check_float(images, "images", "(B, H, W)", ndim=3)
-    B, H, W = images.shape
-    crop_grid(H, W, patch, window, stride)
-    if H % patch or W % patch or not H or not W:
-        raise ValueError(f"images must have H and W that are positive multiples of patch = {patch}, "
-                         f"got {images.shape}")
-    if mask is not None:
-        mask = check_mask(mask, (B, (H // patch) * (W // patch)), "(B, T)", "mask")
-    return _patch_crops(images, int(patch), int(window), int(stride), mask)
-
-
-def _patch_crops(images, patch, window, stride, mask=None):
-    """:func:`patch_crops` without the checks."""
     B, H, W = images.shape
     m = (window - patch) // 2
     padded = np.zeros((B, H + 2 * m, W + 2 * m), dtype=images.dtype)
@@ -107,6 +86,7 @@ def _patch_crops(images, patch, window, stride, mask=None):
     return views.reshape(views.shape[:3] + (patch * patch,))  # (B, Py, Px, p p): a copy
 
 
+@checked(check.cell_max_forward)
 def cell_max_forward(a, pool, step, rows, cols):
     """Max over each cell's pool of crops: out[b, r, c] = max over u, v of a[b, r step + u, c step + v].
 
@@ -127,18 +107,6 @@ def cell_max_forward(a, pool, step, rows, cols):
         One row per cell in patchify order.
     cache : tuple (argmax (B, rows * cols, C) in [0, pool^2), shape of a, pool, step)
     """
-    a = check_float(a, "a", "(B, Py, Px, C)", ndim=4)
-    pool, step = check_int(pool, "pool", 1), check_int(step, "step", 1)
-    rows, cols = check_int(rows, "rows", 1), check_int(cols, "cols", 1)
-    for name, n, have in (("rows", rows, a.shape[1]), ("cols", cols, a.shape[2])):
-        if (n - 1) * step + pool > have:
-            raise ValueError(f"{name}: {n} cells of pool {pool} at step {step} need {(n - 1) * step + pool} "
-                             f"crops, a has {have} (shape {a.shape})")
-    return _cell_max_forward(a, pool, step, rows, cols)
-
-
-def _cell_max_forward(a, pool, step, rows, cols):
-    """:func:`cell_max_forward` without the checks."""
     B, C = a.shape[0], a.shape[3]
     win = np.lib.stride_tricks.sliding_window_view(a, (pool, pool), axis=(1, 2))[:, ::step, ::step][:, :rows, :cols]
     win = win.reshape(B, rows * cols, C, pool * pool)  # (B, T, C, n^2): a copy
@@ -147,16 +115,9 @@ def _cell_max_forward(a, pool, step, rows, cols):
     return out, (arg, a.shape, pool, step, rows, cols)
 
 
+@checked(check.cell_max_backward)
 def cell_max_backward(dout, cache):
     """Gradient of :func:`cell_max_forward` with respect to a: each dout entry goes to the crop that won."""
-    arg, shape, pool, step, rows, cols = check_cache(cache, (np.ndarray, tuple, int, int, int, int),
-                                                     "cell_max_forward")
-    dout = check_dout(dout, arg.shape)
-    return _cell_max_backward(dout, cache)
-
-
-def _cell_max_backward(dout, cache):
-    """:func:`cell_max_backward` without the checks."""
     arg, shape, pool, step, rows, cols = cache
     B, C = shape[0], shape[3]
     da = np.zeros(shape, dtype=dout.dtype)

@@ -6,7 +6,8 @@ SUM-1 and CM-2). Tested in ``tests/test_layers.py``.
 """
 import numpy as np
 
-from .._checks import check_cache, check_dout, check_float, check_int, check_int_array, check_mask, rescaled
+from ..checks import checked
+from ..checks import layers as check
 
 __all__ = [
     "patchify", "embedding_forward", "embedding_backward",
@@ -14,6 +15,7 @@ __all__ = [
 ]
 
 
+@checked(check.patchify)
 def patchify(images, patch):
     """Cut images into non-overlapping square patches, one row per patch.
 
@@ -37,17 +39,6 @@ def patchify(images, patch):
     (ENC) The image encoder's units; an affine layer on the rows is then the
     patch embedding. No parameters, so no backward.
     """
-    images = check_float(images, "images", "(B, H, W)", ndim=3)
-    patch = check_int(patch, "patch", 1)
-    B, H, W = images.shape
-    if H % patch or W % patch or not H or not W:
-        raise ValueError(f"images must have H and W that are positive multiples of patch = {patch}, "
-                         f"got {images.shape}")
-    return _patchify(images, patch)
-
-
-def _patchify(images, patch):
-    """:func:`patchify` without the checks."""
     B, H, W = images.shape
     rows, cols = H // patch, W // patch
     grid = images.reshape(B, rows, patch, cols, patch).transpose(0, 1, 3, 2, 4)  # (B, r, c, p, p)
@@ -55,6 +46,7 @@ def _patchify(images, patch):
     return patches, np.ones((B, rows * cols), dtype=bool)
 
 
+@checked(check.embedding_forward)
 def embedding_forward(ids, W):
     """Look up one row of W per token id.
 
@@ -72,20 +64,10 @@ def embedding_forward(ids, W):
     -----
     (ENC) out[b, t] = W[ids[b, t]], the product of a one-hot row with W.
     """
-    ids = check_int_array(ids, "ids", "(B, T)")
-    W = check_float(W, "W", "(V, D)", ndim=2)
-    V = W.shape[0]
-    if ids.size and (ids.min() < 0 or ids.max() >= V):
-        bad = ids.min() if ids.min() < 0 else ids.max()
-        raise ValueError(f"ids must lie in [0, V) = [0, {V}) for W of shape {W.shape}, got {bad}")
-    return _embedding_forward(ids, W)
-
-
-def _embedding_forward(ids, W):
-    """:func:`embedding_forward` without the checks."""
     return W[ids], (ids, W.shape, W.dtype)
 
 
+@checked(check.embedding_backward)
 def embedding_backward(dout, cache):
     """dW only (ids are not differentiable): dW[v] = sum of dout over units with id v.
 
@@ -93,12 +75,6 @@ def embedding_backward(dout, cache):
     -----
     A scatter-add (``np.add.at``): a row used twice receives both gradients.
     """
-    ids, W_shape, dtype = check_cache(cache, (np.ndarray, tuple, np.dtype), "embedding_forward")
-    return rescaled(_embedding_backward, check_dout(dout, ids.shape + (W_shape[1],), dtype), cache)
-
-
-def _embedding_backward(dout, cache):
-    """:func:`embedding_backward` without the checks."""
     ids, W_shape, dtype = cache
     V, D = W_shape
     dW = np.zeros(W_shape, dtype=dtype)
@@ -106,6 +82,7 @@ def _embedding_backward(dout, cache):
     return dW
 
 
+@checked(check.masked_mean_forward)
 def masked_mean_forward(H, M):
     """Mean over the valid units of each sample.
 
@@ -126,35 +103,16 @@ def masked_mean_forward(H, M):
     weights w_bt = M_bt / n_b, so padding never reaches the output or the
     gradient.
     """
-    H = check_float(H, "H", "(B, T, D)", ndim=3)
-    B, T, D = H.shape
-    M = check_mask(M, (B, T), "(B, T)")
-    if B == 0:
-        raise ValueError(f"H must hold at least one sample (B >= 1), got shape {H.shape}")
-    counts = M.sum(axis=1)  # (B,)
-    if not counts.all():
-        empty = np.flatnonzero(counts == 0)
-        raise ValueError(f"M must have at least one valid unit per row; rows {empty.tolist()} have none")
-    return _masked_mean_forward(H, M, counts)
-
-
-def _masked_mean_forward(H, M, counts=None):
-    """:func:`masked_mean_forward` without the checks (``counts`` = M.sum(1) when known)."""
     D = H.shape[2]
-    counts = M.sum(axis=1) if counts is None else counts  # (B,)
+    counts = M.sum(axis=1)  # (B,)
     weights = M / counts[:, None].astype(H.dtype)  # (B, T), H's dtype
     out = np.matmul(weights[:, None, :], H)[:, 0]  # (B, D): sum_t w_bt h_bt, one (1, T) @ (T, D) per sample
     return out, (weights, D)
 
 
+@checked(check.masked_mean_backward)
 def masked_mean_backward(dout, cache):
     """dH[b, t] = w_bt dout[b] (zero at padded units)."""
-    weights, D = check_cache(cache, ((np.ndarray, 2), int), "masked_mean_forward")
-    return _masked_mean_backward(check_dout(dout, (weights.shape[0], D), weights.dtype), cache)
-
-
-def _masked_mean_backward(dout, cache):
-    """:func:`masked_mean_backward` without the checks."""
     weights, D = cache
     ### BEGIN SOLUTION masked_mean_backward
     return weights[:, :, None] * dout[:, None, :]  # (B, T, D)

@@ -1,17 +1,15 @@
 """Checks of the encoders' and the model's arguments against a ModelConfig (STYLE.md "Errors").
 
-:func:`minivq.encoders.encoder_forward`, :func:`minivq.model.loss_forward` and
-:func:`minivq.model.represent` validate here, once, at their boundary, with the primitives of
-:mod:`minivq._checks`; the layers they then run are unchecked
-(:mod:`minivq.layers.unchecked`). Names in messages are those the caller
-used, e.g. ``params['speech.W1']`` or ``x of 'speech'``.
+One function per public function of :mod:`minivq.encoders` and :mod:`minivq.model`, of the
+same name (see :func:`minivq.checks.checked`). Names in messages are those the caller used,
+e.g. ``params['speech.W1']`` or ``x of 'speech'``.
 """
 import numpy as np
 
-from ._checks import (check_cache, check_finite, check_float, check_int_array, check_mask, check_real,
-                      check_shape, describe)
-from .config import MODALITIES, ModelConfig
-from .layers.conv import _check_geometry, _conv1d_output_mask
+from ..config import MODALITIES, ModelConfig, param_shapes
+from . import layers as layer_checks
+from .arrays import (check_cache, check_finite, check_float, check_int_array, check_mask, check_number,
+                     check_real, check_rng, check_shape, describe)
 
 #: Shape of each encoder's input x.
 INPUT_SHAPES = {"image": "(B, H, W)", "speech": "(B, T, n_mels)", "text": "(B, T) token ids",
@@ -33,26 +31,6 @@ def check_modality(modality, cfg):
     if modality in ("a", "b") and modality not in cfg.toy_dims:
         raise ValueError(f"cfg.toy_dims must give the feature size of {modality!r}, got {cfg.toy_dims}")
     return modality
-
-
-def param_names(modality):
-    """The names of one encoder's parameters, in order (text has no b1: its first layer is an embedding lookup)."""
-    return ("W1", "W2", "b2") if modality == "text" else ("W1", "b1", "W2", "b2")
-
-
-def param_shapes(modality, cfg):
-    """Shapes of one encoder's parameters, {"W1": ..., "b1": ..., "W2": ..., "b2": ...} (text has no b1)."""
-    from .encoders import _input_dim  # encoders imports this module
-
-    F, Hd, D = _input_dim(modality, cfg), cfg.hidden, cfg.D
-    if modality == "speech":
-        W1, W2 = (cfg.speech_kernel, F, Hd), (cfg.speech_kernel, Hd, D)
-    elif modality == "text":
-        W1, W2 = (F, Hd), (cfg.text_kernel, Hd, D)
-    else:
-        W1, W2 = (F, Hd), (Hd, D)
-    shapes = {"W1": W1, "b1": (Hd,), "W2": W2, "b2": (D,)}
-    return {name: shapes[name] for name in param_names(modality)}
 
 
 def check_params(params, shapes, cfg, name="params"):
@@ -80,6 +58,25 @@ def _as_model_dtype(x, name, dtype):
     return xc
 
 
+def _geometry(T, k, s, T_name, k_name):
+    """T_out of a convolution of kernel k, stride s, padding (k - 1) // 2 over T frames, checked."""
+    layer_checks.conv1d_output_length({T_name: T, k_name: k, "stride": s, "padding": (k - 1) // 2},
+                                      names=(T_name, k_name))
+    return (T + 2 * ((k - 1) // 2) - k) // s + 1
+
+
+def _unit_mask(m, mask, cfg):
+    """Valid units of modality m from its input mask (B, T_in): the speech convolutions shorten it."""
+    if m != "speech":
+        return mask
+    k, s = cfg.speech_kernel, cfg.speech_stride
+    for _ in range(2):
+        T = mask.shape[1]
+        centre = np.arange(_geometry(T, k, s, "T", "k")) * s  # the window centres (padding (k - 1) // 2)
+        mask = np.where(centre < T, mask[:, np.minimum(centre, T - 1)], False)
+    return mask
+
+
 def check_x(modality, x, cfg, name):
     """The encoder input of one modality, converted to cfg.dtype (text: int ids in [0, vocab))."""
     hint = INPUT_SHAPES[modality]
@@ -97,11 +94,11 @@ def check_x(modality, x, cfg, name):
                              f"got {x.shape}")
     elif modality == "speech":
         k, s = cfg.speech_kernel, cfg.speech_stride
-        T1 = _check_geometry(x.shape[1], k, s, (k - 1) // 2, (f"{name}'s T", "cfg.speech_kernel"))
-        _check_geometry(T1, k, s, (k - 1) // 2, (f"{name}'s T after one convolution", "cfg.speech_kernel"))
+        T1 = _geometry(x.shape[1], k, s, f"{name}'s T", "cfg.speech_kernel")
+        _geometry(T1, k, s, f"{name}'s T after one convolution", "cfg.speech_kernel")
     elif modality == "text":
         k = cfg.text_kernel
-        _check_geometry(x.shape[1], k, 1, (k - 1) // 2, (f"{name}'s T", "cfg.text_kernel"))
+        _geometry(x.shape[1], k, 1, f"{name}'s T", "cfg.text_kernel")
     width = {"speech": cfg.n_mels, "a": cfg.toy_dims.get("a"), "b": cfg.toy_dims.get("b")}.get(modality)
     if width is not None and x.shape[2] != width:
         raise ValueError(f"{name} must have {width} features per step (last axis) {hint}, got shape {x.shape}")
@@ -114,27 +111,32 @@ def check_input_mask(modality, x, mask, cfg, name):
     return check_mask(mask, (x.shape[0], T_in), "(B, T_in)", name, none_is_all=True)
 
 
-def check_encoder_args(modality, params, x, mask, cfg, names=("params", "x", "mask")):
-    """Everything :func:`minivq.encoders.encoder_forward` needs, checked: (P, x, mask).
-
-    P maps "W1", "b1", "W2", "b2" to this modality's parameters; x is in
-    cfg.dtype (int ids for text); mask is a bool (B, T_in) array.
-    """
-    check_config(cfg)
-    check_modality(modality, cfg)
-    shapes = {f"{modality}.{k}": v for k, v in param_shapes(modality, cfg).items()}
-    check_params(params, shapes, cfg, names[0])
-    x = check_x(modality, x, cfg, f"{names[1]} of {modality!r}")
-    mask = check_input_mask(modality, x, mask, cfg, f"{names[2]} of {modality!r}")
-    return {key.split(".", 1)[1]: params[key] for key in shapes}, x, mask
+def encoder_forward(a):
+    cfg, m = check_config(a["cfg"]), check_modality(a["modality"], a["cfg"])
+    check_params(a["params"], {f"{m}.{k}": v for k, v in param_shapes(m, cfg).items()}, cfg)
+    a["x"] = check_x(m, a["x"], cfg, f"x of {m!r}")
+    a["mask"] = check_input_mask(m, a["x"], a["mask"], cfg, f"mask of {m!r}")
 
 
-def check_encoder_dout(dH, cache):
-    """dH of :func:`minivq.encoders.encoder_backward`: the units' shape and dtype, finite."""
-    shape, dtype = check_cache(cache, (str, tuple, np.ndarray, None, tuple), "encoder_forward")[4]
-    dH = check_float(dH, "dH", "(B, T, D)", dtype=dtype, like="the units H")
+def encoder_backward(a):
+    shape, dtype = check_cache(a["cache"], (str, tuple, tuple, None), "encoder_forward")[2]
+    dH = a["dH"] = check_float(a["dH"], "dH", "(B, T, D)", dtype=dtype, like="the units H")
     check_shape(dH, "dH", shape, "(B, T, D)")
-    return dH
+
+
+def init_encoder(a):
+    check_modality(a["modality"], check_config(a["cfg"]))
+    a["rng"] = check_rng(a["rng"])
+
+
+def unit_labels(a):
+    check_modality(a["modality"], check_config(a["cfg"]))
+    a["labels"] = check_int_array(a["labels"], "labels", "(B, T_in)", ndim=2)
+
+
+def init_params(a):
+    check_config(a["cfg"])
+    a["rng"] = check_rng(a["rng"])
 
 
 # ------------------------------------------------------------------ the whole model
@@ -148,15 +150,6 @@ def _shapes(cfg, modalities):
     if cfg.use_vq:
         shapes["E"] = (cfg.K, cfg.D)
     return shapes
-
-
-def _unit_mask(m, mask, cfg):
-    """Valid units of modality m from its input mask (B, T_in): the speech convolutions shorten it."""
-    if m != "speech":
-        return mask
-    k, s = cfg.speech_kernel, cfg.speech_stride
-    M1 = _conv1d_output_mask(mask, k, s, (k - 1) // 2)
-    return _conv1d_output_mask(M1, k, s, (k - 1) // 2)
 
 
 def _check_inputs(inputs, cfg, require_all):
@@ -188,8 +181,25 @@ def _check_inputs(inputs, cfg, require_all):
     return checked
 
 
+def loss_forward(a):
+    a["inputs"] = check_model_args(a["params"], a["inputs"], a["cfg"])
+
+
+def represent(a):
+    a["inputs"] = check_model_args(a["params"], a["inputs"], a["cfg"], require_all=False)
+
+
+def loss_backward(a):
+    cache = a["cache"]
+    if not isinstance(cache, dict) or any(k not in cache for k in ("cfg", "r", "pairs", "caches")):
+        raise TypeError(f"cache must be the dict returned by loss_forward, got {describe(cache)}")
+    dloss = a["dloss"] = check_number(a["dloss"], "dloss")
+    if abs(dloss) > float(np.finfo(cache["cfg"].dtype).max):
+        raise ValueError(f"dloss must be within {cache['cfg'].dtype}, got {dloss!r}")
+
+
 def check_model_args(params, inputs, cfg, require_all=True):
-    """The boundary of loss_forward and represent: (cfg, inputs), params and inputs checked."""
+    """params and inputs against cfg; returns the inputs checked (converted to cfg.dtype)."""
     cfg = check_config(cfg)
     inputs = _check_inputs(inputs, cfg, require_all)
     shapes = _shapes(cfg, cfg.modalities if require_all else list(inputs))
@@ -197,4 +207,4 @@ def check_model_args(params, inputs, cfg, require_all=True):
     if require_all and set(params) != set(shapes):
         extra = sorted(set(map(str, params)) - set(shapes))
         raise ValueError(f"params must hold exactly the keys of init_params(cfg); unexpected {extra}")
-    return cfg, inputs
+    return inputs
