@@ -17,11 +17,10 @@ a perturbation x + h or x - h changes them.
 ``tests/test_gradcheck.py`` checks the checker with deliberately wrong
 backward passes.
 """
-import inspect
-
 import numpy as np
 
-from ._checks import check_bool, check_finite, check_int, check_positive, check_real, check_rng, describe
+from .checks import checked
+from .checks import gradcheck as check
 
 __all__ = ["GradientCheckError", "rel_error", "numerical_gradient", "check_backward"]
 
@@ -38,6 +37,7 @@ class _KinkCrossed(Exception):
         self.name, self.index = name, index
 
 
+@checked(check.rel_error, skip_nested=False)
 def rel_error(a, b):
     """Relative error max|a - b| / max(1e-8, max(|a| + |b|)).
 
@@ -56,10 +56,6 @@ def rel_error(a, b):
     gradient entry next to large ones is judged on the scale of the whole
     gradient (METHOD.md section 8).
     """
-    a = check_real(a, "a", "(any shape)").astype(np.float64)
-    b = check_real(b, "b", "(any shape, that of a)").astype(np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: a and b must have the same shape, got {a.shape} and {b.shape}")
     if a.size == 0:
         return 0.0
     scale = max(1e-8, float(np.max(np.abs(a) + np.abs(b))))
@@ -68,32 +64,15 @@ def rel_error(a, b):
 
 def _weighted_sum(out, dout):
     """sum(out * dout) in float64: the scalar whose gradient backward computes."""
-    out = check_real(out, "f(x)", "(an array or a scalar)", finite=False).astype(np.float64)
+    out = np.asarray(out, dtype=np.float64)
     if out.shape != dout.shape:  # broadcasting would silently weigh the wrong entries
         raise ValueError(f"dout must have the shape of f(x) {out.shape}, got {dout.shape}")
     return float(np.sum(out * dout))
 
 
-def _check_step(x, h, name="x"):
-    """h must move every entry of x: x + h != x and x - h != x (else the difference is 0, not a slope)."""
-    h = check_positive(h, "h")
-    with np.errstate(over="ignore"):
-        stuck = (x + x.dtype.type(h) == x) | (x - x.dtype.type(h) == x)
-    if stuck.any():
-        i = tuple(int(j) for j in np.argwhere(stuck)[0])
-        raise ValueError(f"h = {h!r} is below the spacing of the {x.dtype} values of {name} (at {i}: {x[i]!r}): "
-                         "x + h == x there; use a larger h")
-    return h
-
-
 def _central_differences(f, x, dout, h, on_perturbed=None):
     """Numerical gradient of sum(f(x) * dout); ``on_perturbed(index)`` runs at x +/- h."""
-    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"x must be a floating ndarray, got {type(x).__name__} {getattr(x, 'dtype', '')}")
-    if not x.flags.writeable:
-        raise ValueError("x must be writeable: it is perturbed in place (pass x.copy())")
-    h = check_positive(h, "h")
-    dout = check_real(dout, "dout", "(the shape of f(x))").astype(np.float64)
+    dout = np.asarray(dout, dtype=np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         old = x[index]
@@ -112,6 +91,7 @@ def _central_differences(f, x, dout, h, on_perturbed=None):
     return grad.astype(x.dtype, copy=False)
 
 
+@checked(check.numerical_gradient, skip_nested=False)
 def numerical_gradient(f, x, dout, h=1e-5):
     """Central-difference gradient of sum(f(x) * dout) with respect to x.
 
@@ -136,25 +116,8 @@ def numerical_gradient(f, x, dout, h=1e-5):
     d/dx_i sum(f(x) * dout) ~ [g(x + h e_i) - g(x - h e_i)] / (2 h),
     with g(x) = sum(f(x) * dout) accumulated in float64.
     """
-    if not callable(f):
-        raise TypeError(f"f must be a callable f(x) -> array, got {describe(f)}")
-    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-        check_finite(x, "x")
-        _check_step(x, h)
-        _weighted_sum(f(x), check_real(dout, "dout", "(the shape of f(x))"))  # dout fits f(x), even for an empty x
+    _weighted_sum(f(x), dout)  # dout must fit f(x), even for an empty x
     return _central_differences(f, x, dout, h)
-
-
-def _check_signature(forward, values):
-    """inputs must fit forward's positional arguments (when Python can tell its signature)."""
-    try:
-        signature = inspect.signature(forward)
-    except (TypeError, ValueError):  # a builtin without a signature: let forward say it
-        return
-    try:
-        signature.bind(*values.values())
-    except TypeError as err:
-        raise TypeError(f"inputs must hold forward's arguments in order, got {list(values)}: {err}") from None
 
 
 def _is_float_array(value):
@@ -242,6 +205,7 @@ def _failure_message(name, analytic, numeric, err, tol):
     )
 
 
+@checked(check.check_backward, skip_nested=False)
 def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None, h=1e-5,
                    tol=1e-7, max_redraws=20, raise_on_fail=True):
     """Compare a hand-derived backward pass with central finite differences.
@@ -286,32 +250,8 @@ def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None,
     Run it in float64: in float32 no step h gets the numerical gradient
     much below a relative error of 1e-3.
     """
-    for name, fn in (("forward", forward), ("backward", backward)):
-        if not callable(fn):
-            raise TypeError(f"{name} must be a callable, got {describe(fn)}")
-    if kinks is not None and not callable(kinks):
-        raise TypeError(f"kinks must be None or a callable, got {describe(kinks)}")
-    rng = np.random.default_rng() if rng is None else check_rng(rng)
-    max_redraws = check_int(max_redraws, "max_redraws", 0)
-    h, tol = check_positive(h, "h"), check_positive(tol, "tol")
-    raise_on_fail = check_bool(raise_on_fail, "raise_on_fail")
-    if wrt is not None and not isinstance(wrt, str) and not (
-            isinstance(wrt, (list, tuple)) and all(isinstance(n, str) for n in wrt)):
-        raise TypeError(f"wrt must be None, a name or a sequence of names, got {describe(wrt)}")
     values = _draw_inputs(inputs, rng)
-    all_float = [n for n, v in values.items() if _is_float_array(v)]
-    for name in all_float:
-        check_finite(values[name], f"inputs[{name!r}]")
-        _check_step(values[name], h, f"inputs[{name!r}]")
-    wrt = list(all_float if wrt is None else ([wrt] if isinstance(wrt, str) else wrt))
-    if not all_float:
-        raise ValueError(f"inputs must hold at least one floating ndarray to check, got {sorted(values)}")
-    _check_signature(forward, values)
-    if not wrt:
-        raise ValueError(f"wrt must name at least one input to check (or be None), got {wrt!r}")
-    missing = [n for n in wrt if n not in all_float]
-    if missing:
-        raise ValueError(f"wrt names {missing} are not floating ndarray inputs; those are {all_float}")
+    wrt, all_float = check.drawn_inputs(values, forward, wrt, h)
     for _ in range(max_redraws + 1):
         try:
             analytic, numeric = _check_point(forward, backward, values, wrt, all_float, kinks, rng, h)
