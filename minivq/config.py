@@ -178,6 +178,13 @@ def _check_toy_dims(toy_dims, modalities):
 
 def input_dim(modality, cfg):
     """Features per input unit of an encoder: patch * patch pixels, n_mels, vocab, or the toy size."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"cfg must be a ModelConfig, got {describe(cfg)}")
+    cfg.validate()
+    if not isinstance(modality, str) or modality not in MODALITIES or (
+            modality in ("a", "b") and modality not in cfg.toy_dims):
+        raise ValueError(f"modality must be one of {MODALITIES} (a toy one given in cfg.toy_dims), got "
+                         f"{describe(modality)}")
     if modality in ("a", "b"):
         return int(cfg.toy_dims[modality])
     return {"image": cfg.patch * cfg.patch, "speech": cfg.n_mels, "text": cfg.vocab}[modality]

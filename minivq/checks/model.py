@@ -126,7 +126,8 @@ def encoder_backward(a):
 
 def init_encoder(a):
     check_modality(a["modality"], check_config(a["cfg"]))
-    a["rng"] = check_rng(a["rng"])
+    if not isinstance(a["rng"], np.random.Generator):
+        raise TypeError(f"rng must be a np.random.Generator, got {describe(a['rng'])}")
 
 
 def unit_labels(a):
@@ -191,7 +192,7 @@ def represent(a):
 
 def loss_backward(a):
     cache = a["cache"]
-    if not isinstance(cache, dict) or any(k not in cache for k in ("cfg", "r", "pairs", "caches")):
+    if not isinstance(cache, dict) or any(k not in cache for k in ("cfg", "r", "pairs", "dE", "caches", "param_keys")):
         raise TypeError(f"cache must be the dict returned by loss_forward, got {describe(cache)}")
     dloss = a["dloss"] = check_number(a["dloss"], "dloss")
     if abs(dloss) > float(np.finfo(cache["cfg"].dtype).max):
