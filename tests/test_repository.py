@@ -47,10 +47,10 @@ def test_readme_quotes_the_committed_study():
 
 
 def test_readme_quotes_the_free_position_study():
-    """The README's table of the 8000-scene free-position arm is study/free_window_8000's, digit for digit."""
+    """study/README.md's table of the 8000-scene free-position arm is study/free_window_8000's, digit for digit."""
     import json
     study = json.loads((ROOT / "study" / "free_window_8000" / "study.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "study" / "README.md").read_text()
     rows = {int(line.split("|")[1].split()[1][0]): line for line in readme.splitlines() if line.startswith("| free ")}
     assert sorted(rows) == [1, 2, 3], rows
     longer = json.loads((ROOT / "study" / "free_window_8000_e100" / "study.json").read_text())
