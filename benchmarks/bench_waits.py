@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from minivq import demo  # noqa: E402
 from minivq.evaluate import encode_split, evaluate  # noqa: E402
 from minivq.nearest import nearest_threads  # noqa: E402
-from minivq.train import TrainConfig, _train_epoch, check_data, config_from_data, init_state, quick_val_r1  # noqa: E402
+from minivq.train import TrainConfig, config_from_data, init_state, quick_val_r1, train_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,9 +80,8 @@ def main(argv=None):
         cfg = config_from_data(splits["train"], demo.MODALITIES, variant="full", **settings["model"])
         tc = TrainConfig(seed=0, **settings["train"])
         state = init_state(cfg, tc, splits["train"])
-        check_data(state, splits["train"], "train_data")
-        logs = _train_epoch(state, splits["train"])  # warm up (k-means++ seeding, first allocations)
-        t_epoch = _median_time(lambda: _train_epoch(state, splits["train"]), args.repeat)
+        logs = train_epoch(state, splits["train"])  # warm up (k-means++ seeding, first allocations)
+        t_epoch = _median_time(lambda: train_epoch(state, splits["train"]), args.repeat)
         n_val = min(tc.val_size, len(splits["val"]["images"]))
         t_val = _median_time(lambda: quick_val_r1(state.params, cfg, splits["val"], n_val), args.repeat)
         history = [{"epoch": 1, **logs, "val_pairs": n_val,
