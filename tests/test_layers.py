@@ -454,3 +454,17 @@ def test_affine_at_the_edge_of_float32():
     dout = np.array([[big]], np.float32)  # dx = dout W^T = +-1.5 big^2: beyond float32, so inf, not NaN
     dx, dW, db = affine_backward(np.array([[1e-8]], np.float32), cache)
     assert dx[0, 0] == np.float32(1e-8) * W[0, 0] and not np.isnan(affine_backward(dout, cache)[0]).any()
+
+
+def test_conv1d_with_numpy_integer_stride_and_padding_keeps_a_cache_its_backward_accepts():
+    """Issue 22: a NumPy-integer stride made a cache that conv1d_backward refused; the cache holds ints."""
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 7, 3)), rng.standard_normal((3, 3, 4)), rng.standard_normal(4)
+    out, cache = conv1d_forward(x, W, b, stride=np.int64(2), padding=np.int32(1))
+    assert all(type(v) is int for v in cache[3:]), cache[3:]
+    dx, dW, db = conv1d_backward(np.ones_like(out), cache)
+    assert dx.shape == x.shape and dW.shape == W.shape
+    with pytest.raises(ValueError, match="dout must have the forward output's shape"):
+        conv1d_backward(np.ones((2, 1, 4)), cache)
+    with pytest.raises(ValueError, match=r"padding must be an int in \[0, 2\]"):
+        conv1d_forward(x, W, b, padding=3)
