@@ -39,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minivq
-from minivq.cli import load_split
+from minivq.cli.demo import load_split
 from minivq.data.world import PRESETS
 from minivq.layers import conv1d_output_length
 from minivq.layers.packed import pack_layout

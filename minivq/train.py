@@ -22,14 +22,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import metrics
-from .checkpoint import load_checkpoint, save_checkpoint
+from .io.checkpoint import load_checkpoint, save_checkpoint
 from .data import TEXT_VOCAB
 from .encoders import modality_arrays
 from ._encoder_checks import check_model_args
 from .model import ModelConfig, _loss_backward, _loss_forward, init_params, represent
 from .nearest import nearest_threads
 from .optim import Adam, _clip_grad_norm
-from .progress import Clock, epoch_line
+from .cli.progress import Clock, epoch_line
 from .ema import _ema_update, _restart_dead_codes
 from .quantizer import _codebook_usage, ema_init, init_codebook_kmeanspp
 from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
