@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minivq
-from minivq.cli import load_split
+from minivq.cli.demo import load_split
 from minivq.data.batches import batch_inputs
 from minivq.data.world import PRESETS
 from minivq.model import loss_backward, loss_forward

@@ -34,8 +34,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle pools sleep: see ben
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from minivq import demo  # noqa: E402
-from minivq.evaluate import encode_split, evaluate  # noqa: E402
+from minivq.cli import demo  # noqa: E402
+from minivq.metrics.evaluate import encode_split, evaluate  # noqa: E402
 from minivq.nearest import nearest_threads  # noqa: E402
 from minivq.train import TrainConfig, config_from_data, init_state, quick_val_r1, train_epoch  # noqa: E402
 

@@ -20,6 +20,7 @@ __version__ = "0.2.0"
 from .nearest import BACKEND, OPENMP, nearest_code  # noqa: E402
 from .contrastive import mms_loss  # noqa: E402
 from .matching import cmcm_loss  # noqa: E402
+from ._moved import moved_attribute as __getattr__  # noqa: E402  (the module paths 0.3 moved)
 
 __all__ = ["BACKEND", "OPENMP", "about", "nearest_code", "mms_loss", "cmcm_loss", "__version__"]
 

@@ -22,17 +22,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import metrics
-from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import checked
 from .checks import train as check
 from .checks.train import check_data
+from .io.checkpoint import load_checkpoint, save_checkpoint
 from .data import TEXT_VOCAB
 from .data.batches import batch_inputs, modality_arrays
 from .ema import ema_update, restart_dead_codes
 from .model import ModelConfig, init_params, loss_backward, loss_forward, represent
 from .nearest import nearest_threads
+from .cli.progress import Clock, epoch_line
 from .optim import Adam, clip_grad_norm
-from .progress import Clock, epoch_line
 from .quantizer import codebook_usage, ema_init, init_codebook_kmeanspp
 from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
 

@@ -1,4 +1,4 @@
-"""Tests of minivq.checkpoint and minivq.atomic: atomic writes, safe reads, the data record, real kills."""
+"""Tests of minivq.io.checkpoint and minivq.io.atomic: atomic writes, safe reads, the data record, real kills."""
 import os
 import pickle
 import random
@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from minivq.atomic import atomic_write, atomic_write_text, check_writable_folder
-from minivq.checkpoint import (CheckpointError, data_record, load_checkpoint, read_checkpoint_file,
+from minivq.io.atomic import atomic_write, atomic_write_text, check_writable_folder
+from minivq.io.checkpoint import (CheckpointError, data_record, load_checkpoint, read_checkpoint_file,
                                save_checkpoint, write_checkpoint_file)
 
 from test_train import make_state

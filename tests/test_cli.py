@@ -1,4 +1,4 @@
-"""Tests of the ``minivq`` command (minivq.cli, minivq.commands): errors, help, train/resume, evaluate.
+"""Tests of the ``minivq`` command (minivq.cli.parser, minivq.cli.commands): errors, help, train/resume, evaluate.
 
 Each wrong usage is judged as a user sees it: the last line of stderr (one
 line, naming the argument or file, no traceback) and the exit code.
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from minivq.checkpoint import load_checkpoint
+from minivq.io.checkpoint import load_checkpoint
 from minivq.cli import main
 
 QUICK_TOY = ["--quick", "--modalities", "a", "b"]
@@ -136,7 +136,7 @@ WRONG_USAGES = [  # (argv, exit code, regex found in the last stderr line, "mini
 
 @pytest.mark.parametrize("argv, code, pattern", WRONG_USAGES, ids=[" ".join(u[0])[:60] for u in WRONG_USAGES])
 def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, monkeypatch, files, toy_ckpt, argv, code, pattern):
-    monkeypatch.setattr("minivq.cli_checks.available_memory", lambda: 16 * 2 ** 30)  # the same on any machine
+    monkeypatch.setattr("minivq.cli.checks.available_memory", lambda: 16 * 2 ** 30)  # the same on any machine
     argv = [a.format(d=files, ckpt=toy_ckpt) for a in argv]
     got, out, err = cli(capsys, *argv)
     assert got == code, f"exit {got}, expected {code}; stderr: {err}"
@@ -147,7 +147,7 @@ def test_wrong_usage_ends_in_one_line_and_an_exit_code(capsys, monkeypatch, file
 
 def test_no_parser_takes_an_abbreviated_option(capsys, tmp_path):
     """`--seed 3` is not `--seeds 3`: every parser, the study's and the course's included, says so itself."""
-    from minivq.cli import build_parser
+    from minivq.cli.parser import build_parser
 
     def parsers(parser, name="minivq"):
         yield name, parser
@@ -170,7 +170,7 @@ def test_no_parser_takes_an_abbreviated_option(capsys, tmp_path):
 
 
 def test_memory_check_refuses_only_what_cannot_fit():
-    from minivq.cli_checks import BYTES_PER_PAIR, BYTES_PER_SIMILARITY, UsageError, check_memory
+    from minivq.cli.checks import BYTES_PER_PAIR, BYTES_PER_SIMILARITY, UsageError, check_memory
     need = 20000 * BYTES_PER_PAIR + 20000 ** 2 * BYTES_PER_SIMILARITY
     check_memory("--n 20000", 20000, square=True, available=need)  # fits exactly: no error
     with pytest.raises(UsageError, match=r"10.8 GiB is available; expected at most about 20000$"):
@@ -307,7 +307,7 @@ def test_an_overwrite_interrupted_before_its_first_epoch_keeps_the_old_checkpoin
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("minivq.commands.fit", interrupted)
+    monkeypatch.setattr("minivq.cli.commands.fit", interrupted)
     code, _, err = cli(capsys, "train", *QUICK_TOY, "--overwrite", "--checkpoint", ckpt)
     assert code == 130 and last_line(err) == (f"minivq train: error: interrupted; no checkpoint was written; {ckpt} "
                                               "still holds the earlier run (--overwrite replaces it after epoch 1)")
@@ -366,13 +366,13 @@ def test_a_closed_stdout_stops_quietly(tmp_path):
 
 def test_an_unwritten_course_exercise_is_one_line(capsys, monkeypatch):
     """In a student copy a command stops at an exercise stub: one line that names it, exit 1."""
-    import minivq.commands as commands
+    import minivq.cli.commands as commands
 
     def stub(args):
         raise NotImplementedError("exercise ema_update: write the EMA step of the codebook (VQ-5)")
 
     monkeypatch.setattr(commands, "demo_cmd", stub)
-    monkeypatch.setattr("minivq.cli.demo_cmd", stub)
+    monkeypatch.setattr("minivq.cli.parser.demo_cmd", stub)
     code, out, err = cli(capsys, "demo", "--quick")
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert err.strip() == ("minivq demo: error: exercise ema_update: write the EMA step of the codebook (VQ-5) "

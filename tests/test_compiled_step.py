@@ -313,7 +313,7 @@ def test_compiled_rows_by_code_are_bitwise_the_reduceat(dtype, monkeypatch):
 @needs_compiled
 def test_training_with_the_compiled_passes_is_bitwise_training_without(monkeypatch):
     """Forty steps of the full method on the demo's world: the same parameters, moments, EMA state and logs."""
-    from minivq.cli import load_split
+    from minivq.cli.demo import load_split
     from minivq.train import TrainConfig, _train_step, batch_inputs, check_data, config_from_data, init_state
 
     data = load_split(("image", "speech"), "train", 96, world="hard_on_grid")

@@ -17,7 +17,7 @@ import pytest
 
 import minivq.course.grade as grade_module
 from minivq.cli import main
-from minivq.cli_checks import UsageError
+from minivq.cli.checks import UsageError
 from minivq.course.cli import add_parser, format_list, format_markdown, run
 from minivq.course.exercises import COURSE, Course, Exercise
 from minivq.course.grade import format_report, grade, write_report

@@ -1,4 +1,4 @@
-"""Tests of ``minivq demo`` (minivq.demo): rows as they come, outputs for people and programs, Ctrl-C."""
+"""Tests of ``minivq demo`` (minivq.cli.demo): rows as they come, outputs for people and programs, Ctrl-C."""
 import io
 import json
 import re
@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from minivq import __version__, figures
+from minivq import __version__
 from minivq.cli import main
-from minivq.demo import FIGURES
+from minivq.cli.demo import FIGURES
+from minivq.report import figures
 
 
 def strict_json(path):

@@ -1,8 +1,8 @@
-"""Tests of minivq.evaluate: per-unit code assignments (CM-1), chunked encoding, the report dict."""
+"""Tests of minivq.metrics.evaluate: per-unit code assignments (CM-1), chunked encoding, the report dict."""
 import numpy as np
 import pytest
 
-from minivq.evaluate import encode_split, evaluate, unit_assignments
+from minivq.metrics.evaluate import encode_split, evaluate, unit_assignments
 from minivq.model import init_params
 from minivq.train import config_from_data
 
@@ -56,7 +56,7 @@ def test_evaluate_keys_by_variant():
 def test_scenes_get_set_level_retrieval_and_the_chance_of_the_task_as_posed():
     """Per content, a candidate naming the same digits counts (so recall can only rise); the LOC
     chance among digit units is above the chance among all units (blank cells are easy to skip)."""
-    from minivq.demo import load_split
+    from minivq.cli.demo import load_split
     from minivq.metrics.claims import set_retrieval_metrics
     data = load_split(("image", "speech"), "val", 40, world="hard_on_grid")
     cfg = config_from_data(data, ("image", "speech"), variant="full", D=8, K=8, hidden=8, embed_dim=8)

@@ -1,4 +1,4 @@
-"""Tests of minivq.figures: figures are returned, saved only on request, never pile up, tell the truth.
+"""Tests of minivq.report.figures: figures are returned, saved only on request, never pile up, tell the truth.
 
 The inputs come from the real pipeline (digit scenes, an untrained model,
 ``encode_split`` and ``evaluate``), so the figures are drawn from the
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from minivq import figures
 from minivq.data import digit_scenes
-from minivq.evaluate import encode_split, evaluate
+from minivq.metrics.evaluate import encode_split, evaluate
 from minivq.model import init_params
+from minivq.report import figures
 from minivq.train import config_from_data
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
-"""minivq.parallel: worker processes for independent runs (the demo's --jobs)."""
+"""minivq.cli.parallel: worker processes for independent runs (the demo's --jobs)."""
 import pytest
 
-from minivq.parallel import JobRunner, SharedClock, default_workers
+from minivq.cli.parallel import JobRunner, SharedClock, default_workers
 
 
 def _square(x):

@@ -1,7 +1,7 @@
-"""Tests of minivq.progress: durations, the ETA clock, the epoch line."""
+"""Tests of minivq.cli.progress: durations, the ETA clock, the epoch line."""
 import pytest
 
-from minivq.progress import Clock, format_duration
+from minivq.cli.progress import Clock, format_duration
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (44.6, "45s"), (60, "1m00s"), (185, "3m05s"),
@@ -29,7 +29,7 @@ def test_say_writes_each_line_whole(monkeypatch):
     import io
     import sys
 
-    from minivq.progress import say
+    from minivq.cli.progress import say
 
     class Recorder(io.StringIO):
         def __init__(self):

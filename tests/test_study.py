@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from minivq import study, study_report
+from minivq import study
+from minivq.study import report as study_report
 
 
 def parse(*argv):
-    from minivq.cli import build_parser
+    from minivq.cli.parser import build_parser
     args = build_parser().parse_args(["study", *argv])
     args.argv = ["study", *argv]
     return args
@@ -173,7 +174,7 @@ def test_help_shows_defaults_and_an_example(capsys):
 
 def test_training_epoch_by_epoch_equals_one_fit_call():
     from minivq.data.world import world_scenes
-    from minivq.study_runs import _train_with_curve
+    from minivq.study.runs import _train_with_curve
     from minivq.train import TrainConfig, config_from_data, fit, init_state
     train, val = world_scenes("train", 48, 0, world="hard_on_grid"), world_scenes("val", 16, 0, world="hard_on_grid")
     cfg = config_from_data(train, ("image", "speech"), variant="full", D=8, K=8, hidden=16, embed_dim=16)
@@ -191,7 +192,7 @@ def test_training_epoch_by_epoch_equals_one_fit_call():
 
 
 def test_scenes_shared_through_the_cache_folder_are_the_same_bits(tmp_path, monkeypatch):
-    from minivq import study_runs
+    from minivq.study import runs as study_runs
     from minivq.data.world import world_scenes
     made = world_scenes("test", 12, 5, world="hard_on_grid")
     monkeypatch.setattr(study_runs, "_CACHE", {})
@@ -208,7 +209,7 @@ def test_scenes_shared_through_the_cache_folder_are_the_same_bits(tmp_path, monk
 
 
 def test_a_set_that_cannot_be_saved_is_used_from_memory(tmp_path, monkeypatch):
-    from minivq import study_runs
+    from minivq.study import runs as study_runs
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -321,7 +322,7 @@ def test_figures_wrap_at_three_panels_a_row(n, rows, cols):
 def test_sizes_are_checked_before_anything_runs(tmp_path, monkeypatch):
     """A training size the generator cannot make, or this memory cannot hold, fails at once naming its option
     (it failed after the tuning runs, with the generator's message)."""
-    from minivq import cli_checks
+    from minivq.cli import checks as cli_checks
     from minivq.data.bank import MAX_SCENES
     with pytest.raises(ValueError, match=f"--train-sizes: expected at most {MAX_SCENES} training scenes, got 100000000"):
         study.run(parse("--quick", "--train-sizes", "100000000", "--out", str(tmp_path / "new")))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minivq.train
-from minivq.progress import Clock
+from minivq.cli.progress import Clock
 from minivq.train import (TrainConfig, TrainingDiverged, config_from_data, fit, init_state, load_checkpoint,
                           save_checkpoint, train_step, batch_inputs)
 

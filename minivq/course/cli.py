@@ -1,7 +1,7 @@
 """``minivq course``: the student copy, grading, and the list of exercises.
 
-``minivq/cli.py`` registers it with ``add_parser(subparsers, parents=[debug],
-formatter_class=...)``; every action runs through :func:`run`, and errors
+``minivq/cli/parser.py`` registers it with ``add_parser(subparsers,
+parents=[debug], formatter_class=...)``; every action runs through :func:`run`, and errors
 reach ``minivq.cli.main`` as ``UsageError`` (a wrong command line: exit 2)
 or ``ValueError``/``OSError`` (exit 1), printed as one line.
 """
@@ -10,7 +10,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from ..cli_checks import UsageError, check_json_file
+from ..cli.checks import UsageError, check_json_file
 from .exercises import COURSE
 from .grade import format_report, grade, write_report
 from .markers import MarkerError

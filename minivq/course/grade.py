@@ -22,8 +22,8 @@ import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..cli_checks import UsageError
+from ..cli.checks import UsageError
+from ..io.atomic import atomic_write_text
 from ..nearest import PUREPYTHON_ENV
 from .exercises import COURSE
 from .plugin import matches

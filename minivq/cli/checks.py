@@ -14,9 +14,9 @@ import math
 import os
 from pathlib import Path
 
-from .atomic import check_writable_folder
-from .config import ModelConfig
-from .data.digits import DIGIT_SIZE
+from ..config import ModelConfig
+from ..data.digits import DIGIT_SIZE
+from ..io.atomic import check_writable_folder
 
 __all__ = ["UsageError", "positive_int", "non_negative_int", "finite_float", "positive_float", "json_object",
            "check_modalities", "check_model_overrides", "check_output_file", "check_output_folder",

@@ -15,7 +15,7 @@ import signal
 import time
 from multiprocessing import get_context
 
-from ._checks import check_int
+from ..checks.arrays import check_int
 
 __all__ = ["default_workers", "SharedClock", "JobRunner"]
 
@@ -33,7 +33,7 @@ def default_workers(n_jobs):
 class SharedClock:
     """Time left for ``total`` epochs counted across processes, from the wall time since the start.
 
-    The same interface as :class:`minivq.progress.Clock` (``tick``, ``eta``);
+    The same interface as :class:`minivq.cli.progress.Clock` (``tick``, ``eta``);
     the count lives in shared memory, so a worker's ETA covers the epochs of
     the other workers too.
     """

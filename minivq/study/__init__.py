@@ -1,10 +1,10 @@
 """``minivq study``: the paper's three claims, each against its strongest baseline, over N seeds.
 
-Two phases, each a list of independent runs (:func:`minivq.study_runs.run_job`)
+Two phases, each a list of independent runs (:func:`minivq.study.runs.run_job`)
 spread over worker processes: tuning on val (every variant, the same grid),
 then the seed runs scored on test. The protocol and the primary endpoints
 are written to study.md before the first run; study.json, study.md and the
-figures are rewritten when the runs are done (:mod:`minivq.study_report`).
+figures are rewritten when the runs are done (:mod:`minivq.study.report`).
 Every run is a pure function of its settings and seed, so the numbers do
 not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
 and checks them against the study.json already written.
@@ -24,18 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import study_report as rep
-from .atomic import atomic_write_text, check_writable_folder
-from .cli_checks import check_memory
-from .config import ModelConfig
-from .data import speaker_names
-from .data.bank import MAX_SCENES
-from .data.world import WRITER_NOTE, split_voices, world_settings
-from .parallel import JobRunner
-from .progress import format_duration, say
-from .report import jsonable
-from .study_analysis import VARIANTS, analyse, lr_grid, tune_choices, tuned_arms
-from .study_runs import run_job
+from ..cli.checks import check_memory
+from ..cli.parallel import JobRunner
+from ..cli.progress import format_duration, say
+from ..config import ModelConfig
+from ..data import speaker_names
+from ..data.bank import MAX_SCENES
+from ..data.world import WRITER_NOTE, split_voices, world_settings
+from ..io.atomic import atomic_write_text, check_writable_folder
+from ..report import jsonable
+from . import report as rep
+from .analysis import VARIANTS, analyse, tune_choices, tuned_arms
+from .report import lr_grid
+from .runs import run_job
 
 __all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "epoch_grid", "tune_choices"]
 
@@ -177,7 +178,7 @@ def epoch_grid(epochs):
 
 
 def make_jobs(s, arm, variant, seed, lr, split, epochs=None, score_epochs=()):
-    """The job dict of one run (see :mod:`minivq.study_runs`); epochs default: the budget."""
+    """The job dict of one run (see :mod:`minivq.study.runs`); epochs default: the budget."""
     a = s["arms"][arm]
     return {"arm": arm, "variant": variant, "seed": seed, "data_seed": seed, "lr": lr, "split": split,
             "modalities": tuple(a["modalities"]), "world": a.get("world", s["world"]), "n_train": a["n_train"],
@@ -219,7 +220,7 @@ def _alive(pid):
 
 @contextmanager
 def scenes_folder():
-    """A temporary folder for the scenes the workers share (:func:`minivq.study_runs.load`), always removed.
+    """A temporary folder for the scenes the workers share (:func:`minivq.study.runs.load`), always removed.
 
     Removed when the block ends, on an error, on Ctrl-C and on SIGTERM (turned into SystemExit while
     the block runs). A study killed outright (SIGKILL) cannot remove it: the next study removes the
@@ -244,7 +245,7 @@ def scenes_folder():
 
 
 def run_jobs(jobs, n_workers, phase, eta_after=0.0):
-    """Run every job in ``n_workers`` processes (:class:`minivq.parallel.JobRunner`); records in job order.
+    """Run every job in ``n_workers`` processes (:class:`minivq.cli.parallel.JobRunner`); records in job order.
 
     One progress line per finished run, with the ETA of this phase plus ``eta_after`` (cost units of
     the phases still to come, see :func:`_cost`).
@@ -268,7 +269,7 @@ def run_jobs(jobs, n_workers, phase, eta_after=0.0):
 def seed_jobs(s, choices, seeds):
     """The test runs: every arm, variant and seed (secondary arms: the first extra_seeds).
 
-    An arm tuned on its own (:func:`minivq.study_analysis.tuned_arms`) uses its own choices; the other
+    An arm tuned on its own (:func:`minivq.study.analysis.tuned_arms`) uses its own choices; the other
     secondary arms reuse those of the image-speech arm.
     """
     jobs, own = [], tuned_arms(s)
@@ -337,7 +338,7 @@ def run(args):
     problem = check_writable_folder(out, create=True)
     if problem:
         raise ValueError(f"--out: {problem}")
-    from . import __version__
+    from .. import __version__
     _check_not_another_study(out, s)
     payload = {"minivq_version": __version__, "command": " ".join(["minivq"] + list(getattr(args, "argv", ["study"]))),
                "n_seeds": args.seeds, "jobs": args.jobs, "settings": s, "protocol": rep.protocol(s, args.seeds),

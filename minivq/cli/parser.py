@@ -3,7 +3,7 @@
 ``minivq demo`` trains the paper's ablation on the shipped spoken-digit
 scenes and writes a report; ``minivq train`` trains one variant with a
 checkpoint per epoch; ``minivq evaluate`` scores a checkpoint. What each does
-is in :mod:`minivq.commands` and :mod:`minivq.demo`.
+is in :mod:`minivq.cli.commands` and :mod:`minivq.cli.demo`.
 
 Every error a user can cause ends in one line on stderr,
 ``minivq <command>: error: <what, naming the argument or file>``, and a
@@ -15,12 +15,12 @@ import os
 import sys
 import textwrap
 
-from .cli_checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
+from .checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
-from .course.cli import add_parser as _add_course
-from .study import add_parser as _add_study
+from ..course.cli import add_parser as _add_course
+from ..model import VARIANTS
+from ..study import add_parser as _add_study
 from .demo import DEMO, QUICK, Interrupted, load_split
-from .model import VARIANTS
 
 __all__ = ["main", "build_parser", "load_split", "DEMO", "QUICK"]
 

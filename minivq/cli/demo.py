@@ -13,14 +13,15 @@ from dataclasses import asdict
 
 from threadpoolctl import threadpool_limits
 
-from . import figures, metrics, report
-from .data import toy_pairs
-from .data.world import world_scenes
-from .evaluate import encode_split, evaluate
-from .nearest import nearest_threads
+from .. import metrics, report
+from ..data import toy_pairs
+from ..data.world import world_scenes
+from ..metrics.evaluate import encode_split, evaluate
+from ..nearest import nearest_threads
+from ..report import figures
+from ..train import TrainConfig, config_from_data, fit, init_state
 from .parallel import JobRunner, SharedClock, default_workers
 from .progress import Clock, format_duration, say
-from .train import TrainConfig, config_from_data, fit, init_state
 
 __all__ = ["DEMO", "QUICK", "FIGURES", "Interrupted", "load_split", "demo_settings", "run_demo"]
 
@@ -144,7 +145,7 @@ def _draw_figures(out, runs, test):
 
 def _payload(args, settings, runs, splits, wall_seconds):
     """Everything metrics.json holds (the writer makes it strict JSON)."""
-    from . import __version__
+    from .. import __version__
     shown_run = _shown_run(runs)
     train = {k: v for k, v in asdict(shown_run["train_cfg"]).items() if k != "seed"}
     loc = shown_run["eval"].get("localization", {})

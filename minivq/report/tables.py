@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from ..io.atomic import atomic_write_text
 
 __all__ = ["table_row", "column_title", "ablation_table", "format_chance", "snake_key", "jsonable",
            "write_metrics", "write_report"]
@@ -31,7 +31,7 @@ _COUNTS = ("agree", "distinct_top_codes", "ppl")  # shown with one decimal (or n
 
 
 def table_row(ev):
-    """The table's numbers for one evaluation (:func:`minivq.evaluate.evaluate`).
+    """The table's numbers for one evaluation (:func:`minivq.metrics.evaluate.evaluate`).
 
     Returns
     -------

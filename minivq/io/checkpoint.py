@@ -3,7 +3,7 @@
 :func:`save_checkpoint` and :func:`load_checkpoint` map a state to the file
 and back (:mod:`minivq.train` re-exports both). The file layer below them:
 :func:`write_checkpoint_file` writes atomically
-(:func:`minivq.atomic.atomic_write`), so a kill at any moment leaves the
+(:func:`minivq.io.atomic.atomic_write`), so a kill at any moment leaves the
 previous checkpoint or the new one; :func:`read_checkpoint_file` reads with
 ``allow_pickle=False`` and turns every way a file can fail to be a
 checkpoint (missing, a folder, empty, not a zip, truncated, no ``meta``,
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model import ModelConfig
+from ..optim import Adam
+from ..quantizer import EMAState
+from ..train_state import TrainConfig, TrainState, trainable_params
 from .atomic import atomic_write
-from .model import ModelConfig
-from .optim import Adam
-from .quantizer import EMAState
-from .train_state import TrainConfig, TrainState, trainable_params
 
 __all__ = ["CheckpointError", "META_KEYS", "data_record", "write_checkpoint_file", "read_checkpoint_file",
            "save_checkpoint", "load_checkpoint"]
@@ -58,11 +58,11 @@ def data_record(modalities, n_train, n_val, seed=0, patch=8, world="easy"):
     n_train, n_val : int
         Pairs of the train and validation splits.
     seed : int
-        The data seed (splits are drawn from it, see :func:`minivq.demo.load_split`).
+        The data seed (splits are drawn from it, see :func:`minivq.cli.demo.load_split`).
     patch : int
         Image patch size of the scenes.
     world : str
-        The scenes' preset (:func:`minivq.demo.load_split`); a checkpoint of
+        The scenes' preset (:func:`minivq.cli.demo.load_split`); a checkpoint of
         minivq 0.2.0 without it was trained on the easy world.
 
     Returns
@@ -153,10 +153,10 @@ def read_checkpoint_file(path):
 def save_checkpoint(path, state):
     """Write params, optimizer and EMA state, RNG state, configs and the data record to one .npz.
 
-    The write is atomic (:func:`minivq.checkpoint.write_checkpoint_file`):
+    The write is atomic (:func:`minivq.io.checkpoint.write_checkpoint_file`):
     a kill at any moment leaves the previous file or the new one.
     """
-    from . import __version__  # the package imports its modules first
+    from .. import __version__  # the package imports its modules first
     arrays = {f"param/{k}": v for k, v in state.params.items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in state.optimizer.state_dict().items()})
     if state.ema is not None:
@@ -182,7 +182,7 @@ def load_checkpoint(path, epochs=None):
 
     Raises
     ------
-    minivq.checkpoint.CheckpointError
+    minivq.io.checkpoint.CheckpointError
         Naming the file, when it is not a readable minivq checkpoint.
     """
     meta, z = read_checkpoint_file(path)

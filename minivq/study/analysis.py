@@ -1,14 +1,14 @@
 """From the seed runs of ``minivq study`` to its results: primary endpoints, secondary comparisons, means.
 
 :func:`analyse` pairs the runs of each seed and applies
-:func:`minivq.study_report.paired` to the pre-stated primary endpoints and
+:func:`minivq.study.report.paired` to the pre-stated primary endpoints and
 to the secondary comparisons (labelled as such; no verdict).
 """
 import numpy as np
 
-from .study_report import paired, verdict
+from .report import lr_grid, paired, verdict
 
-__all__ = ["VARIANTS", "analyse", "flatten", "lr_grid", "tune_choices", "tuned_arms"]
+__all__ = ["VARIANTS", "analyse", "flatten", "tune_choices", "tuned_arms"]
 
 PRIMARY_ARM = "image_speech"
 VARIANTS = ("summary", "vq", "full")
@@ -116,11 +116,6 @@ def _mean_at(recs, epoch, key):
 def tuned_arms(s):
     """The arms tuned on val: the primary ones and the secondary arms marked ``own_tuning``."""
     return [arm for arm, a in s["arms"].items() if not a.get("extra") or a.get("own_tuning")]
-
-
-def lr_grid(s, arm):
-    """The learning rates tried for an arm: its own ``lr_grid`` or the study's."""
-    return s["arms"][arm].get("lr_grid", s["lr_grid"])
 
 
 def tune_choices(s, records):

@@ -8,12 +8,12 @@ the ablation table with the pure functions of :mod:`minivq.metrics`.
 """
 import numpy as np
 
-from . import metrics
-from .encoders import modality_arrays, unit_labels
-from .matching import code_distribution_forward, code_similarity_forward
-from .metrics.claims import localize, set_retrieval_metrics
-from .data.batches import batch_inputs
-from .model import represent
+from .. import metrics
+from ..data.batches import batch_inputs
+from ..encoders import modality_arrays, unit_labels
+from ..matching import code_distribution_forward, code_similarity_forward
+from ..model import represent
+from .claims import localize, set_retrieval_metrics
 
 __all__ = ["encode_split", "unit_assignments", "evaluate"]
 

@@ -3,7 +3,9 @@
 :func:`paired` is the one statistic of the study: per-seed differences,
 their mean with a t-based 95% interval, the paired t-test p-value and the
 sign counts. :func:`verdict` applies the rule the protocol states before any
-result (:func:`protocol`). Nothing here trains or scores.
+result (:func:`protocol`), and :func:`lr_grid` gives the learning rates it
+tries. Nothing here trains or scores, and nothing here imports
+:mod:`minivq.study.analysis` (which imports this module).
 """
 import json
 import math
@@ -11,10 +13,10 @@ import math
 import numpy as np
 from scipy import stats
 
-from .atomic import atomic_write
-from .report import write_metrics
+from ..io.atomic import atomic_write
+from ..report.tables import write_metrics
 
-__all__ = ["paired", "verdict", "protocol", "write_json", "markdown", "plot_differences", "plot_curves"]
+__all__ = ["paired", "verdict", "lr_grid", "protocol", "write_json", "markdown", "plot_differences", "plot_curves"]
 
 CLAIMS = {
     "claim1_retrieval": ("Claim 1, retrieval: the discrete path with CMCM complements the summary",
@@ -67,6 +69,11 @@ def verdict(stat):
     return "holds" if low > 0 else "reversed" if high < 0 else "not shown"
 
 
+def lr_grid(s, arm):
+    """The learning rates tried for an arm: its own ``lr_grid`` or the study's."""
+    return s["arms"][arm].get("lr_grid", s["lr_grid"])
+
+
 def protocol(s, n_seeds):
     """The protocol and the primary endpoints, in words, from the settings (written before any result)."""
     grid = ", ".join(f"{lr:g}" for lr in s["lr_grid"])
@@ -112,7 +119,6 @@ def protocol(s, n_seeds):
 
 def _own_tuning(s):
     """The protocol's line on secondary arms tuned on their own (none in the default study)."""
-    from .study_analysis import lr_grid  # study_analysis imports this module
     lines = []
     for arm, a in s["arms"].items():
         if a.get("extra") and a.get("own_tuning"):

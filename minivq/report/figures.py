@@ -1,9 +1,10 @@
 """Figures of minivq: training curves, code usage, code x concept maps, localization, retrieval.
 
 Each function draws one figure from numbers the evaluation already computed
-(:func:`minivq.evaluate.encode_split`, :func:`minivq.evaluate.evaluate`) and
-returns it; with a ``path`` it also writes it there (PNG, atomically).
-Nothing here is needed to train or to score.
+(:func:`minivq.metrics.evaluate.encode_split`,
+:func:`minivq.metrics.evaluate.evaluate`) and returns it; with a ``path`` it
+also writes it there (PNG, atomically). Nothing here is needed to train or
+to score.
 
 The figure is made by pyplot and at once detached from it (``plt.close``):
 nothing accumulates in a long run (``minivq demo``), and in Jupyter the
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .atomic import atomic_write
-from .data import DIGIT_WORDS
+from .. import metrics
+from ..data import DIGIT_WORDS
+from ..io.atomic import atomic_write
 
 __all__ = ["plot_training_curves", "plot_code_usage", "plot_code_digit", "plot_localization",
            "plot_retrieval"]
@@ -199,7 +200,7 @@ def plot_localization(data, enc, cfg, path=None, samples=(0, 1, 2)):
     data : dict
         The digit scenes that ``enc`` encodes.
     enc : dict
-        :func:`minivq.evaluate.encode_split` of a model with the discrete path.
+        :func:`minivq.metrics.evaluate.encode_split` of a model with the discrete path.
     cfg : ModelConfig
     path : str or Path, optional
     samples : sequence of int
@@ -259,7 +260,7 @@ def plot_retrieval(data, enc, path=None, queries=(0, 1, 2, 3), top=4):
     data : dict
         The digit scenes that ``enc`` encodes (query i's true image is image i).
     enc : dict
-        :func:`minivq.evaluate.encode_split`.
+        :func:`minivq.metrics.evaluate.encode_split`.
     path : str or Path, optional
     queries : sequence of int
     top : int

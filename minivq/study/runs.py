@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import metrics
-from .data import speaker_names
-from .data.world import voice_type, world_scenes
-from .evaluate import encode_split
-from .matching import code_similarity_forward
-from .metrics import claims
-from .model import represent
-from .train import TrainConfig, TrainingDiverged, batch_inputs, config_from_data, fit, init_state
+from .. import metrics
+from ..data import speaker_names
+from ..data.world import voice_type, world_scenes
+from ..matching import code_similarity_forward
+from ..metrics import claims
+from ..metrics.evaluate import encode_split
+from ..model import represent
+from ..train import TrainConfig, TrainingDiverged, batch_inputs, config_from_data, fit, init_state
 
 __all__ = ["VAL_SEED", "load", "run_job", "score"]
 

@@ -1,9 +1,9 @@
 """``minivq train``, ``minivq evaluate`` and ``minivq demo``: what each subcommand does.
 
-Each checks its arguments first (:mod:`minivq.cli_checks`: sizes, files,
+Each checks its arguments first (:mod:`minivq.cli.checks`: sizes, files,
 folders, memory) and only then loads data or trains, so a mistake costs
-seconds, not an epoch. :mod:`minivq.cli` builds the parser and turns errors
-into one line.
+seconds, not an epoch. :mod:`minivq.cli.parser` builds the parser and turns
+errors into one line.
 """
 import json
 import time
@@ -11,14 +11,14 @@ import zipfile
 
 import numpy as np
 
-from . import report
-from .checkpoint import CheckpointError, data_record
-from .cli_checks import (UsageError, check_input_file, check_json_file, check_memory, check_modalities,
+from .. import report
+from ..io.checkpoint import CheckpointError, data_record
+from ..metrics.evaluate import evaluate
+from ..train import TrainConfig, config_from_data, fit, init_state, load_checkpoint
+from .checks import (UsageError, check_input_file, check_json_file, check_memory, check_modalities,
                          check_model_overrides, check_output_file, check_output_folder)
 from .demo import QUICK, demo_settings, load_split, run_demo
-from .evaluate import evaluate
 from .progress import say
-from .train import TrainConfig, config_from_data, fit, init_state, load_checkpoint
 
 __all__ = ["train_cmd", "evaluate_cmd", "demo_cmd"]
 
@@ -166,7 +166,7 @@ def train_cmd(args):
 
 def evaluate_cmd(args):
     """Evaluate a checkpoint on a split and print (and optionally save) the numbers."""
-    from . import __version__
+    from .. import __version__
     path = check_input_file(args.checkpoint, "checkpoint")
     if args.json:
         check_json_file(args.json, "--json", inputs=[("the checkpoint", path)])
