@@ -64,32 +64,32 @@ def encoder_forward(modality, params, x, mask, cfg):
     cache : tuple, for :func:`encoder_backward`
     """
     P = {name: params[f"{modality}.{name}"] for name in param_shapes(modality, cfg)}
-    if mask is None:
-        mask = np.ones(x.shape[:2] if modality != "image" else
-                       (len(x), (x.shape[1] // cfg.patch) * (x.shape[2] // cfg.patch)), dtype=bool)
     x = x if modality == "text" else x.astype(cfg.dtype, copy=False)
     if modality == "image" and cfg.image_window is None:
         x, _ = layers.patchify(x, cfg.patch)  # (B, T, patch * patch): one unit per cell
-    forward = {"speech": _speech_forward, "text": _text_forward}.get(modality, _mlp_forward)
-    if modality == "image" and cfg.image_window is not None:
-        forward = _window_forward
+    forward, backward = _layers_of(modality, cfg)
     H, M, caches = forward(P, x, mask, cfg)
     c_norm = None
     if cfg.unit_norm:  # every modality meets the one codebook on the unit sphere (choice)
         H, c_norm = layers.l2_normalize_forward(H)
-    return H, M, (modality, caches, (H.shape, H.dtype), c_norm)
+    return H, M, (modality, backward, (H.shape, H.dtype), caches, c_norm)
 
 
 @checked(check.encoder_backward)
 def encoder_backward(dH, cache):
     """Gradients of :func:`encoder_forward` with respect to its parameters, ``{"<m>.W1": ..., ...}``."""
-    modality, caches, _, c_norm = cache
+    modality, backward, _, caches, c_norm = cache
     if c_norm is not None:
         dH = layers.l2_normalize_backward(dH, c_norm)
-    backward = {"speech": _speech_backward, "text": _text_backward}.get(modality, _mlp_backward)
-    if modality == "image" and caches[0] == "window":
-        backward = _window_backward
     return {f"{modality}.{name}": g for name, g in backward(dH, caches).items()}
+
+
+def _layers_of(modality, cfg):
+    """The (forward, backward) pair of one encoder's layers."""
+    if modality == "image" and cfg.image_window is not None:
+        return _window_forward, _window_backward
+    return {"speech": (_speech_forward, _speech_backward),
+            "text": (_text_forward, _text_backward)}.get(modality, (_mlp_forward, _mlp_backward))
 
 
 def _mlp_forward(P, x, mask, cfg):
@@ -116,11 +116,11 @@ def _window_forward(P, x, mask, cfg):
     m, c_max = layers.cell_max_forward(a, pool, step, Hpx // cfg.patch, Wpx // cfg.patch)  # (B, T, hidden)
     h, c2 = layers.relu_forward(m)
     H, c3 = layers.affine_forward(h, P["W2"], P["b2"])
-    return H, mask, ("window", c1, c_max, c2, c3)
+    return H, mask, (c1, c_max, c2, c3)
 
 
 def _window_backward(dH, caches):
-    _, c1, c_max, c2, c3 = caches
+    c1, c_max, c2, c3 = caches
     dh, dW2, db2 = layers.affine_backward(dH, c3)
     da = layers.cell_max_backward(layers.relu_backward(dh, c2), c_max)
     _, dW1, db1 = layers.affine_backward(da, c1, need_dx=False)

@@ -243,7 +243,7 @@ def draw_encoder_back(data):
 
 
 def expect_encoder_back(a):
-    shape, dtype = cache(a)[2]
+    shape, dtype = cache(a)[2]  # (modality, backward, (shape, dtype), caches, norm cache)
     arr(a["dH"], "dH", dtype=dtype, shape=shape)
     return lambda r: equal(sorted(r), sorted(a["_keys"]))
 

@@ -119,7 +119,7 @@ def encoder_forward(a):
 
 
 def encoder_backward(a):
-    shape, dtype = check_cache(a["cache"], (str, tuple, tuple, None), "encoder_forward")[2]
+    shape, dtype = check_cache(a["cache"], (str, None, tuple, tuple, None), "encoder_forward")[2]
     dH = a["dH"] = check_float(a["dH"], "dH", "(B, T, D)", dtype=dtype, like="the units H")
     check_shape(dH, "dH", shape, "(B, T, D)")
 
