@@ -2,7 +2,7 @@
 
 Metadata lives in pyproject.toml; this file only declares the Cython
 extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, and
-the compiled passes that training runs: CM-1 and CM-2, the packed speech
+the compiled passes that training runs: the packed speech
 convolutions' pack and GEMM accumulation, the gradient norm and Adam, the
 EMA codebook's sums) and maps the top-level ``data_small/`` folder into the
 installed package as ``minivq/data_small`` so that ``pip install .`` ships
@@ -115,7 +115,6 @@ class BuildExt(build_ext):
 extensions = [
     Extension("minivq._nearest_teaching", ["minivq/_nearest_teaching.pyx"]),
     Extension("minivq._nearest_fast", ["minivq/_nearest_fast.pyx"]),
-    Extension("minivq._matching_fast", ["minivq/_matching_fast.pyx"]),
     Extension("minivq._packed_fast", ["minivq/_packed_fast.pyx"]),
     Extension("minivq._ema_fast", ["minivq/_ema_fast.pyx"]),
     Extension("minivq._optim_fast", ["minivq/_optim_fast.pyx"], include_dirs=[numpy.get_include()],
@@ -124,7 +123,7 @@ extensions = [
 #: The extensions compiled with OpenMP when the test compile succeeds.
 OPENMP_EXTENSIONS = {"minivq._nearest_fast"}
 #: The extensions whose float operations must round as NumPy's separate passes do (no contraction to FMA).
-EXACT_EXTENSIONS = {"minivq._matching_fast", "minivq._optim_fast", "minivq._ema_fast"}
+EXACT_EXTENSIONS = {"minivq._optim_fast", "minivq._ema_fast"}
 
 if __name__ == "__main__":
     setup(

@@ -29,11 +29,11 @@ import numpy as np
 from ._checks import check_number, check_rng, describe
 from ._encoder_checks import check_config, check_model_args, param_names
 from .config import VARIANTS, ModelConfig
-from .contrastive import _info_nce_backward, _info_nce_forward
+from .contrastive import info_nce_backward, info_nce_forward
 from .encoders import _encoder_backward, _encoder_forward, init_encoder
 from .layers import unchecked as layers  # the arguments are checked once, in loss_forward and represent
-from .matching import (_code_distribution_backward, _code_distribution_forward, _code_similarity_backward,
-                       _code_similarity_forward)
+from .matching import (code_distribution_backward, code_distribution_forward, code_similarity_backward,
+                       code_similarity_forward)
 from .optim import glorot_uniform
 from .quantizer import _codebook_loss, _commitment_loss, _quantize_backward, _quantize_forward, init_codebook_uniform
 
@@ -138,14 +138,14 @@ def _summary_backward(m, dr, cache, grads):
 def _pair_forward(a, b, r, units, params, cfg):
     """MMS on S (SUM-3) and, for the full method, CMCM on S^code (CM-1..4)."""
     S = (r[a] @ r[b].T) / cfg.tau  # (B, B)
-    mms, c_mms = _info_nce_forward(S, cfg.margin)
+    mms, c_mms = info_nce_forward(S, cfg.margin)
     out = {"mms": mms, "cmcm": 0.0, "c_mms": c_mms, "c_cm": None}
     if cfg.use_cmcm:
         E = params["E"]
-        P_a, c_a = _code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
-        P_b, c_b = _code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
-        S_code, c_s = _code_similarity_forward(P_a, P_b)  # (B, B), CM-3
-        out["cmcm"], c_nce = _info_nce_forward(S_code, 0.0)  # CM-4
+        P_a, c_a = code_distribution_forward(units[a]["H"], units[a]["M"], E, cfg.tau_code, cfg.squared)
+        P_b, c_b = code_distribution_forward(units[b]["H"], units[b]["M"], E, cfg.tau_code, cfg.squared)
+        S_code, c_s = code_similarity_forward(P_a, P_b)  # (B, B), CM-3
+        out["cmcm"], c_nce = info_nce_forward(S_code, 0.0)  # CM-4
         out["c_cm"] = (c_a, c_b, c_s, c_nce)
     return out
 
@@ -231,15 +231,15 @@ def _loss_forward(params, inputs, cfg, quantize=quantize_units):
 def _pair_backward(a, b, out, r, dr, dH, dE, w, cfg):
     """Add the pair's MMS gradient to dr and its CMCM gradient to dH and dE (weight w)."""
     ### BEGIN SOLUTION pair_backward
-    dS = _info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
+    dS = info_nce_backward(w, out["c_mms"]) / cfg.tau  # (B, B)
     dr[a] += dS @ r[b]
     dr[b] += dS.T @ r[a]
     if out["c_cm"] is not None:
         c_a, c_b, c_s, c_nce = out["c_cm"]
-        dS_code = _info_nce_backward(w * cfg.lambda_cmcm, c_nce)
-        dP_a, dP_b = _code_similarity_backward(dS_code, c_s)
+        dS_code = info_nce_backward(w * cfg.lambda_cmcm, c_nce)
+        dP_a, dP_b = code_similarity_backward(dS_code, c_s)
         for m, dP, c in ((a, dP_a, c_a), (b, dP_b, c_b)):
-            dH_m, dE_m = _code_distribution_backward(dP, c)
+            dH_m, dE_m = code_distribution_backward(dP, c)
             dH[m] += dH_m
             dE += dE_m
     ### END SOLUTION

@@ -1,10 +1,5 @@
 """Fast paths of the training step against the references kept beside them.
 
-- ``minivq.matching._code_distribution_forward`` (code-major softmax, one
-  reduceat for CM-2) against ``_code_distribution_forward_reference`` (the
-  equations in order): the same distances to the bit, the same P and p to
-  rounding, and the same backward from either cache; its compiled passes
-  (``minivq/_matching_fast.pyx``) against its NumPy passes: the same bits;
 - ``Adam._step`` (all parameters as one flat buffer) against the
   per-parameter ``_update``: the same bits, step after step;
 - ``clip_grad_norm`` (one float64 buffer) against the per-key sum;
@@ -15,112 +10,15 @@
   names against ``param_shapes``; the dead-code restart inside the training
   step, which gathers the units only when a code is dead.
 """
-import os
-
 import numpy as np
 import pytest
 
-from minivq import matching, model
+from minivq import model
 from minivq._encoder_checks import param_shapes
 from minivq.config import MODALITIES, ModelConfig
 from minivq.ema import _add_rows_by_code
 from minivq.layers.dense import _affine_backward, _affine_forward, _relu_backward, _relu_forward
 from minivq.optim import SGD, Adam, _Optimizer, clip_grad_norm
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-@pytest.mark.parametrize("squared", [False, True])
-def test_code_distribution_forward_equals_the_reference(dtype, tol, squared):
-    rng = np.random.default_rng(11 + squared)
-    B, T, D, K = 6, 9, 5, 7
-    H = rng.normal(size=(B, T, D)).astype(dtype)
-    M = rng.random((B, T)) > 0.4
-    M[:, 0] = True
-    E = rng.normal(size=(K, D)).astype(dtype)
-    H[2, 3], M[2, 3] = E[4], True  # a unit on a codeword: its distance is rounding noise near the floor
-    P0, c0 = matching._code_distribution_forward_reference(H, M, E, 0.3, squared)
-    P1, c1 = matching._code_distribution_forward(H, M, E, 0.3, squared)
-    assert P1.dtype == dtype and P1.flags.c_contiguous
-    np.testing.assert_allclose(P1, P0, rtol=tol, atol=tol)
-    for name, a, b in zip(("sq", "d", "p"), c0[3:6], c1[3:6]):
-        assert b.shape == a.shape and b.dtype == a.dtype and b.flags.c_contiguous, name
-        if name == "p":
-            np.testing.assert_allclose(b, a, rtol=tol, atol=tol, err_msg=name)
-        else:  # the distances are the reference's arrays, to the bit
-            np.testing.assert_array_equal(b, a, err_msg=name)
-    np.testing.assert_allclose(c1[8][0], c0[8][0], rtol=tol, atol=0)  # the masked mean's weights
-    dP = rng.normal(size=P0.shape).astype(dtype)
-    for g0, g1 in zip(matching.code_distribution_backward(dP, c0), matching.code_distribution_backward(dP, c1)):
-        np.testing.assert_allclose(g1, g0, rtol=tol, atol=tol * np.abs(g0).max())
-
-
-def _bitwise_equal(a, b):
-    """Same dtype, shape and bits (NaN where NaN, whatever its payload)."""
-    nan_a, nan_b = np.isnan(a), np.isnan(b)
-    return (a.dtype == b.dtype and a.shape == b.shape and np.array_equal(nan_a, nan_b)
-            and np.array_equal(np.where(nan_a, 0, a).view(np.uint8), np.where(nan_b, 0, b).view(np.uint8)))
-
-
-def test_compiled_code_distribution_passes_are_built():
-    """CI fails here when minivq/_matching_fast.pyx did not build (no silent fallback, as for nearest_code)."""
-    forced = os.environ.get("MINIVQ_PUREPYTHON", "") not in ("", "0")
-    assert (matching._fast is None) == forced, "minivq._matching_fast is missing: build it with `pip install -e .`"
-
-
-@pytest.mark.skipif(matching._fast is None, reason="the compiled minivq._matching_fast is not built")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_code_distribution_is_bitwise_the_numpy_passes(dtype, monkeypatch):
-    """The fused passes of CM-1 and CM-2 (minivq/_matching_fast.pyx) against the NumPy passes: the same bits.
-
-    Shapes from one unit (where NumPy sums a unit's codes pairwise) to D above
-    128 (where its pairwise sum splits), units on a codeword (near the floor),
-    NaN and inf in the units, both distances."""
-    rng = np.random.default_rng(7)
-    fast = matching._fast
-    for trial in range(120):
-        B, T, K, D = rng.integers(1, 12), rng.integers(1, 40), rng.integers(1, 70), rng.integers(1, 300)
-        H = (rng.normal(size=(B, T, D)) * rng.choice([0.01, 1.0, 10.0])).astype(dtype)
-        M = rng.random((B, T)) < rng.random()
-        M[:, rng.integers(T)] = True
-        E = rng.normal(size=(K, D)).astype(dtype)
-        H[0, np.flatnonzero(M[0])[0]] = E[0]
-        if trial % 7 == 0:
-            H[-1, np.flatnonzero(M[-1])[-1], 0] = np.nan
-        if trial % 11 == 0:
-            H[0, np.flatnonzero(M[0])[-1], -1] = np.inf
-        tau = float(rng.choice([0.07, 0.1, 0.3, 1.0]))
-        for squared in (False, True):
-            with np.errstate(all="ignore"):
-                monkeypatch.setattr(matching, "_fast", None)
-                P0, c0 = matching._code_distribution_forward(H, M, E, tau, squared)
-                monkeypatch.setattr(matching, "_fast", fast)
-                P1, c1 = matching._code_distribution_forward(H, M, E, tau, squared)
-            where = f"trial {trial}: B, T, K, D = {B}, {T}, {K}, {D}, squared={squared}"
-            assert _bitwise_equal(P0, P1), where
-            for name, a, b in zip(("X", "E", "sq", "d", "p"), c0[1:6], c1[1:6]):
-                assert _bitwise_equal(a, b) and b.flags.c_contiguous, f"{name}, {where}"
-
-
-@pytest.mark.skipif(matching._fast is None, reason="the compiled minivq._matching_fast is not built")
-def test_compiled_code_distribution_refuses_shapes_that_do_not_fit():
-    """The kernels check their buffers' shapes: no call from Python reads or writes out of bounds."""
-    fast = matching._fast
-    f4 = np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError, match="shapes do not fit"):
-        fast.distances_logits(f4, np.zeros((5, 2), np.float32), np.zeros(3, np.float32), f4.copy(), f4.copy(),
-                              0.1, 1e-12, False)
-    with pytest.raises(ValueError, match="d must be 4 x 3"):
-        fast.distances_logits(f4, np.zeros((4, 2), np.float32), np.zeros(3, np.float32), np.zeros((3, 3), np.float32),
-                              f4.copy(), 0.1, 1e-12, False)
-    p_kn, P = np.zeros((3, 4), np.float32), np.zeros((2, 3), np.float32)
-    with pytest.raises(ValueError, match="add up to the 4 units"):
-        fast.normalize_codes(f4.copy(), p_kn, np.array([1, 2]), P)
-    with pytest.raises(ValueError, match="counts must be >= 1"):
-        fast.normalize_codes(f4.copy(), p_kn, np.array([4, 0]), P)
-    with pytest.raises(ValueError, match="shapes do not fit"):
-        fast.normalize_codes(f4.copy(), np.zeros((4, 3), np.float32), np.array([2, 2]), P)
-    with pytest.raises(ValueError, match="Buffer dtype mismatch|No matching signature"):
-        fast.normalize_codes(f4.copy(), p_kn, np.array([2, 2]), P.astype(np.float64))
 
 
 def _params(rng, dtypes=(np.float32,)):
