@@ -2,13 +2,13 @@
 
 Metadata lives in pyproject.toml; this file only declares the Cython
 extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, and
-the compiled passes that training runs: the packed speech
-convolutions' pack and GEMM accumulation, the gradient norm and Adam, the
-EMA codebook's sums) and maps the top-level ``data_small/`` folder into the
-installed package as ``minivq/data_small`` so that ``pip install .`` ships
-the data. The ``.pyx`` sources ship too: notebook 01 reads them from the
-installed package (with ``_pairwise.pxd``, NumPy's summation order, which
-two of them cimport).
+the compiled passes that training runs: the packed speech convolutions'
+pack and GEMM accumulation, the gradient norm and Adam) and maps the
+top-level ``data_small/`` folder into the installed package as
+``minivq/data_small`` so that ``pip install .`` ships the data. The
+``.pyx`` sources ship too: notebook 01 reads them from the installed
+package (with ``_pairwise.pxd``, NumPy's summation order, which
+``_optim_fast`` cimports).
 
 The build fails loudly: a missing compiler or Cython is an error, never a
 silent fall back to the NumPy path (the test suite also checks
@@ -116,14 +116,13 @@ extensions = [
     Extension("minivq._nearest_teaching", ["minivq/_nearest_teaching.pyx"]),
     Extension("minivq._nearest_fast", ["minivq/_nearest_fast.pyx"]),
     Extension("minivq._packed_fast", ["minivq/_packed_fast.pyx"]),
-    Extension("minivq._ema_fast", ["minivq/_ema_fast.pyx"]),
     Extension("minivq._optim_fast", ["minivq/_optim_fast.pyx"], include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
 ]
 #: The extensions compiled with OpenMP when the test compile succeeds.
 OPENMP_EXTENSIONS = {"minivq._nearest_fast"}
 #: The extensions whose float operations must round as NumPy's separate passes do (no contraction to FMA).
-EXACT_EXTENSIONS = {"minivq._optim_fast", "minivq._ema_fast"}
+EXACT_EXTENSIONS = {"minivq._optim_fast"}
 
 if __name__ == "__main__":
     setup(

@@ -35,7 +35,7 @@ from .layers import unchecked as layers  # the arguments are checked once, in lo
 from .matching import (code_distribution_backward, code_distribution_forward, code_similarity_backward,
                        code_similarity_forward)
 from .optim import glorot_uniform
-from .quantizer import _codebook_loss, _commitment_loss, _quantize_backward, _quantize_forward, init_codebook_uniform
+from .quantizer import codebook_loss, commitment_loss, init_codebook_uniform, quantize_backward, quantize_forward
 
 __all__ = ["VARIANTS", "ModelConfig", "init_params", "loss_forward", "loss_backward", "quantize_units",
            "represent"]
@@ -91,7 +91,7 @@ def quantize_units(m, H, E):
         (VQ-4) losses: here q and h themselves. A gradient check holds them at
         a base point instead (:func:`minivq.model_check.held_quantizer`).
     """
-    Q, idx, c_q = _quantize_forward(H, E)
+    Q, idx, c_q = quantize_forward(H, E)
     return Q, idx, c_q, Q, H
 
 
@@ -108,7 +108,7 @@ def _summary_forward(m, params, H, M, cfg, quantize=quantize_units):
         zq, c_zq = layers.affine_forward(pQ, params[f"{m}.Wq"], params[f"{m}.cq"])  # (SUM-2)
         z_sum = z + zq  # (SUM-3)
         ### BEGIN SOLUTION bug_beta_on_codebook
-        commit, dH = _commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
+        commit, dH = commitment_loss(H, Q_sg, M, cfg.beta)  # (VQ-3): beta here, gradient to H only
         ### END SOLUTION
         units.update(idx=idx, Q=Q_sg, H_sg=H_sg)
         vq = (c_q, c_poolq, c_zq)
@@ -131,7 +131,7 @@ def _summary_backward(m, dr, cache, grads):
         c_q, c_poolq, c_zq = vq
         dpQ, grads[f"{m}.Wq"], grads[f"{m}.cq"] = layers.affine_backward(dr, c_zq)
         dQ = layers.masked_mean_backward(dpQ, c_poolq)
-        dH = dH + _quantize_backward(dQ, c_q)  # straight-through (VQ-2)
+        dH = dH + quantize_backward(dQ, c_q)  # straight-through (VQ-2)
     return dH
 
 
@@ -214,7 +214,7 @@ def _loss_forward(params, inputs, cfg, quantize=quantize_units):
         parts["commit"] += commit
         if cfg.use_vq and cfg.codebook == "grad":  # (VQ-4)
             ### BEGIN SOLUTION bug_beta_on_codebook
-            code, dE_m = _codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
+            code, dE_m = codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])
             ### END SOLUTION
             parts["codebook"] += code
             dE += dE_m

@@ -20,7 +20,7 @@ from ._encoder_checks import check_model_args
 from .config import ModelConfig
 from .gradcheck import check_backward
 from .model import _loss_forward, init_params, loss_backward
-from .quantizer import _quantize_forward
+from .quantizer import quantize_forward
 
 __all__ = ["TINY", "tiny_config", "tiny_inputs", "freeze_point", "held_quantizer", "frozen_loss_forward",
            "decisions", "check_model_gradients"]
@@ -88,7 +88,7 @@ def held_quantizer(frozen):
         for k, a in (("Q", Q_sg), ("H", H_sg)):
             if a.shape != H.shape:
                 raise ValueError(f"frozen[{m!r}][{k!r}] must have the units' shape {H.shape}, got {a.shape}")
-        _, idx, c_q = _quantize_forward(H, E)
+        _, idx, c_q = quantize_forward(H, E)
         return H + (Q_sg - H_sg), idx, c_q, Q_sg, H_sg
     return quantize
 

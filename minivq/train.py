@@ -30,8 +30,8 @@ from .model import ModelConfig, _loss_backward, _loss_forward, init_params, repr
 from .nearest import nearest_threads
 from .optim import Adam, _clip_grad_norm
 from .progress import Clock, epoch_line
-from .ema import _ema_update, _restart_dead_codes
-from .quantizer import _codebook_usage, ema_init, init_codebook_kmeanspp
+from .ema import ema_update, restart_dead_codes
+from .quantizer import codebook_usage, ema_init, init_codebook_kmeanspp
 from .train_state import TrainConfig, TrainingDiverged, TrainState, trainable_params as _trainable
 
 __all__ = ["TrainConfig", "TrainState", "TrainingDiverged", "config_from_data", "batch_inputs", "init_state",
@@ -186,13 +186,10 @@ def _train_step(state, inputs):
         units = [cache["units"][m] for m in cfg.modalities]
         Hs, idxs, Ms = [u["H"] for u in units], [u["idx"] for u in units], [u["M"] for u in units]
         codes = np.concatenate([idx[M] for idx, M in zip(idxs, Ms)])  # the valid units' codes
-        logs["perplexity"] = _codebook_usage(codes, cfg.K)["perplexity"]  # (VQ-7)
+        logs["perplexity"] = codebook_usage(codes, None, cfg.K)["perplexity"]  # (VQ-7)
         if cfg.codebook == "ema":
-            ema = _ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
-            X = np.empty((0, cfg.D), dtype=ema.E.dtype)  # the restart reads the units only for a dead code
-            if (ema.n < tc.dead_threshold).any():
-                X = np.concatenate([H[M] for H, M in zip(Hs, Ms)])  # (N, D) the valid units
-            state.ema, restarted = _restart_dead_codes(ema, X, tc.dead_threshold, state.rng)  # (VQ-6)
+            ema = ema_update(state.ema, Hs, idxs, Ms, tc.ema_decay, tc.ema_eps)  # (VQ-5)
+            state.ema, restarted = restart_dead_codes(ema, Hs, Ms, tc.dead_threshold, state.rng)  # (VQ-6)
             state.params["E"][...] = state.ema.E
             logs["restarted"] = int(len(restarted))
     return logs

@@ -5,10 +5,9 @@
 - ``clip_grad_norm`` (one float64 buffer) against the per-key sum;
 - the image encoder's first layer (``_affine_backward(..., need_dx=False)``)
   against the full ``_affine_backward``; ReLU by a mask product against ``np.where``;
-  ``_add_rows_by_code`` against its previous version (and ``np.add.at``,
-  to rounding); the model's encoder parameter
-  names against ``param_shapes``; the dead-code restart inside the training
-  step, which gathers the units only when a code is dead.
+  the model's encoder parameter names against ``param_shapes``; the
+  dead-code restart inside the training step, which draws from the rng only
+  when a code is dead.
 """
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from minivq import model
 from minivq._encoder_checks import param_shapes
 from minivq.config import MODALITIES, ModelConfig
-from minivq.ema import _add_rows_by_code
 from minivq.layers.dense import _affine_backward, _affine_forward, _relu_backward, _relu_forward
 from minivq.optim import SGD, Adam, _Optimizer, clip_grad_norm
 
@@ -117,30 +115,6 @@ def test_relu_by_mask_product_is_np_where(dtype):
     dx = _relu_backward(dout, cache)
     assert dx.dtype == dtype
     np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
-
-
-def _add_rows_by_code_before(sums, k, X):
-    """The version before the codes were sorted as small ints and grouped by their bincount."""
-    order = np.argsort(k, kind="stable")
-    codes = k[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    sums[codes[starts]] += np.add.reduceat(X[order].astype(sums.dtype, copy=False), starts, axis=0)
-
-
-@pytest.mark.parametrize("K", [5, 300])  # codes as uint8, then uint16
-def test_add_rows_by_code_is_bitwise_its_previous_version(K):
-    rng = np.random.default_rng(K)
-    X = rng.normal(size=(200, 4)).astype(np.float32) * rng.uniform(0.1, 1e3, size=(200, 1)).astype(np.float32)
-    k = rng.integers(0, K, size=200)
-    k[k == 1] = 2  # a code no row uses
-    ref, fast, at = (np.zeros((K, 4), np.float32) for _ in range(3))
-    _add_rows_by_code_before(ref, k, X)
-    _add_rows_by_code(fast, k, X)
-    np.testing.assert_array_equal(fast, ref)
-    np.add.at(at, k, X)
-    np.testing.assert_allclose(fast, at, rtol=1e-5, atol=1e-3)
-    _add_rows_by_code(fast, k[:0], X[:0])  # no rows: nothing changes
-    np.testing.assert_array_equal(fast, ref)
 
 
 def test_encoder_parameter_names_are_those_of_param_shapes():

@@ -200,8 +200,8 @@ EXERCISES = (
              "find and fix the bug: the total loss weights the two VQ losses unlike VQ-3 and VQ-4",
              ("tests/test_model.py::test_beta_weights_the_commitment_loss_not_the_codebook_loss",), N03,
              requires=("vq_loss_gradients",),
-             buggy=("commit, dH = _commitment_loss(H, Q_sg, M, 1.0)  # (VQ-3): gradient to H only",
-                    'code, dE_m = _codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])\n'
+             buggy=("commit, dH = commitment_loss(H, Q_sg, M, 1.0)  # (VQ-3): gradient to H only",
+                    'code, dE_m = codebook_loss(units[m]["H_sg"], units[m]["idx"], M, params["E"])\n'
                     "code, dE_m = cfg.beta * code, cfg.beta * dE_m")),
     # session 4: contrastive losses and cross-modal code matching
     Exercise("info_nce_backward", 3, ("MMS", "CM-4"), "minivq/contrastive.py",
