@@ -28,7 +28,7 @@ from .encoders import modality_arrays
 from ._encoder_checks import check_model_args
 from .model import ModelConfig, _loss_backward, _loss_forward, init_params, represent
 from .nearest import nearest_threads
-from .optim import Adam, _clip_grad_norm
+from .optim import Adam, clip_grad_norm
 from .progress import Clock, epoch_line
 from .ema import ema_update, restart_dead_codes
 from .quantizer import codebook_usage, ema_init, init_codebook_kmeanspp
@@ -168,7 +168,7 @@ def _train_step(state, inputs):
         raise _diverged(state, loss, f"loss = {loss:g}")
     try:
         if tc.clip > 0:
-            norm = _clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient (tc.clip checked)
+            norm = clip_grad_norm(grads, tc.clip)  # ValueError for a non-finite gradient (tc.clip checked)
         else:  # no clipping: still log the global norm
             norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
     except ValueError:
@@ -177,7 +177,7 @@ def _train_step(state, inputs):
         raise _diverged(state, loss, f"loss = {loss:g}, gradient norm = inf or NaN")
     limit = getattr(state.optimizer, "grad_limit", None)
     if limit is None or norm <= limit:  # finite, and no |g| above the norm: the optimizer's checks hold
-        state.optimizer._step(grads)
+        state.optimizer.step(grads)
     else:
         state.optimizer.step(grads)  # says which gradient is too large
     state.step += 1
