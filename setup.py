@@ -1,14 +1,11 @@
 """Build script for minivq's compiled kernels.
 
 Metadata lives in pyproject.toml; this file only declares the Cython
-extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, and
-the compiled passes that training runs: CM-1 and CM-2, the packed speech
-convolutions' pack and GEMM accumulation, the gradient norm and Adam, the
-EMA codebook's sums) and maps the top-level ``data_small/`` folder into the
-installed package as ``minivq/data_small`` so that ``pip install .`` ships
-the data. The ``.pyx`` sources ship too: notebook 01 reads them from the
-installed package (with ``_pairwise.pxd``, NumPy's summation order, which
-two of them cimport).
+extensions (the teaching kernel and the fast kernel of METHOD.md VQ-1, the
+only compiled code of minivq) and maps the top-level
+``data_small/`` folder into the installed package as ``minivq/data_small``
+so that ``pip install .`` ships the data. The ``.pyx`` sources ship too:
+notebook 01 reads them from the installed package.
 
 The build fails loudly: a missing compiler or Cython is an error, never a
 silent fall back to the NumPy path (the test suite also checks
@@ -26,7 +23,6 @@ import sys
 import tempfile
 import textwrap
 
-import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
@@ -101,9 +97,6 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += ["-O3", "-g0"]
                 if sys.platform.startswith("linux"):
                     ext.extra_link_args += ["-s"]  # strip: no symbol tables in the wheel
-            if gnu_like and ext.name in EXACT_EXTENSIONS:
-                # no fused multiply-add (MSVC: off by default); sqrt without errno, so it vectorizes
-                ext.extra_compile_args += ["-ffp-contract=off", "-fno-math-errno"]
             if openmp is not None and ext.name in OPENMP_EXTENSIONS:
                 ext.extra_compile_args += openmp[0]
                 ext.extra_link_args += openmp[1]
@@ -115,22 +108,16 @@ class BuildExt(build_ext):
 extensions = [
     Extension("minivq._nearest_teaching", ["minivq/_nearest_teaching.pyx"]),
     Extension("minivq._nearest_fast", ["minivq/_nearest_fast.pyx"]),
-    Extension("minivq._matching_fast", ["minivq/_matching_fast.pyx"]),
-    Extension("minivq._ema_fast", ["minivq/_ema_fast.pyx"]),
-    Extension("minivq._optim_fast", ["minivq/_optim_fast.pyx"], include_dirs=[numpy.get_include()],
-              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
 ]
 #: The extensions compiled with OpenMP when the test compile succeeds.
 OPENMP_EXTENSIONS = {"minivq._nearest_fast"}
-#: The extensions whose float operations must round as NumPy's separate passes do (no contraction to FMA).
-EXACT_EXTENSIONS = {"minivq._matching_fast", "minivq._optim_fast", "minivq._ema_fast"}
 
 if __name__ == "__main__":
     setup(
         packages=find_packages(include=["minivq", "minivq.*"]) + ["minivq.data_small"],
         package_dir={"minivq": "minivq", "minivq.data_small": "data_small"},
         package_data={
-            "minivq": ["*.pyx", "*.pxd"],
+            "minivq": ["*.pyx"],
             "minivq.data_small": ["*.npz", "*.json", "*.md", "*.txt"],
         },
         exclude_package_data={"minivq": ["*.c", "*.html", "*.so", "*.pyd"]},

@@ -8,18 +8,16 @@ of the units (of every modality) assigned to it,
 
 and a code whose count n_k falls below a threshold is moved onto a random
 unit of the batch. :mod:`minivq.quantizer` re-exports every name here.
-Derivations and plots: notebooks/03_vector_quantization.ipynb.
+Argument checks: :mod:`minivq.checks.quantizer`. Derivations and plots:
+notebooks/03_vector_quantization.ipynb.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import (check_float, check_indices, check_mask, check_number, check_rng, per_modality,
-                      valid_units)
-from .nearest import compiled_passes
-
-# each code's rows summed by one compiled loop: the same bits as the NumPy passes
-_fast = compiled_passes("_ema_fast")
+from .checks import checked
+from .checks import quantizer as checks
+from .checks.arrays import per_modality
 
 __all__ = ["EMAState", "ema_init", "ema_update", "restart_dead_codes"]
 
@@ -43,19 +41,10 @@ class EMAState:
     E: np.ndarray
 
 
-def _check_state(state):
-    """An :class:`EMAState` (e.g. from :func:`ema_init`) of consistent, finite arrays, or raise."""
-    if not isinstance(state, EMAState):
-        raise TypeError(f"state must be an EMAState (see ema_init), got {type(state).__name__}")
-    E = check_float(state.E, "state.E", "(K, D)", ndim=2, coerce=False)
-    check_float(state.m, "state.m", "(K, D)", ndim=2, dtype=E.dtype, like="state.E", coerce=False)
-    check_float(state.n, "state.n", "(K,)", ndim=1, dtype=E.dtype, like="state.E", coerce=False)
-    if E.shape[0] == 0 or state.m.shape != E.shape or state.n.shape != E.shape[:1]:
-        raise ValueError(f"state must hold n (K,), m (K, D) and E (K, D) with K >= 1, got {state.n.shape}, "
-                         f"{state.m.shape}, {E.shape}")
-    if state.n.min() <= 0:
-        raise ValueError(f"state.n must hold counts > 0, got a minimum of {state.n.min()}")
-    return state
+def pooled_units(H, M):
+    """The valid units of every modality, one after the other: X (N, D). H, M: arrays or lists (one per modality)."""
+    return np.concatenate([H_m.reshape(-1, H_m.shape[-1]) if M_m is None else H_m[M_m]
+                           for H_m, M_m in zip(*per_modality(H, M))])
 
 
 def _smoothed_counts(n, eps):
@@ -64,6 +53,7 @@ def _smoothed_counts(n, eps):
     return (n + eps) / (total + len(n) * eps) * total
 
 
+@checked(checks.ema_init)
 def ema_init(E, *, n_init=1.0):
     """EMA state whose codebook is E (VQ-5).
 
@@ -81,18 +71,11 @@ def ema_init(E, *, n_init=1.0):
     EMAState
         Fresh copies; E is not shared with the caller.
     """
-    check_float(E, "E", "(K, D)", ndim=2, coerce=False)
-    if E.shape[0] == 0:
-        raise ValueError(f"E must hold at least one code (K >= 1), got shape {E.shape}")
-    n_init = check_number(n_init, "n_init", 0, low_open=True)
-    with np.errstate(over="ignore"):
-        if not (np.isfinite(E.dtype.type(n_init)) and np.isfinite(np.abs(E).max(initial=0) * E.dtype.type(n_init))):
-            raise ValueError(f"n_init must keep m = n_init E finite in {E.dtype}, got {n_init!r} "
-                             f"(max |E| {np.abs(E).max(initial=0):.3g})")
-    n = np.full(E.shape[0], n_init, dtype=E.dtype)
-    return EMAState(n=n, m=E * E.dtype.type(n_init), E=E.copy())
+    n_init = E.dtype.type(n_init)
+    return EMAState(n=np.full(E.shape[0], n_init, dtype=E.dtype), m=E * n_init, E=E.copy())
 
 
+@checked(checks.ema_update)
 def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     """One EMA step of the shared codebook (VQ-5); returns a new state.
 
@@ -118,51 +101,16 @@ def ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     assigned to k. The stored n is the raw EMA; n~ (:func:`_smoothed_counts`)
     is used only to divide. This step's Q was made with the old codebook.
     """
-    K, D = _check_state(state).E.shape
-    decay = check_number(decay, "decay", 0, 1, low_open=True, high_open=True)
-    eps = check_number(eps, "eps", 0, 1e30)
-    for H_m, idx_m, M_m in zip(*per_modality(H, idx, M, names=("H", "idx", "M"))):
-        check_float(H_m, "H", "(..., D)", min_ndim=1, dtype=state.E.dtype, like="state.E", coerce=False)
-        if H_m.shape[-1] != D:
-            raise ValueError(f"H must have D = {D} features (state.E is {state.E.shape}), got shape {H_m.shape}")
-        check_indices(idx_m, H_m.shape[:-1], K)
-        check_mask(M_m, H_m.shape[:-1], "H.shape[:-1]", coerce=False, none_is_all=True)
-    return _ema_update(state, H, idx, M, decay, eps)
-
-
-def _add_rows_by_code(sums, k, X):
-    """sums[k_i] += X[i] for every row i: each code's rows summed by one ``np.add.reduceat`` (10-20x faster
-    than ``np.add.at``; equal to it up to rounding, since reduceat adds a long segment pairwise).
-
-    With int64 codes and X of sums' dtype, the compiled
-    :func:`minivq._ema_fast.add_rows_by_code` does the same additions in one
-    loop: the same bits (``tests/test_compiled_step.py``)."""
-    if len(k) == 0:
-        return
-    if _fast is not None and X.dtype == sums.dtype and k.dtype == np.int64 and sums.flags.c_contiguous:
-        _fast.add_rows_by_code(sums, np.ascontiguousarray(k), np.ascontiguousarray(X))  # :mod:`minivq._ema_fast`
-        return
-    K = len(sums)
-    small = np.uint8 if K <= 1 << 8 else np.uint16 if K <= 1 << 16 else k.dtype  # codes as small ints: radix sort
-    order = np.argsort(k.astype(small, copy=False), kind="stable")  # rows grouped by code, in their order
-    n = np.bincount(k, minlength=K)  # rows per code
-    present = np.flatnonzero(n)
-    starts = (np.cumsum(n) - n)[present]  # first sorted row of each code present
-    rows = np.take(X, order, axis=0).astype(sums.dtype, copy=False)  # X[order]
-    sums[present] += np.add.reduceat(rows, starts, axis=0)
-
-
-def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
-    """:func:`ema_update` without the checks."""
     K, D = state.E.shape
     ### BEGIN SOLUTION ema_update
-    counts = np.zeros(K, dtype=state.n.dtype)
-    sums = np.zeros((K, D), dtype=state.m.dtype)
+    counts = np.zeros(K, dtype=state.n.dtype)  # c_k
+    sums = np.zeros((K, D), dtype=state.m.dtype)  # s_k
     for H_m, idx_m, M_m in zip(*per_modality(H, idx, M)):
         valid = np.ones(H_m.shape[:-1], dtype=bool) if M_m is None else M_m
-        k = idx_m[valid]  # (N_m,)
+        k = idx_m[valid]  # (N_m,) the codes of the valid units
         counts += np.bincount(k, minlength=K)
-        _add_rows_by_code(sums, k, H_m[valid])
+        onehot = np.eye(K, dtype=sums.dtype)[k]  # (N_m, K): C_uk = [k_u = k]
+        sums += onehot.T @ H_m[valid]  # C^T X: the sum of the units of each code
     n = decay * state.n + (1 - decay) * counts
     m = decay * state.m + (1 - decay) * sums
     E = m / _smoothed_counts(n, eps)[:, None]
@@ -172,6 +120,7 @@ def _ema_update(state, H, idx, M, decay=0.99, eps=1e-5):
     ### END SOLUTION
 
 
+@checked(checks.restart_dead_codes)
 def restart_dead_codes(state, H, M, threshold, rng):
     """Move every code with n_k < threshold onto a random unit of the batch (VQ-6).
 
@@ -181,6 +130,7 @@ def restart_dead_codes(state, H, M, threshold, rng):
         After this step's :func:`ema_update`.
     H : ndarray (..., D), or a list (one per modality)
     M : ndarray of bool (...) or None, or a list
+        At least one valid unit in all.
     threshold : float
         Codes whose raw EMA count n_k is below it are dead (> 0).
     rng : np.random.Generator or int
@@ -193,18 +143,7 @@ def restart_dead_codes(state, H, M, threshold, rng):
     restarted : ndarray of int64
         The restarted codes (sorted).
     """
-    _check_state(state)
-    threshold = check_number(threshold, "threshold", 0, float(np.finfo(state.E.dtype).max), low_open=True)
-    X = valid_units(H, M, D=state.E.shape[1], dtype=state.E.dtype, like="state.E")  # (N, D)
-    with np.errstate(over="ignore"):
-        if not np.isfinite(np.abs(X).max() * state.E.dtype.type(threshold)):
-            raise ValueError(f"threshold must keep m = e threshold finite in {state.E.dtype}, got {threshold!r} "
-                             f"(max |H| {np.abs(X).max():.3g})")
-    return _restart_dead_codes(state, X, threshold, check_rng(rng))
-
-
-def _restart_dead_codes(state, X, threshold, rng):
-    """:func:`restart_dead_codes` on the pooled valid units X (N, D), without the checks."""
+    X = pooled_units(H, M)  # (N, D) the valid units of every modality
     ### BEGIN SOLUTION restart_dead_codes
     dead = np.flatnonzero(state.n < threshold)
     if dead.size == 0:

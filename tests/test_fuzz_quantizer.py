@@ -35,10 +35,10 @@ def valid_mask(M, shape, name="M", nonempty=True, also=("H",)):
     return M
 
 
-def close_scalar(value, ref, scale, dtype, what="loss"):
+def close_scalar(value, ref, scale, dtype, what="loss", may_overflow=False):
     if not isinstance(value, float):
         raise WrongResult(f"{what}: expected a float, got {type(value).__name__}")
-    close(np.asarray(value, dtype), np.asarray(ref), scale, dtype, what)
+    close(np.asarray(value, dtype), np.asarray(ref), scale, dtype, what, may_overflow=may_overflow)
 
 
 # ----------------------------------------------------------------------------- VQ-2, VQ-3, VQ-4
@@ -88,11 +88,14 @@ def expect_commitment(a):
     N, D = M.sum(), H.shape[-1]
     need(2 * beta / (N * D) <= float(np.finfo(H.dtype).max), "beta")
     diff = (f64(H) - f64(Qv)) * M[..., None]
+    big = float(np.finfo(H.dtype).max) / 4  # intermediates beyond it (h - q, the sum of squares): inf or NaN
 
     def check(r):
         scale = beta * (np.abs(f64(H)) + np.abs(f64(Qv))) ** 2 * M[..., None]
-        close_scalar(r[0], beta * (diff ** 2).sum() / (N * D), scale.sum() / (N * D) * 4, H.dtype)
-        close(r[1], 2 * beta / (N * D) * diff, 2 * beta / (N * D) * np.abs(diff) * 4, H.dtype, "dH")
+        close_scalar(r[0], beta * (diff ** 2).sum() / (N * D), scale.sum() / (N * D) * 4, H.dtype,
+                     may_overflow=(diff ** 2).sum() > big)
+        close(r[1], 2 * beta / (N * D) * diff, 2 * beta / (N * D) * np.abs(diff) * 4, H.dtype, "dH",
+              may_overflow=np.abs(diff) > big)
     return check
 
 
@@ -116,10 +119,14 @@ def expect_codebook_loss(a):
     np.add.at(dE, k, diff * (2 / (N * D)))
     np.add.at(sdE, k, (np.abs(f64(E)[k]) + np.abs(X)) * (2 / (N * D)))
 
+    big = float(np.finfo(H.dtype).max) / 4  # intermediates beyond it (e - h, its squares, a code's sum): inf or NaN
+    code_sums = np.zeros(E.shape)
+    np.add.at(code_sums, k, np.abs(diff))
+
     def check(r):
         scale = ((np.abs(f64(E)[k]) + np.abs(X)) ** 2).sum() / (N * D)
-        close_scalar(r[0], (diff ** 2).sum() / (N * D), scale * 4, H.dtype)
-        close(r[1], dE, sdE * 4, H.dtype, "dE")
+        close_scalar(r[0], (diff ** 2).sum() / (N * D), scale * 4, H.dtype, may_overflow=(diff ** 2).sum() > big)
+        close(r[1], dE, sdE * 4, H.dtype, "dE", may_overflow=code_sums > big)
     return check
 
 

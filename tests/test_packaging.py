@@ -57,11 +57,10 @@ def setup_keywords():
 def test_manifest_ships_every_file_the_build_and_the_notebooks_need():
     tracked = tracked_files()
     needed = [f for f in tracked
-              if any(fnmatch.fnmatch(f, p) for p in ("minivq/*.pyx", "minivq/*.pxd"))
+              if fnmatch.fnmatch(f, "minivq/*.pyx")
               or f.startswith(("data_small/", "tests/", "notebooks/"))
               or f in ("README.md", "METHOD.md", "STYLE.md", "LICENSE", "pyproject.toml", "setup.py")]
     assert any(f.endswith("_nearest_fast.pyx") for f in needed) and any(f.endswith(".npz") for f in needed)
-    assert any(f.endswith("_pairwise.pxd") for f in needed)  # cimported by two of the extensions
     missing = sorted(set(needed) - manifest_selection(tracked))
     assert not missing, f"MANIFEST.in must include {missing}"
 
@@ -69,8 +68,7 @@ def test_manifest_ships_every_file_the_build_and_the_notebooks_need():
 @source_tree_only
 def test_manifest_leaves_generated_files_out():
     # setuptools adds the extensions' sources, which after cythonize() are the generated .c files
-    c_sources = [f"minivq/_{name}.c" for name in ("nearest_fast", "nearest_teaching", "matching_fast", "packed_fast",
-                                                  "optim_fast", "ema_fast")]
+    c_sources = [f"minivq/_{name}.c" for name in ("nearest_fast", "nearest_teaching")]
     generated = c_sources + ["minivq/_nearest_teaching.html", "minivq/__pycache__/cli.cpython-311.pyc",
                              *(f"minivq/_nearest_fast{suffix}" for suffix in EXTENSION_SUFFIXES)]
     kept = manifest_selection(tracked_files() + generated, defaults=c_sources) & set(generated)

@@ -7,7 +7,7 @@ the cross-modal agreement per concept.
 import numpy as np
 
 from .._checks import check_bool, check_count, check_int_array, check_mask, check_real, describe
-from ..quantizer import _codebook_usage
+from ..quantizer import codebook_usage
 
 __all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",
            "usage_per_modality"]
@@ -188,6 +188,6 @@ def usage_per_modality(idx, masks, K):
     pooled = np.concatenate(list(valid.values()))
     if pooled.size == 0:
         raise ValueError("masks must mark at least one valid unit, got none in any modality")
-    out = {m: _codebook_usage(v, K) for m, v in valid.items() if v.size}
-    out["all"] = _codebook_usage(pooled, K)
+    out = {m: codebook_usage(v, None, K) for m, v in valid.items() if v.size}
+    out["all"] = codebook_usage(pooled, None, K)
     return out
