@@ -468,3 +468,17 @@ def test_conv1d_with_numpy_integer_stride_and_padding_keeps_a_cache_its_backward
         conv1d_backward(np.ones((2, 1, 4)), cache)
     with pytest.raises(ValueError, match=r"padding must be an int in \[0, 2\]"):
         conv1d_forward(x, W, b, padding=3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_by_mask_product_is_np_where(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(7, 9)).astype(dtype)
+    x[0, :3] = 0.0
+    out, cache = relu_forward(x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
+    dout = rng.normal(size=x.shape).astype(dtype)
+    dx = relu_backward(dout, cache)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))

@@ -183,3 +183,24 @@ def test_bad_input_data_is_not_called_divergence():
     assert not isinstance(err.value, TrainingDiverged)
     assert str(err.value).startswith("train_data: x of 'a' must be finite"), "checked once, before any step"
     assert state.step == 0
+
+
+def test_training_step_restarts_a_dead_code_from_the_batch_units():
+    from minivq.train import batch_inputs, train_step
+    data = random_pairs(32)
+    cfg = config_from_data(data, ("a", "b"), variant="full", **SMALL)
+    state = init_state(cfg, TrainConfig(batch_size=16, seed=0, val_size=0), data)
+    inputs = batch_inputs(data, cfg.modalities, np.arange(16))
+    train_step(state, inputs)
+    state.ema.n[:] = 1e3  # every code alive ...
+    state.ema.n[5] = 1e-9  # ... but one
+    logs = train_step(state, inputs)
+    assert logs["restarted"] == 1
+    assert np.isclose(state.ema.n[5], state.train_cfg.dead_threshold)
+    restarted = state.params["E"][5].copy()
+    assert restarted.shape == (cfg.D,) and np.isfinite(restarted).all()
+    assert abs(np.linalg.norm(restarted) - 1) < 1e-5  # a unit of the batch: on the unit sphere
+    state.ema.n[:] = 1e3  # nothing dead: no restart, and the rng is not drawn from
+    rng_state = state.rng.bit_generator.state
+    assert train_step(state, inputs)["restarted"] == 0
+    assert state.rng.bit_generator.state == rng_state
