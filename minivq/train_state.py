@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_int, check_number
+from .checks.arrays import check_int, check_number
 
 from .model import ModelConfig
 from .optim import Adam

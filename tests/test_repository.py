@@ -80,3 +80,44 @@ def test_every_benchmark_script_starts_and_explains_itself(script):
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout and "--" in done.stdout
+
+
+def _equation_table_functions():
+    """(ID, dotted name) of every function named in the README's equation table."""
+    import re
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("| ") and "`minivq." in line.split("|")[2]]
+    out = []
+    for row in rows:
+        eq_id, cell = row.split("|")[1].strip(), row.split("|")[2]
+        module = None
+        for name in re.findall(r"`([\w.]+)`", cell):
+            if name.startswith("minivq."):
+                module, _, attr = name.rpartition(".")
+            else:  # a bare name continues the module of the previous one
+                attr = name
+            out.append((eq_id, module, attr))
+    return out
+
+
+def test_every_equation_of_the_readme_table_starts_within_30_lines_of_its_def():
+    """A reader who opens the function the equation table names meets the equation's code within 30 lines."""
+    import ast
+    import importlib
+    import inspect
+    import textwrap
+
+    for eq_id, module, attr in _equation_table_functions():
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except ImportError:  # a module attribute named as a dotted path: minivq.metrics.claims.localize
+            parent, _, mod_attr = module.rpartition(".")
+            obj = getattr(getattr(importlib.import_module(parent), mod_attr), attr)
+        func = inspect.unwrap(obj)
+        if inspect.isclass(func) or not inspect.isfunction(func):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        body = tree.body[0].body
+        first = body[1] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body[0]
+        offset = first.lineno - tree.body[0].lineno
+        assert offset <= 30, f"{eq_id}: {module}.{attr} reaches its first line of code {offset} lines after its def"

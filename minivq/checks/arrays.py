@@ -1,23 +1,11 @@
-"""Argument checks shared by the whole package (STYLE.md "Errors").
+"""The primitives every check is built from (STYLE.md "Errors").
 
-One module holds every check, so every message reads the same: the argument
-as the caller spelled it, what was expected, and what came. Each helper
-returns the checked (possibly converted) value or raises TypeError (wrong
-kind: a str for a number, an int array for a float one) or ValueError (right
-kind, wrong value: a shape, a NaN, a number out of range).
-
-Checks run once, at the public boundary. A public function ``foo`` is its
-checks followed by an unchecked ``_foo``; callers inside the package that
-have already checked their inputs (the encoders, the model's training step)
-call ``_foo`` (STYLE.md: one validation layer, not a tax). Finiteness costs
-one min and one max reduction per array (NaN propagates through both).
-
-Two conventions meet here, chosen per call by keyword:
-
-- ``coerce=True`` (the layers): anything ``np.asarray`` accepts, e.g. a list;
-  ``coerce=False`` (quantizer, matching, contrastive): an ndarray or a TypeError.
-- :func:`check_mask` with ``none_is_all=True`` reads ``M=None`` as "all
-  valid", and with ``allow_empty=False`` wants at least one valid unit.
+Each returns the checked (possibly converted) value or raises TypeError
+(wrong kind: a str for a number, an int array for a float one) or ValueError
+(right kind, wrong value: a shape, a NaN, a number out of range), naming the
+argument as the caller spelled it, the expected and the actual.
+``coerce=True``: anything ``np.asarray`` accepts (e.g. a list); ``coerce=False``:
+an ndarray or a TypeError.
 """
 import numbers
 
@@ -120,47 +108,6 @@ def check_dout(dout, shape, dtype=None, name="dout"):
     return check_finite(dout, name)
 
 
-def rescaled(backward, dout, cache):
-    """``backward(dout, cache)`` for a backward pass linear in dout, robust to overflow of its intermediates.
-
-    Not a check: when dout is near the dtype's limit a sum inside can overflow
-    (inf - inf = NaN) although the exact gradient fits; then the pass runs
-    again on dout / max|dout| and the gradients are scaled back, so inf is
-    left only where the exact value is beyond the dtype. Public wrappers only;
-    the training path calls the backward passes directly.
-    """
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        grads = backward(dout, cache)
-        single = not isinstance(grads, tuple)
-        grads = (grads,) if single else grads
-        if all(np.isfinite(g).all() for g in grads) or not dout.size:
-            return grads[0] if single else grads
-        scale = np.abs(dout).max()
-        again = backward(dout / scale, cache)
-        again = (again,) if single else again
-        # entries that were finite keep their value (dout / scale loses the tiny ones)
-        grads = tuple(np.where(np.isfinite(g), g, a * scale) for g, a in zip(grads, again))
-    return grads[0] if single else grads
-
-
-def rescaled_forward(forward, x, W, b, *args):
-    """``forward(x, W, b, *args)`` = (x W + b, cache), bilinear in x and W, robust to overflow inside.
-
-    Not a check: where a sum of products overflows (inf - inf = NaN) although
-    the exact output fits, the product is computed again on x / max|x| and
-    W / max|W| and scaled back; other entries keep their value. Public
-    wrappers only.
-    """
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        out, cache = forward(x, W, b, *args)
-        bad = ~np.isfinite(out)
-        if bad.any():
-            sx, sW = np.abs(x).max(), np.abs(W).max()  # > 0: with x or W zero, out = b is finite
-            product, _ = forward(x / sx, W / sW, np.zeros_like(b), *args)
-            out = np.where(bad, product * sx * sW + b, out)
-    return out, cache
-
-
 def check_cache(cache, kinds, producer, name="cache"):
     """A cache tuple as ``producer`` returns it: one item per type in ``kinds``; a TypeError otherwise.
 
@@ -255,10 +202,7 @@ def check_count(K, name, maximum=MAX_SIZE):
 
 
 def check_number(value, name, low=None, high=None, *, low_open=False, high_open=False):
-    """A finite real number (int or float, not bool) within the given bounds; returns a float.
-
-    ``low``/``high`` bound the value, open (excluded) with ``low_open``/``high_open``.
-    """
+    """A finite real number (not bool) in [low, high] (open ends with ``low_open``/``high_open``); a float."""
     lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
     hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
     wanted = "a finite number" + (f" {lo}" if lo else "") + (" and" if lo and hi else "") + (f" {hi}" if hi else "")
@@ -278,12 +222,7 @@ def check_positive(value, name):
 
 
 def check_eps(eps, name, dtype, default=None):
-    """A finite eps > 0 that stays a normal number in ``dtype``, at most half its largest number.
-
-    An eps below the smallest normal number (1.2e-38 in float32) would be 0 or
-    a denormal once cast, and x / eps or log(eps) would be inf; one above half
-    the largest number overflows when added to anything.
-    """
+    """A finite eps > 0 that stays a normal number in ``dtype`` (x / eps, log(eps) finite), at most half its max."""
     tiny, big = float(np.finfo(dtype).tiny), float(np.finfo(dtype).max)
     eps = check_number(eps, name, 0, big / 2, low_open=True)
     if eps < tiny:
@@ -320,14 +259,8 @@ def check_float_dtype(dtype, name="dtype"):
 
 
 def per_modality(first, *others, names=None):
-    """Parallel lists, one entry per modality, of arguments given as one array or a list.
-
-    ``first`` given as a list or tuple means one entry per modality; then each
-    ``other`` is a list of the same length or a single value (e.g. None)
-    repeated. ``first`` given as one array means one modality, and every
-    ``other`` is taken whole (a nested-list mask is one mask, not a list).
-    ``names`` spell the arguments in messages.
-    """
+    """Parallel lists, one entry per modality: ``first`` a list (each ``other`` a list of its length, or one
+    value repeated) or one array (one modality, every ``other`` taken whole); ``names`` spell them."""
     names = names or ("first",) + tuple(f"argument {i + 2}" for i in range(len(others)))
     if not isinstance(first, (list, tuple)):
         return [[first]] + [[other] for other in others]
