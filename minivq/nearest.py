@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import as_array
+from .env import env_flag
 
 __all__ = [
     "BACKEND",
@@ -49,8 +50,8 @@ __all__ = [
     "validate_inputs",
 ]
 
-#: Environment variable that forces the NumPy path when set to a non-empty
-#: value other than "0" (read once, at import).
+#: Environment variable that forces the NumPy path when set to 1/true/yes/on
+#: (read once, at import; :func:`minivq.env.env_flag`).
 PUREPYTHON_ENV = "MINIVQ_PUREPYTHON"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -80,7 +81,7 @@ def _load_fast():
     built, or a broken install) from one that is there but does not load
     (then the import error itself is shown).
     """
-    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+    if env_flag(PUREPYTHON_ENV):
         return None, f"{PUREPYTHON_ENV} is set"
     built = [_PACKAGE_DIR / f"_nearest_fast{suffix}" for suffix in EXTENSION_SUFFIXES]
     if not any(path.is_file() for path in built):
@@ -110,7 +111,7 @@ def compiled_passes(name):
     None under ``MINIVQ_PUREPYTHON=1`` (NumPy only, as for :func:`nearest_code`) and in a source tree
     never built (the nearest-code kernel's import warning above already says what to run).
     """
-    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+    if env_flag(PUREPYTHON_ENV):
         return None
     try:
         return importlib.import_module(f"{__package__}.{name}")

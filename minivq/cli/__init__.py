@@ -26,9 +26,14 @@ _MOVED = {"build_parser": "parser", "load_split": "demo", "DEMO": "demo", "QUICK
 
 def main(argv=None):
     """Entry point of the ``minivq`` console script: :func:`minivq.cli.parser.main`; returns the exit code."""
-    from .parser import main as run
+    from . import startup
 
-    return run(argv)
+    try:
+        from .parser import main as run  # NumPy, matplotlib, ...: Ctrl-C here is startup's one line
+        startup.disarm()
+        return run(argv)
+    finally:
+        startup.rearm()
 
 
 def __getattr__(name):

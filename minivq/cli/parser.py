@@ -8,13 +8,14 @@ is in :mod:`minivq.cli.commands` and :mod:`minivq.cli.demo`.
 Every error a user can cause ends in one line on stderr,
 ``minivq <command>: error: <what, naming the argument or file>``, and a
 non-zero exit: 2 for a wrong command line, 1 for a failure while running,
-130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``) shows the traceback.
+130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``, :func:`minivq.env.env_flag`) shows the traceback.
 """
 import argparse
 import os
 import sys
 import textwrap
 
+from ..env import EnvError, env_flag
 from .checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
 from ..course.cli import add_parser as _add_course
@@ -204,7 +205,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    if args.debug or os.environ.get("MINIVQ_DEBUG", "") not in ("", "0"):
+    try:
+        debug = env_flag("MINIVQ_DEBUG")
+    except EnvError as e:
+        return _fail(args.command, e, 2)
+    if args.debug or debug:
         args.func(args)
         return 0
     try:
