@@ -189,3 +189,21 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(tmp_path):
                         err.strip())
     metrics = strict_json(tmp_path / "metrics.json")
     assert "summary" in metrics["table"] and metrics["runs_done"] in (1, 2)
+
+
+def test_a_killed_demo_takes_its_workers_with_it(tmp_path):
+    """SIGKILL to `minivq demo`: its workers trained on for 29-65 s, then printed a BrokenPipeError."""
+    import time
+    from launch import start
+    proc = start("demo", "--quick", "--epochs", "200", "--out", tmp_path, "--jobs", "2", cwd=tmp_path)
+    training = set()
+    for line in proc.stdout:  # both workers are in an epoch
+        if " epoch " in line:
+            training.add(line.split("]")[0])
+            if len(training) == 2:
+                break
+    proc.kill()
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)  # returns once no worker holds the output pipes
+    assert time.monotonic() - t0 < 3, "the workers outlived the demo"
+    assert err == "" and "Traceback" not in out, err
