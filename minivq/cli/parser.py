@@ -105,7 +105,10 @@ def _add_demo(sub, debug):
                    "Train the variants of the paper's ablation on the spoken-digit scenes (2000 train pairs), "
                    "score each on 500 held-out test pairs, print each row as soon as it is scored, and write "
                    "metrics.json, report.md and the figures to --out.", DEMO_EPILOG, debug)
-    p.add_argument("--out", default="results", help="output folder (created if needed)")
+    p.add_argument("--out", default="results", help="output folder (created if needed); its earlier results are "
+                   "replaced only when the new ones are finished")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of a demo of other settings in --out (without it, that is an error)")
     p.add_argument("--quick", action="store_true", help="a tiny run of a few seconds (192 train pairs, 2 epochs)")
     p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
                    help="training seeds; with several, the table shows mean ± std")
