@@ -467,3 +467,16 @@ def test_ctrl_c_at_random_moments_of_train_names_the_epoch_on_disk(tmp_path):
             assert load_checkpoint(ckpt).epoch == int(held.group(1))
         else:
             assert "no checkpoint was written" in err
+
+
+def test_evaluate_json_never_overwrites_a_file_it_did_not_write(capsys, tmp_path, toy_ckpt):
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    code, out, err = cli(capsys, "evaluate", toy_ckpt, "--n", "40", "--json", mine)
+    assert code == 2 and out == "" and mine.read_text() == '{"my": "notes"}'
+    assert last_line(err) == (f"minivq evaluate: error: --json {mine} exists and was not written by minivq evaluate; "
+                              "choose another file name, or add --overwrite to replace it")
+    code, _, _ = cli(capsys, "evaluate", toy_ckpt, "--n", "40", "--json", mine, "--overwrite")
+    assert code == 0 and json.loads(mine.read_text())["n"] == 40
+    code, _, _ = cli(capsys, "evaluate", toy_ckpt, "--n", "30", "--json", mine)  # its own file: replaced
+    assert code == 0 and json.loads(mine.read_text())["n"] == 30

@@ -200,12 +200,25 @@ def _train(args, path):
     return state
 
 
+#: Keys every JSON file of ``minivq evaluate --json`` holds: how it knows the files it may replace.
+EVALUATE_KEYS = {"minivq_version", "checkpoint", "epoch", "split", "n", "lambda_r"}
+
+
+def _written_by_evaluate(path):
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):  # not text, not JSON: not ours
+        return False
+    return isinstance(content, dict) and EVALUATE_KEYS <= set(content)
+
+
 def evaluate_cmd(args):
     """Evaluate a checkpoint on a split and print (and optionally save) the numbers."""
     from .. import __version__
     path = check_input_file(args.checkpoint, "checkpoint")
     if args.json:
-        check_json_file(args.json, "--json", inputs=[("the checkpoint", path)])
+        check_json_file(args.json, "--json", inputs=[("the checkpoint", path)],
+                        own=(_written_by_evaluate, "minivq evaluate"), overwrite=args.overwrite)
     check_memory(f"--n {args.n}", args.n, square=True)
     state = _load_checkpoint(path, "checkpoint")
     cfg, record = state.model_cfg, state.data or {}

@@ -170,7 +170,9 @@ def _add_evaluate(sub, debug):
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
     p.add_argument("--n", type=positive_int, default=500, help="pairs to score (memory grows as n^2)")
     p.add_argument("--lambda-r", type=finite_float, default=1.0, help="weight of S^code in the combined ranking")
-    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file (a new file, or one "
+                   "minivq evaluate wrote)")
+    p.add_argument("--overwrite", action="store_true", help="let --json replace a file minivq evaluate did not write")
     p.set_defaults(func=evaluate_cmd)
 
 
