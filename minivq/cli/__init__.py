@@ -6,7 +6,10 @@
 - :mod:`.demo`: the paper's ablation in miniature, trained, scored and written up;
 - :mod:`.checks`: the checks of the command's arguments, made before any work starts;
 - :mod:`.parallel`: independent runs in worker processes (``--jobs``);
-- :mod:`.progress`: durations, the ETA clock, the epoch line.
+- :mod:`.progress`: durations, the ETA clock, the epoch line;
+- :mod:`.demo_report`: what the demo writes, and whose results a folder holds;
+- :mod:`.startup`: what the command does before anything else is imported
+  (Ctrl-C and unreadable environment switches in one line).
 
 ``minivq study`` and ``minivq course`` are :mod:`minivq.study` and :mod:`minivq.course`.
 
