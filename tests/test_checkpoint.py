@@ -213,9 +213,7 @@ def test_two_trainings_started_together_one_is_refused(tmp_path):
     winner.kill()  # SIGKILL mid-run: its lock dies with it
     winner.communicate(timeout=10)
     epoch = load_checkpoint(ckpt).epoch
-    resumed = subprocess.run(list(map(str, [sys.executable, "-m", "minivq", "train", "--resume", "--epochs",
-                                            epoch + 1])), cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                             env=command_env())
-    assert resumed.returncode == 0, resumed.stderr
+    from minivq.cli import main
+    assert main(["train", "--resume", "--epochs", str(epoch + 1), "--checkpoint", str(ckpt)]) == 0
     assert load_checkpoint(ckpt).epoch == epoch + 1
     assert sorted(os.listdir(tmp_path)) == ["minivq_checkpoint.npz"]

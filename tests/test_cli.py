@@ -452,7 +452,7 @@ def test_ctrl_c_at_random_moments_of_train_names_the_epoch_on_disk(tmp_path):
     import time
     from launch import start
     ckpt, rng = tmp_path / "m.npz", random.Random(1)
-    for _ in range(3):
+    for _ in range(2):
         proc = start("train", *QUICK_TOY, "--epochs", "10000", "--checkpoint", ckpt, "--overwrite", cwd=tmp_path)
         for line in proc.stdout:
             if line.startswith("loaded in"):

@@ -26,24 +26,26 @@ def test_both_switches_are_known():
     assert SWITCHES == ("MINIVQ_PUREPYTHON", "MINIVQ_DEBUG")
 
 
-def test_a_user_s_false_means_off_and_a_typo_is_one_line(tmp_path):
+def test_a_user_s_false_means_off_and_a_typo_is_one_line(tmp_path, monkeypatch, capsys):
     """MINIVQ_PUREPYTHON=false used to force the NumPy path and MINIVQ_DEBUG=no to show tracebacks."""
     import subprocess
-    off = subprocess.run(minivq_command("--version"), cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                         env=command_env(MINIVQ_PUREPYTHON="false"))
-    on = subprocess.run(minivq_command("--version"), cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                        env=command_env(MINIVQ_PUREPYTHON="Yes"))
+    from minivq.cli import main
+
+    def minivq(*argv, **env):
+        return subprocess.run(minivq_command(*argv), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env=command_env(**env))
+
+    off, on = minivq("--version", MINIVQ_PUREPYTHON="false"), minivq("--version", MINIVQ_PUREPYTHON="Yes")
     assert off.returncode == 0 and "MINIVQ_PUREPYTHON is set" not in off.stdout, off.stdout
     assert on.returncode == 0 and "backend: numpy" in on.stdout and "MINIVQ_PUREPYTHON is set" in on.stdout
-    quiet = subprocess.run(minivq_command("evaluate", tmp_path / "missing.npz"), cwd=tmp_path, capture_output=True,
-                           text=True, timeout=60, env=command_env(MINIVQ_DEBUG="no"))
-    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
-    assert quiet.stderr.strip().splitlines() == [f"minivq evaluate: error: checkpoint {tmp_path / 'missing.npz'}: "
-                                                 "no such file"]
-    for name in ("MINIVQ_PUREPYTHON", "MINIVQ_DEBUG"):
-        bad = subprocess.run(minivq_command("evaluate", tmp_path / "missing.npz"), cwd=tmp_path, capture_output=True,
-                             text=True, timeout=60, env=command_env(**{name: "maybe"}))
-        assert bad.returncode == 2 and bad.stdout == ""
-        assert bad.stderr.strip().splitlines() == [
-            f"minivq evaluate: error: environment variable {name}='maybe': expected 1/0, true/false, yes/no or "
-            "on/off (any case), or unset it"], bad.stderr
+    bad = minivq("evaluate", tmp_path / "missing.npz", MINIVQ_PUREPYTHON="maybe")  # read as minivq is imported
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.strip().splitlines() == [
+        "minivq evaluate: error: environment variable MINIVQ_PUREPYTHON='maybe': expected 1/0, true/false, yes/no "
+        "or on/off (any case), or unset it"], bad.stderr
+    monkeypatch.setenv("MINIVQ_DEBUG", "no")  # read by the command: no traceback
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
+    assert capsys.readouterr().err == f"minivq evaluate: error: checkpoint {tmp_path / 'missing.npz'}: no such file\n"
+    monkeypatch.setenv("MINIVQ_DEBUG", "maybe")
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
+    assert capsys.readouterr().err == ("minivq evaluate: error: environment variable MINIVQ_DEBUG='maybe': expected "
+                                       "1/0, true/false, yes/no or on/off (any case), or unset it\n")
