@@ -29,12 +29,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle pools sleep: see bench_nearest.py
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from minivq.cli import demo  # noqa: E402
+from minivq.cli import demo, demo_report  # noqa: E402
 from minivq.metrics.evaluate import encode_split, evaluate  # noqa: E402
 from minivq.nearest import nearest_threads  # noqa: E402
 from minivq.train import TrainConfig, config_from_data, init_state, quick_val_r1, train_epoch  # noqa: E402
@@ -100,7 +101,8 @@ def main(argv=None):
             import matplotlib.pyplot as plt
 
             def draw():
-                demo._draw_figures(Path(tmp), {"full": [run]}, splits["test"])
+                folder = SimpleNamespace(path=lambda name: Path(tmp) / name)  # as ResultsFolder's stage
+                demo_report.draw_figures(folder, {"full": [run]}, splits["test"])
                 plt.close("all")
             t_fig = _median_time(draw, args.repeat)
     rows += [("load the three splits (once per demo)", t_load),

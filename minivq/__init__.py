@@ -11,11 +11,14 @@ variable ``MINIVQ_PUREPYTHON=1`` before import to force the NumPy path.
 ``minivq.about()`` (also ``minivq --version``) says in one line which version,
 backend and OpenMP setting this installation has, and where it lives.
 """
-from pathlib import Path as _Path
-
 # The single source of the version: pyproject.toml reads it from here
 # (setuptools' dynamic version, parsed without importing the package).
 __version__ = "0.2.0"
+
+from .cli.startup import arm as _arm  # noqa: E402  (first: in the `minivq` command, Ctrl-C and bad
+_arm()  # switches end in one line from the start, minivq.cli.startup)
+
+from pathlib import Path as _Path  # noqa: E402
 
 from .nearest import BACKEND, OPENMP, nearest_code  # noqa: E402
 from .contrastive import mms_loss  # noqa: E402

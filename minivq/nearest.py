@@ -31,12 +31,13 @@ import numpy as np
 from .checks import checked
 from .checks import quantizer as checks
 from .checks.quantizer import check_arrays, validate_inputs
+from .env import env_flag
 
 __all__ = ["BACKEND", "OPENMP", "nearest_code", "nearest_threads", "nearest_code_reference",
            "nearest_code_teaching", "check_arrays", "validate_inputs"]
 
-#: Environment variable that forces the NumPy path when set to a non-empty
-#: value other than "0" (read once, at import).
+#: Environment variable that forces the NumPy path when set to 1/true/yes/on
+#: (read once, at import; :func:`minivq.env.env_flag`).
 PUREPYTHON_ENV = "MINIVQ_PUREPYTHON"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,7 +45,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 def _load_fast():
     """The compiled fast kernel: (module, None), or (None, why not) after a RuntimeWarning saying what to run."""
-    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+    if env_flag(PUREPYTHON_ENV):
         return None, f"{PUREPYTHON_ENV} is set"
     root = _PACKAGE_DIR.parent
     if not any((_PACKAGE_DIR / f"_nearest_fast{suffix}").is_file() for suffix in EXTENSION_SUFFIXES):

@@ -14,6 +14,7 @@ from minivq.io.atomic import atomic_write, atomic_write_text, check_writable_fol
 from minivq.io.checkpoint import (CheckpointError, data_record, load_checkpoint, read_checkpoint_file,
                                save_checkpoint, write_checkpoint_file)
 
+from launch import command_env, start
 from test_train import make_state
 
 META = {"model_cfg": {}, "train_cfg": {}, "rng": {}, "epoch": 0, "step": 0}
@@ -168,3 +169,51 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     assert mid_write >= 1, "no kill landed during a write; the test did not exercise the window"
     leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".m.npz.tmp-")]
     assert len(leftovers) <= 1, f"orphaned temporary files pile up: {leftovers}"
+
+
+def test_a_lock_is_refused_while_held_and_free_once_released(tmp_path):
+    from minivq.io.lock import LockHeld, file_lock, lock_path
+    path = tmp_path / "run.npz"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from minivq.io.lock import file_lock\n"
+                               f"with file_lock({str(path)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env=command_env())
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(LockHeld, match=rf"^--checkpoint {path} is being written by another minivq run "
+                                           rf"\(process {holder.pid}\); wait for it to end, or choose another "
+                                           r"--checkpoint$"):
+            with file_lock(path, "--checkpoint"):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: the holder cannot clean up; the OS releases its lock
+        holder.wait()
+    assert lock_path(path).read_text() == f"{holder.pid}\n", "the killed holder's file stays..."
+    with file_lock(path) as lock:  # ... and does not block the next run
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert sorted(os.listdir(tmp_path)) == [], "a run that ends removes its lock file"
+
+
+def test_two_trainings_started_together_one_is_refused(tmp_path):
+    """Both said "saved" and one run was silently lost; now the second is refused in one line naming the first."""
+    ckpt = tmp_path / "minivq_checkpoint.npz"  # the default name, in the folder both start from
+    train = ("train", "--quick", "--modalities", "a", "b", "--epochs", "100000")
+    runs = [start(*train, cwd=tmp_path), start(*train, cwd=tmp_path)]
+    deadline = time.monotonic() + 60
+    while all(p.poll() is None for p in runs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = next(p for p in runs if p.poll() is not None)
+    winner = runs[1 - runs.index(refused)]
+    _, err = refused.communicate(timeout=10)
+    assert refused.returncode == 1 and err.strip().splitlines() == [
+        f"minivq train: error: --checkpoint minivq_checkpoint.npz is being written by another minivq run (process "
+        f"{winner.pid}); wait for it to end, or choose another --checkpoint"], err
+    for line in winner.stdout:  # the winner trains on, and saves
+        if "epoch 2/" in line:
+            break
+    winner.kill()  # SIGKILL mid-run: its lock dies with it
+    winner.communicate(timeout=10)
+    epoch = load_checkpoint(ckpt).epoch
+    from minivq.cli import main
+    assert main(["train", "--resume", "--epochs", str(epoch + 1), "--checkpoint", str(ckpt)]) == 0
+    assert load_checkpoint(ckpt).epoch == epoch + 1
+    assert sorted(os.listdir(tmp_path)) == ["minivq_checkpoint.npz"]

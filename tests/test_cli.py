@@ -377,3 +377,106 @@ def test_an_unwritten_course_exercise_is_one_line(capsys, monkeypatch):
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert err.strip() == ("minivq demo: error: exercise ema_update: write the EMA step of the codebook (VQ-5) "
                            "(a course exercise not written yet: `minivq course grade` shows which)")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.4, 0.8])
+def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_130(tmp_path, delay):
+    """Ctrl-C from the terminal (the whole process group) while the command imports NumPy, parses, loads data,
+    starts its worker processes: one line, exit 130, no traceback from the command or a worker."""
+    from launch import command_env
+    cmd = [sys.executable, "-X", "importtime", "-m", "minivq", "demo", "--quick", "--out", tmp_path / "r",
+           "--jobs", "2"]
+    proc = subprocess.Popen(list(map(str, cmd)), cwd=tmp_path, env=command_env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stderr:  # -X importtime: a line as each module is imported
+        if "minivq.env" in line:  # imported by minivq.cli.startup once it holds Ctrl-C: the command has begun
+            break
+    import time
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    said = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 130 and len(said) == 1, err[-3000:]
+    assert re.fullmatch(r"minivq demo: error: interrupted.*", said[0]), said
+
+
+def _interrupt_at(monkeypatch, name, call):
+    """Make minivq.train.<name> raise KeyboardInterrupt (as Ctrl-C would) at its ``call``-th call."""
+    import minivq.train as train
+    real, calls = getattr(train, name), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            if name == "save_checkpoint":  # the temporary file is written, not yet renamed into place
+                real(str(args[0]) + ".partial.npz", *args[1:], **kwargs)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, name, wrapped)
+
+
+@pytest.mark.parametrize("name, call, said", [
+    ("quick_val_r1", 1, "no checkpoint was written (the first is saved after epoch 1)"),  # epoch 1's validation
+    ("save_checkpoint", 1, "no checkpoint was written (the first is saved after epoch 1)"),  # epoch 1's save
+    ("quick_val_r1", 3, "{ckpt} holds epoch 2; continue with --resume"),  # epoch 3's validation
+    ("save_checkpoint", 3, "{ckpt} holds epoch 2; continue with --resume"),  # epoch 3's save
+])
+def test_ctrl_c_names_the_epoch_on_disk(capsys, monkeypatch, tmp_path, name, call, said):
+    """Ctrl-C during an epoch's validation or save: the epoch the file holds (it said 3 for a file holding 2)."""
+    ckpt = tmp_path / "m.npz"
+    _interrupt_at(monkeypatch, name, call)
+    code, out, err = cli(capsys, "train", *QUICK_TOY, "--epochs", "5", "--checkpoint", ckpt)
+    assert code == 130 and last_line(err) == f"minivq train: error: interrupted; {said.format(ckpt=ckpt)}"
+    assert (load_checkpoint(ckpt).epoch == 2) if call == 3 else not ckpt.exists()
+
+
+def test_ctrl_c_of_a_resumed_or_overwriting_run_names_what_the_file_holds(capsys, monkeypatch, tmp_path, toy_ckpt):
+    ckpt = tmp_path / "m.npz"
+    ckpt.write_bytes(toy_ckpt.read_bytes())  # epoch 1
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_at(mp, "save_checkpoint", 1)
+        code, _, err = cli(capsys, "train", "--resume", "--epochs", "4", "--checkpoint", ckpt)
+    assert code == 130 and last_line(err) == (f"minivq train: error: interrupted; {ckpt} still holds epoch 1 "
+                                              "(no epoch finished since); continue with --resume")
+    _interrupt_at(monkeypatch, "quick_val_r1", 1)
+    code, _, err = cli(capsys, "train", *QUICK_TOY, "--overwrite", "--epochs", "4", "--checkpoint", ckpt)
+    assert code == 130 and last_line(err) == (f"minivq train: error: interrupted; no checkpoint was written; {ckpt} "
+                                              "still holds the earlier run (--overwrite replaces it after epoch 1)")
+    assert ckpt.read_bytes() == toy_ckpt.read_bytes()
+
+
+def test_ctrl_c_at_random_moments_of_train_names_the_epoch_on_disk(tmp_path):
+    import random
+    import time
+    from launch import start
+    ckpt, rng = tmp_path / "m.npz", random.Random(1)
+    for _ in range(2):
+        proc = start("train", *QUICK_TOY, "--epochs", "10000", "--checkpoint", ckpt, "--overwrite", cwd=tmp_path)
+        for line in proc.stdout:
+            if line.startswith("loaded in"):
+                break
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and len(err.strip().splitlines()) == 1, err
+        held = re.fullmatch(rf"minivq train: error: interrupted; {re.escape(str(ckpt))} holds epoch (\d+); "
+                            r"continue with --resume", err.strip())
+        if held:
+            assert load_checkpoint(ckpt).epoch == int(held.group(1))
+        else:
+            assert "no checkpoint was written" in err
+
+
+def test_evaluate_json_never_overwrites_a_file_it_did_not_write(capsys, tmp_path, toy_ckpt):
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    code, out, err = cli(capsys, "evaluate", toy_ckpt, "--n", "40", "--json", mine)
+    assert code == 2 and out == "" and mine.read_text() == '{"my": "notes"}'
+    assert last_line(err) == (f"minivq evaluate: error: --json {mine} exists and was not written by minivq evaluate; "
+                              "choose another file name, or add --overwrite to replace it")
+    code, _, _ = cli(capsys, "evaluate", toy_ckpt, "--n", "40", "--json", mine, "--overwrite")
+    assert code == 0 and json.loads(mine.read_text())["n"] == 40
+    code, _, _ = cli(capsys, "evaluate", toy_ckpt, "--n", "30", "--json", mine)  # its own file: replaced
+    assert code == 0 and json.loads(mine.read_text())["n"] == 30

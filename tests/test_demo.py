@@ -189,3 +189,72 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(tmp_path):
                         err.strip())
     metrics = strict_json(tmp_path / "metrics.json")
     assert "summary" in metrics["table"] and metrics["runs_done"] in (1, 2)
+
+
+def test_a_killed_demo_takes_its_workers_with_it(tmp_path):
+    """SIGKILL to `minivq demo`: its workers trained on for 29-65 s, then printed a BrokenPipeError."""
+    import time
+    from launch import start
+    proc = start("demo", "--quick", "--epochs", "200", "--out", tmp_path, "--jobs", "2", cwd=tmp_path)
+    training = set()
+    for line in proc.stdout:  # both workers are in an epoch
+        if " epoch " in line:
+            training.add(line.split("]")[0])
+            if len(training) == 2:
+                break
+    proc.kill()
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)  # returns once no worker holds the output pipes
+    assert time.monotonic() - t0 < 3, "the workers outlived the demo"
+    assert err == "" and "Traceback" not in out, err
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_an_interrupted_rerun_leaves_the_finished_results_whole(quick, tmp_path):
+    """A rerun into a folder holding a finished demo deleted its figures at start and, interrupted, said
+    "nothing written". Now the earlier results stay whole through a SIGKILL and a Ctrl-C; the finished runs of
+    the interrupted one go beside them."""
+    import shutil
+    from launch import start
+    out = tmp_path / "results"
+    shutil.copytree(quick["out"], out)
+    (out / "notes.txt").write_text("mine")  # not the demo's: never touched
+    before = _files(out)
+    for sig in (signal.SIGKILL, signal.SIGINT):
+        proc = start("demo", "--quick", "--out", out, "--jobs", "1", cwd=tmp_path)
+        for line in proc.stdout:
+            if line.startswith("| summary only"):  # one run finished, the next training
+                proc.send_signal(sig)
+                break
+        _, err = proc.communicate(timeout=60)
+        assert _files(out) == before, f"after {sig!r} the earlier results changed"
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        f"minivq demo: error: interrupted; 1 of 3 runs finished, kept in {tmp_path / 'results.partial/metrics.json'} "
+        f"and {tmp_path / 'results.partial/report.md'}; {out}/ keeps its earlier results, whole"], err
+    assert strict_json(tmp_path / "results.partial" / "metrics.json")["runs_done"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "results.partial"], \
+        "the killed run's temporary folder is removed by the next run"
+
+
+def test_a_folder_of_another_demo_is_refused_unless_overwrite(quick, tmp_path, capsys):
+    import shutil
+    from minivq.cli.demo import demo_settings
+    from minivq.cli.demo_report import check_folder
+    out = tmp_path / "r"
+    shutil.copytree(quick["out"], out)
+    before = _files(out)
+    assert main(["demo", "--quick", "--epochs", "3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"minivq demo: error: --out {out} holds the results of a demo of other settings (variants "
+                           "summary vq full, seeds 0, 2 epochs, 192 train pairs, world hard_on_grid, scored on test); "
+                           "give another --out, or add --overwrite to replace them")
+    assert _files(out) == before
+    settings = demo_settings(True, 3)
+    check_folder(out, settings, ["summary", "vq", "full"], [0], "test", overwrite=True)  # allowed: no error
+    check_folder(out, demo_settings(True), ["summary", "vq", "full"], [0], "test")  # the same settings: allowed
+    (out / "metrics.json").write_text("{}")
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert "metrics.json exists and is not a minivq demo's" in capsys.readouterr().err

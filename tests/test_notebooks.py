@@ -56,3 +56,29 @@ def test_notebook_runs_and_shows_its_figures(path, monkeypatch):
     client.execute()
     shown, expected = image_outputs(nb), MIN_IMAGES[path.stem]
     assert shown >= expected, f"{path.name} shows {shown} images, expected at least {expected}"
+
+
+def test_notebook_01_goes_on_without_cython(monkeypatch, capsys):
+    """After a plain `pip install .` Cython is not installed (it only builds the kernels): notebook 01's
+    `cython -a` cell stopped with a CalledProcessError; it says in one line how to get Cython and goes on."""
+    import importlib.util
+    import json
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    import minivq
+    cells = json.loads((NOTEBOOKS[0].parent / "01_nearest_codeword.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and '"cython", "-3", "-a"'
+                  in "".join(c["source"]))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name.lower() == "cython" else real(name, *a, **k))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("ran cython, which is not installed"))
+    namespace = {"Path": Path, "re": re, "sys": sys, "tempfile": tempfile, "subprocess": subprocess,
+                 "src_dir": Path(minivq.__file__).parent}
+    exec(compile(source, "notebook 01, the cython -a cell", "exec"), namespace)
+    assert capsys.readouterr().out.strip().splitlines() == [
+        'Cython is not installed here, so `cython -a` cannot annotate the kernels: pip install "minivq[notebooks]" '
+        "(or pip install cython) and rerun this cell to see it"]

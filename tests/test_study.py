@@ -336,3 +336,54 @@ def test_sizes_are_checked_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--train-sizes 100000"):
         study.run(parse("--quick", "--train-sizes", "100000", "--out", str(tmp_path)))
     assert not any(tmp_path.iterdir())
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_stopped_study_leaves_the_finished_one_whole(quick, tmp_path):
+    """`minivq study` overwrote study.md at start and dropped study.json's results after tuning; a study killed
+    or interrupted on the way now leaves a finished one whole, and keeps its protocol beside it."""
+    import shutil
+    import signal
+    from launch import start
+    out = tmp_path / "s"
+    shutil.copytree(quick[0], out)
+    before = _files(out)
+    for sig in (signal.SIGKILL, signal.SIGINT):
+        proc = start("study", "--quick", "--seeds", "2", "--jobs", "1", "--out", out, cwd=tmp_path)
+        for line in proc.stdout:
+            if line.startswith("[tuning on val 1/"):
+                proc.send_signal(sig)
+                break
+        _, err = proc.communicate(timeout=60)
+        assert _files(out) == before, f"after {sig!r} the finished study changed"
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        f"minivq study: error: interrupted; the protocol kept in {tmp_path / 's.partial'}/; {out}/ keeps its "
+        "earlier study, whole"], err
+    assert "Results pending" in (tmp_path / "s.partial" / "study.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "s.partial"], "the killed study's folder is swept"
+
+
+def test_the_default_out_is_not_the_committed_study(capsys):
+    from minivq.cli import main
+    assert parse().out == "results/study"
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = capsys.readouterr().out
+    assert "minivq study --out study" in text and "(default: results/study)" in " ".join(text.split())
+
+
+def test_another_study_is_replaced_only_with_overwrite(quick, tmp_path, monkeypatch):
+    import shutil
+    out = tmp_path / "s"
+    shutil.copytree(quick[0], out)
+    with pytest.raises(ValueError, match=r"holds a study of other settings .* or add --overwrite to replace it"):
+        study.run(parse("--quick", "--seeds", "3", "--jobs", "1", "--out", str(out)))
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study, "run_jobs", stop)  # past the check: the first phase starts
+    with pytest.raises(KeyboardInterrupt, match=r"the protocol kept in \S+s.partial/; \S+ keeps its earlier study"):
+        study.run(parse("--quick", "--seeds", "3", "--jobs", "1", "--out", str(out), "--overwrite"))

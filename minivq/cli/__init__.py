@@ -6,7 +6,10 @@
 - :mod:`.demo`: the paper's ablation in miniature, trained, scored and written up;
 - :mod:`.checks`: the checks of the command's arguments, made before any work starts;
 - :mod:`.parallel`: independent runs in worker processes (``--jobs``);
-- :mod:`.progress`: durations, the ETA clock, the epoch line.
+- :mod:`.progress`: durations, the ETA clock, the epoch line;
+- :mod:`.demo_report`: what the demo writes, and whose results a folder holds;
+- :mod:`.startup`: what the command does before anything else is imported
+  (Ctrl-C and unreadable environment switches in one line).
 
 ``minivq study`` and ``minivq course`` are :mod:`minivq.study` and :mod:`minivq.course`.
 
@@ -26,9 +29,14 @@ _MOVED = {"build_parser": "parser", "load_split": "demo", "DEMO": "demo", "QUICK
 
 def main(argv=None):
     """Entry point of the ``minivq`` console script: :func:`minivq.cli.parser.main`; returns the exit code."""
-    from .parser import main as run
+    from . import startup
 
-    return run(argv)
+    try:
+        from .parser import main as run  # NumPy, matplotlib, ...: Ctrl-C here is startup's one line
+        startup.disarm()
+        return run(argv)
+    finally:
+        startup.rearm()
 
 
 def __getattr__(name):

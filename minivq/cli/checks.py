@@ -141,7 +141,7 @@ def check_output_file(path, arg):
     return path
 
 
-def check_json_file(path, arg, inputs=()):
+def check_json_file(path, arg, inputs=(), own=None, overwrite=False):
     """A JSON file to write: writable, not one of the command's input files, not an existing .npz.
 
     Parameters
@@ -151,6 +151,10 @@ def check_json_file(path, arg, inputs=()):
         The option as typed, e.g. ``"--json"``.
     inputs : sequence of (str, Path)
         The command's input files and what they are (e.g. ``("the checkpoint", path)``).
+    own : (callable, str) or None
+        ``(is_mine, what)``: an existing file for which ``is_mine(path)`` is false (one the command did
+        not write, ``what`` names the command) is refused unless ``overwrite``.
+    overwrite : bool
     """
     path = check_output_file(path, arg)
     for what, other in inputs:
@@ -161,6 +165,9 @@ def check_json_file(path, arg, inputs=()):
     if path.suffix.lower() == ".npz" and path.exists():
         raise UsageError(f"{arg} {path}: expected a new file or a JSON file, got an existing .npz file "
                          "(a checkpoint?); it is not overwritten, name a .json file")
+    if own is not None and path.exists() and not overwrite and not own[0](path):
+        raise UsageError(f"{arg} {path} exists and was not written by {own[1]}; choose another file name, "
+                         "or add --overwrite to replace it")
     return path
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import report
 from ..io.checkpoint import CheckpointError, data_record
+from ..io.lock import file_lock
 from ..metrics.evaluate import evaluate
 from ..train import TrainConfig, config_from_data, fit, init_state, load_checkpoint
 from .checks import (UsageError, check_input_file, check_json_file, check_memory, check_modalities,
@@ -75,14 +76,22 @@ def _load_checkpoint(path, arg):
         raise UsageError(f"{arg} {e.path}: {e.reason}") from e
 
 
-def _summary(path):
-    """'image+speech full, epoch 40' from the checkpoint's meta alone (no arrays), or None if it is no checkpoint."""
+def _meta(path):
+    """The checkpoint's meta alone (no arrays), or None if ``path`` is no checkpoint."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
+            return json.loads(str(z["meta"]))
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def _summary(path):
+    """'image+speech full, epoch 40' from the checkpoint's meta, or None if it is no checkpoint."""
+    meta = _meta(path)
+    try:
         cfg = meta["model_cfg"]
         return f"{'+'.join(cfg['modalities'][:2])} {cfg['variant']}, epoch {meta['epoch']}"
-    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+    except (KeyError, TypeError):
         return None
 
 
@@ -131,9 +140,39 @@ def _load(record):
     return splits
 
 
+def _signature(path):
+    """(inode, size, mtime) of ``path``, or None: tells whether a run replaced the file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _on_disk(path, before, resumed_epoch):
+    """What ``path`` holds after Ctrl-C, read from the file itself (a save may have been cut short)."""
+    if _signature(path) not in (None, before):
+        epoch = (_meta(path) or {}).get("epoch", "?")
+        return f"{path} holds epoch {epoch}; continue with --resume"
+    if resumed_epoch is not None:
+        return f"{path} still holds epoch {resumed_epoch} (no epoch finished since); continue with --resume"
+    if path.exists():
+        return f"no checkpoint was written; {path} still holds the earlier run (--overwrite replaces it after epoch 1)"
+    return "no checkpoint was written (the first is saved after epoch 1)"
+
+
 def train_cmd(args):
-    """Train one variant on one modality pair, with an atomic checkpoint after every epoch."""
+    """Train one variant on one modality pair, with an atomic checkpoint after every epoch.
+
+    The checkpoint is locked for the whole run (:func:`minivq.io.lock.file_lock`): a second run on
+    the same file is refused at once, naming the process that holds it.
+    """
     path = check_output_file(args.checkpoint, "--checkpoint")
+    with file_lock(path, "--checkpoint"):
+        return _train(args, path)
+
+
+def _train(args, path):
     if args.resume:
         check_input_file(path, "--checkpoint (with --resume)")
         state, record = _resume(args, path)
@@ -147,21 +186,30 @@ def train_cmd(args):
     first, last = (state.epoch + 1, state.train_cfg.epochs) if state else (1, tc.epochs)
     say(f"minivq train: {variant} on {' + '.join(record['modalities'])}, {record['n_train']} train pairs, "
         f"epochs {first}..{last}, seed {seed}, checkpoint {path}" + (" (resumed)" if state else ""))
-    splits = _load(record)
-    resumed = state is not None
-    if state is None:
-        state = init_state(config_from_data(splits["train"], record["modalities"], **model_kw), tc,
-                           splits["train"])
-        state.data = record
+    before, resumed_epoch = _signature(path), state.epoch if state else None
     try:
+        splits = _load(record)
+        if state is None:
+            state = init_state(config_from_data(splits["train"], record["modalities"], **model_kw), tc,
+                               splits["train"])
+            state.data = record
         fit(state, splits["train"], splits["val"], log=say, checkpoint=path)
     except KeyboardInterrupt:
-        if resumed or state.epoch > 0:
-            raise KeyboardInterrupt(f"{path} holds epoch {state.epoch}; continue with --resume") from None
-        kept = f"; {path} still holds the earlier run (--overwrite replaces it after epoch 1)" if path.exists() else ""
-        raise KeyboardInterrupt(f"no checkpoint was written{kept}") from None
+        raise KeyboardInterrupt(_on_disk(path, before, resumed_epoch)) from None
     say(f"saved {path} (epoch {state.epoch}, step {state.step})")
     return state
+
+
+#: Keys every JSON file of ``minivq evaluate --json`` holds: how it knows the files it may replace.
+EVALUATE_KEYS = {"minivq_version", "checkpoint", "epoch", "split", "n", "lambda_r"}
+
+
+def _written_by_evaluate(path):
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):  # not text, not JSON: not ours
+        return False
+    return isinstance(content, dict) and EVALUATE_KEYS <= set(content)
 
 
 def evaluate_cmd(args):
@@ -169,7 +217,8 @@ def evaluate_cmd(args):
     from .. import __version__
     path = check_input_file(args.checkpoint, "checkpoint")
     if args.json:
-        check_json_file(args.json, "--json", inputs=[("the checkpoint", path)])
+        check_json_file(args.json, "--json", inputs=[("the checkpoint", path)],
+                        own=(_written_by_evaluate, "minivq evaluate"), overwrite=args.overwrite)
     check_memory(f"--n {args.n}", args.n, square=True)
     state = _load_checkpoint(path, "checkpoint")
     cfg, record = state.model_cfg, state.data or {}

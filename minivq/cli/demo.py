@@ -3,23 +3,26 @@
 Trains every variant of :data:`minivq.model.VARIANTS` once per seed on the
 shipped spoken-digit scenes, scores each on the held-out test split (or on
 validation, for tuning), and writes ``metrics.json``, ``report.md`` and the
-figures to the output folder. Nothing is lost on the way: each run's row is
-printed as soon as it is scored, ``metrics.json`` and ``report.md`` are
-rewritten (atomically) after every run, and Ctrl-C stops with what finished
-kept and printed (:class:`Interrupted`).
+figures to the output folder (:mod:`minivq.cli.demo_report`). Nothing is lost
+on the way: each run's row is printed as soon as it is scored, ``metrics.json``
+and ``report.md`` are rewritten (atomically) after every run in a temporary
+folder beside ``--out`` and moved into it at the end
+(:class:`minivq.io.results.ResultsFolder`), so results already there stay
+whole until new ones are finished, and Ctrl-C stops with what finished kept
+and printed (:class:`Interrupted`).
 """
 import time
-from dataclasses import asdict
 
 from threadpoolctl import threadpool_limits
 
-from .. import metrics, report
+from .. import report
 from ..data import toy_pairs
 from ..data.world import world_scenes
+from ..io.results import ResultsFolder
 from ..metrics.evaluate import encode_split, evaluate
 from ..nearest import nearest_threads
-from ..report import figures
 from ..train import TrainConfig, config_from_data, fit, init_state
+from .demo_report import FIGURES, FILES, MODALITIES, check_folder, draw_figures, finished, payload, table, write
 from .parallel import JobRunner, SharedClock, default_workers
 from .progress import Clock, format_duration, say
 
@@ -34,26 +37,6 @@ QUICK = {"data": {"n_train": 192, "n_val": 48, "n_test": 48, "world": "hard_on_g
          "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3},
          "model": {"D": 16, "K": 16, "hidden": 32, "embed_dim": 32}}
 TOY_SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}
-MODALITIES = ("image", "speech")
-
-#: Every figure the demo may write: file -> (caption, what it shows, in one sentence).
-FIGURES = {
-    "training_curves.png": ("training curves", "L_MMS and L_CMCM on the training batches and the mean "
-                            "R@1 of the quick validation check, per epoch, one line per variant (first seed)."),
-    "code_usage.png": ("codebook usage per modality", "The fraction of the image units and of the speech "
-                       "units that the full method assigns to each code (log scale): bars in both colours "
-                       "are codes the two modalities share."),
-    "code_digit.png": ("code x digit, per modality", "For each digit (rows), the fraction of its image units "
-                       "and of its speech units on each code (columns), for the VQ-only variant beside the "
-                       "full method: a digit whose bright cell sits on the same code in both modalities, a "
-                       "code no other digit takes, is a digit on which the modalities agree."),
-    "localization.png": ("localization, both ways", "For three scenes of the scored split, the image cells "
-                         "the full method finds most relevant to each spoken digit, and the speech frames "
-                         "most relevant to each image digit, with the spoken words' spans shaded."),
-    "retrieval.png": ("retrieval examples", "Four speech queries of the scored split and the four images "
-                      "the full method ranks first by S (SUM-3); the true partner is marked in green."),
-}
-
 
 class Interrupted(Exception):
     """Ctrl-C stopped the demo; what finished is kept (the message says where)."""
@@ -83,14 +66,6 @@ def demo_settings(quick=False, epochs=None, world=None):
     return settings
 
 
-def remove_stale_figures(out):
-    """Delete the figures a previous demo wrote to ``out`` (only :data:`FIGURES`' names)."""
-    for name in FIGURES:
-        path = out / name
-        if path.is_file():
-            path.unlink()
-
-
 def _in_order(jobs, done):
     """variant -> the finished runs in seed order (workers finish in any order)."""
     runs = {}
@@ -98,10 +73,6 @@ def _in_order(jobs, done):
         if job in done:
             runs.setdefault(job[0], []).append(done[job])
     return runs
-
-
-def _runs_done(runs):
-    return sum(len(r) for r in runs.values())
 
 
 def _train_and_score(variant, seed, splits, settings, label, clock):
@@ -119,63 +90,6 @@ def _train_and_score(variant, seed, splits, settings, label, clock):
     say(f"{label} evaluated in {time.perf_counter() - t1:.1f}s")
     return {"seed": seed, "train_seconds": seconds, "eval": ev, "history": state.history, "enc": enc,
             "cfg": cfg, "train_cfg": tc}
-
-
-def _shown_run(runs):
-    """The run the figures and the report's settings describe: the full method's first seed."""
-    return runs["full"][0] if "full" in runs else next(iter(runs.values()))[0]
-
-
-def _draw_figures(out, runs, test):
-    """Write the figures; returns {file: (caption, sentence)} of those written."""
-    shown_run = _shown_run(runs)
-    written = ["training_curves.png"]
-    figures.plot_training_curves({v: r[0]["history"] for v, r in runs.items()}, out / written[0])
-    cc = shown_run["eval"].get("code_concept")
-    if cc is not None:
-        baseline = runs["vq"][0]["eval"]["code_concept"] if "vq" in runs and shown_run is not runs["vq"][0] else None
-        figures.plot_code_usage(cc, out / "code_usage.png")
-        figures.plot_code_digit(cc, out / "code_digit.png", baseline=baseline)
-        figures.plot_localization(test, shown_run["enc"], shown_run["cfg"], out / "localization.png")
-        written += ["code_usage.png", "code_digit.png", "localization.png"]
-    figures.plot_retrieval(test, shown_run["enc"], out / "retrieval.png")
-    written.append("retrieval.png")
-    return {name: FIGURES[name] for name in written}
-
-
-def _payload(args, settings, runs, splits, wall_seconds):
-    """Everything metrics.json holds (the writer makes it strict JSON)."""
-    from .. import __version__
-    shown_run = _shown_run(runs)
-    train = {k: v for k, v in asdict(shown_run["train_cfg"]).items() if k != "seed"}
-    loc = shown_run["eval"].get("localization", {})
-    return {"minivq_version": __version__, "command": " ".join(["minivq"] + args.argv),
-            "variants": list(args.variants), "seeds": list(args.seeds), "eval_split": args.eval_split,
-            "runs_done": _runs_done(runs), "runs_total": len(args.variants) * len(args.seeds),
-            "wall_seconds": wall_seconds,
-            "config": {"data": {**settings["data"], "modalities": list(MODALITIES), "seed": 0, "patch": 8},
-                       "train": train, "model": shown_run["cfg"].to_dict()},
-            "chance": {k: round(v.get("chance_digit_unit", v["chance"]), 3) for k, v in loc.items()},
-            "set_ceiling_r1": metrics.set_ceiling_r1(splits["test"]["digits"]),
-            "table": _rows(runs),
-            "runs": {v: [{k: r[k] for k in ("seed", "train_seconds", "eval", "history")} for r in rs]
-                     for v, rs in runs.items()}}
-
-
-def _rows(runs):
-    """Table rows of the finished runs: variant -> one row per seed."""
-    return {v: [report.table_row(r["eval"]) for r in rs] for v, rs in runs.items()}
-
-
-def _table(runs):
-    n_concepts = next(iter(runs.values()))[0]["eval"].get("n_concepts")
-    return report.ablation_table(_rows(runs), n_concepts)
-
-
-def _write(out, payload, runs, shown):
-    """metrics.json and report.md of the finished runs (atomically)."""
-    report.write_metrics(out / "metrics.json", payload)
-    report.write_report(out / "report.md", _table(runs), payload, shown)
 
 
 def _load_splits(settings, eval_split, log=say):
@@ -214,13 +128,13 @@ def _run(job):
 
 
 def run_demo(args, out):
-    """Train and score every (variant, seed), writing the outputs to ``out`` as runs finish.
+    """Train and score every (variant, seed); the outputs go to ``out`` when all are done.
 
     Parameters
     ----------
     args : argparse.Namespace
-        ``quick``, ``epochs``, ``variants``, ``seeds``, ``eval_split``, ``argv``, and ``jobs``
-        (worker processes; None: one per core, at most one per run).
+        ``quick``, ``epochs``, ``variants``, ``seeds``, ``eval_split``, ``argv``, ``overwrite``, and
+        ``jobs`` (worker processes; None: one per core, at most one per run).
     out : pathlib.Path
         An existing, writable folder (checked by the command).
 
@@ -231,21 +145,23 @@ def run_demo(args, out):
 
     Raises
     ------
+    UsageError
+        When ``out`` holds the results of a demo of other settings (and not ``args.overwrite``).
     Interrupted
-        On Ctrl-C, after printing and keeping the runs that finished.
+        On Ctrl-C, after printing and keeping the runs that finished (:meth:`ResultsFolder.keep`).
     """
     t_start = time.perf_counter()
     settings = demo_settings(args.quick, args.epochs, getattr(args, "world", None))
     d, epochs = settings["data"], settings["train"]["epochs"]
+    check_folder(out, settings, args.variants, args.seeds, args.eval_split, getattr(args, "overwrite", False))
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     say(f"minivq demo: {len(args.variants)} variants ({', '.join(args.variants)}) x {len(args.seeds)} "
         f"seed{'s' * (len(args.seeds) > 1)} ({', '.join(map(str, args.seeds))}), {epochs} epochs each, "
         f"{d['n_train']} train pairs; scored on {d[f'n_{args.eval_split}']} {args.eval_split} pairs; output in {out}/")
-    remove_stale_figures(out)
     n_workers = getattr(args, "jobs", None) or default_workers(len(jobs))
     if n_workers > 1:
         say(f"training {min(n_workers, len(jobs))} runs at a time, in worker processes (--jobs)")
-    runs, splits, done = {}, None, {}
+    runs, splits, done, folder = {}, None, {}, ResultsFolder(out, FILES)
     try:
         splits = _load_splits(settings, args.eval_split)
         clock = SharedClock(len(jobs) * epochs) if n_workers > 1 else Clock(len(jobs) * epochs)
@@ -259,20 +175,36 @@ def run_demo(args, out):
                 row_name = variant if len(args.seeds) == 1 else f"{variant} (seed {seed})"
                 say(report.ablation_table({row_name: [report.table_row(run["eval"])]},
                                           run["eval"].get("n_concepts")))
-                _write(out, _payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
-        shown = _draw_figures(out, runs, splits["test"])
-    except KeyboardInterrupt:
-        if not runs:
-            raise Interrupted(f"interrupted before any run finished (nothing written to {out}/)") from None
-        _write(out, _payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
-        say(_table(runs))
-        raise Interrupted(f"interrupted; {_runs_done(runs)} of {len(jobs)} runs finished, kept in "
-                          f"{out / 'metrics.json'} and {out / 'report.md'}") from None
-    payload = _payload(args, settings, runs, splits, time.perf_counter() - t_start)
-    _write(out, payload, runs, shown)
-    say(_table(runs))
-    say(f"LOC chance: {report.format_chance(payload['chance'])}; "
-        f"instance R@1 of a perfect digit-set retriever (it bounds the R@1 columns): {payload['set_ceiling_r1']:.3f}")
+                write(folder, payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
+        shown = draw_figures(folder, runs, splits["test"])
+        content = payload(args, settings, runs, splits, time.perf_counter() - t_start)
+        write(folder, content, runs, shown)
+        folder.publish()
+    except BaseException as e:
+        if runs:  # the last run's row may have come just before the interruption
+            write(folder, payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
+        _keep_unfinished(e, folder, out, runs, len(jobs))
+        raise
+    finally:
+        folder.discard()
+    say(table(runs))
+    say(f"LOC chance: {report.format_chance(content['chance'])}; "
+        f"instance R@1 of a perfect digit-set retriever (it bounds the R@1 columns): {content['set_ceiling_r1']:.3f}")
     say(f"wrote {out / 'metrics.json'}, {out / 'report.md'} and {len(shown)} figures; "
-        f"wall time {format_duration(payload['wall_seconds'])}")
-    return payload
+        f"wall time {format_duration(content['wall_seconds'])}")
+    return content
+
+
+def _keep_unfinished(error, folder, out, runs, n_jobs):
+    """Whatever stopped the demo: keep the finished runs (where they replace no finished demo); raise
+    :class:`Interrupted` saying where, on Ctrl-C."""
+    had = finished(out)
+    kept = folder.keep(had) if runs else None
+    if not isinstance(error, KeyboardInterrupt):
+        return
+    earlier = f"; {out}/ keeps its earlier results, whole" if had else ""
+    if kept is None:
+        raise Interrupted("interrupted before any run finished" + (earlier or f" (nothing written to {out}/)")) from None
+    say(table(runs))
+    raise Interrupted(f"interrupted; {sum(map(len, runs.values()))} of {n_jobs} runs finished, kept in "
+                      f"{kept / 'metrics.json'} and {kept / 'report.md'}{earlier}") from None

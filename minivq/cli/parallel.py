@@ -4,16 +4,20 @@ Every run is seeded and deterministic, and a worker trains one run at a time
 with BLAS and the nearest-code kernel held to one thread, so the results do
 not depend on how many workers there are, only the wall time does. Workers
 are started with ``spawn`` (no fork of a process that may hold BLAS or
-OpenMP threads) and ignore Ctrl-C: the parent catches it, stops the workers
-and keeps what finished.
+OpenMP threads) and ignore Ctrl-C, from their first import on: the parent
+catches it, stops the workers and keeps what finished. A worker whose parent
+is gone (killed by SIGKILL or SIGTERM) notices at once and exits, quietly
+(:func:`_watch_parent`).
 
 A :class:`SharedClock` counts the epochs finished by all workers, so every
 progress line's ETA is that of the whole command.
 """
 import os
 import signal
+import sys
+import threading
 import time
-from multiprocessing import get_context
+from multiprocessing import get_context, parent_process
 
 from ..checks.arrays import check_int
 
@@ -40,6 +44,7 @@ class SharedClock:
 
     def __init__(self, total, context=None):
         self.total, self.start = check_int(total, "total", 0), time.perf_counter()
+        _quiet_tracker()
         self._done = (context or get_context("spawn")).Value("i", 0)
 
     def tick(self, seconds):
@@ -55,8 +60,44 @@ class SharedClock:
         return (time.perf_counter() - self.start) / done * max(self.total - done, 0)
 
 
+def _quiet_tracker():
+    """Start multiprocessing's resource tracker (POSIX) without its warning about leaked semaphores.
+
+    When the command is killed, the tracker removes the semaphores of its queues and of the
+    :class:`SharedClock`, as it should, then warns about each "leak" on the terminal: two lines of
+    noise after a kill the user asked for. ``-W`` options of this process go to the tracker's.
+    """
+    if os.name != "posix":
+        return
+    from multiprocessing import resource_tracker
+    quiet = "ignore:resource_tracker:UserWarning"
+    sys.warnoptions.append(quiet)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
+
+
+def _watch_parent():
+    """End this worker, quietly, as soon as its parent process is gone (killed by SIGKILL or SIGTERM, say).
+
+    The parent holds one end of a pipe to each worker (``multiprocessing.parent_process()``'s
+    sentinel); the operating system closes it when the parent dies, however it dies. Without that
+    handle, poll the parent's pid twice a second.
+    """
+    parent = parent_process()
+    if parent is not None:
+        parent.join()
+    else:
+        ppid = os.getppid()
+        while os.getppid() == ppid:
+            time.sleep(0.5)
+    os._exit(0)  # nothing to report to a parent that is gone; no output, no BrokenPipeError
+
+
 def _init_worker(initializer, initargs):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_watch_parent, name="minivq-parent-watch", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)
 
@@ -64,6 +105,28 @@ def _init_worker(initializer, initargs):
 def _call(fn_index_job):
     fn, index, job = fn_index_job
     return index, fn(job)
+
+
+def _start_pool(n_workers, initializer, initargs):
+    """A spawn Pool whose workers run BLAS on one thread and never see Ctrl-C, even while they import.
+
+    SIGINT is blocked while the workers are spawned: they inherit the mask, so a Ctrl-C during their
+    start-up imports prints no traceback; here it waits, and arrives once the pool exists.
+    """
+    _quiet_tracker()
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # a worker's BLAS and kernel run on one thread
+    mask = hasattr(signal, "pthread_sigmask")
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    try:
+        return get_context("spawn").Pool(n_workers, _init_worker, (initializer, initargs))
+    finally:
+        if previous is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+        if mask:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 class JobRunner:
@@ -91,16 +154,11 @@ class JobRunner:
 
     def __enter__(self):
         if self.n_workers > 1:
-            previous = os.environ.get("OMP_NUM_THREADS")
-            os.environ["OMP_NUM_THREADS"] = "1"  # a worker's BLAS and kernel run on one thread
             try:
-                self._pool = get_context("spawn").Pool(self.n_workers, _init_worker,
-                                                       (self.initializer, self.initargs))
-            finally:
-                if previous is None:
-                    del os.environ["OMP_NUM_THREADS"]
-                else:
-                    os.environ["OMP_NUM_THREADS"] = previous
+                self._pool = _start_pool(self.n_workers, self.initializer, self.initargs)
+            except BaseException:  # Ctrl-C as the workers start: stop those that did
+                self.__exit__(KeyboardInterrupt, None, None)
+                raise
         elif self.initializer is not None:
             self.initializer(*self.initargs)
         return self

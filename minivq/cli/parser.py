@@ -8,13 +8,14 @@ is in :mod:`minivq.cli.commands` and :mod:`minivq.cli.demo`.
 Every error a user can cause ends in one line on stderr,
 ``minivq <command>: error: <what, naming the argument or file>``, and a
 non-zero exit: 2 for a wrong command line, 1 for a failure while running,
-130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``) shows the traceback.
+130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``, :func:`minivq.env.env_flag`) shows the traceback.
 """
 import argparse
 import os
 import sys
 import textwrap
 
+from ..env import EnvError, env_flag
 from .checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
 from ..course.cli import add_parser as _add_course
@@ -104,7 +105,10 @@ def _add_demo(sub, debug):
                    "Train the variants of the paper's ablation on the spoken-digit scenes (2000 train pairs), "
                    "score each on 500 held-out test pairs, print each row as soon as it is scored, and write "
                    "metrics.json, report.md and the figures to --out.", DEMO_EPILOG, debug)
-    p.add_argument("--out", default="results", help="output folder (created if needed)")
+    p.add_argument("--out", default="results", help="output folder (created if needed); its earlier results are "
+                   "replaced only when the new ones are finished")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of a demo of other settings in --out (without it, that is an error)")
     p.add_argument("--quick", action="store_true", help="a tiny run of a few seconds (192 train pairs, 2 epochs)")
     p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
                    help="training seeds; with several, the table shows mean ± std")
@@ -166,7 +170,9 @@ def _add_evaluate(sub, debug):
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
     p.add_argument("--n", type=positive_int, default=500, help="pairs to score (memory grows as n^2)")
     p.add_argument("--lambda-r", type=finite_float, default=1.0, help="weight of S^code in the combined ranking")
-    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file (a new file, or one "
+                   "minivq evaluate wrote)")
+    p.add_argument("--overwrite", action="store_true", help="let --json replace a file minivq evaluate did not write")
     p.set_defaults(func=evaluate_cmd)
 
 
@@ -204,7 +210,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    if args.debug or os.environ.get("MINIVQ_DEBUG", "") not in ("", "0"):
+    try:
+        debug = env_flag("MINIVQ_DEBUG")
+    except EnvError as e:
+        return _fail(args.command, e, 2)
+    if args.debug or debug:
         args.func(args)
         return 0
     try:

@@ -2,41 +2,38 @@
 
 Two phases, each a list of independent runs (:func:`minivq.study.runs.run_job`)
 spread over worker processes: tuning on val (every variant, the same grid),
-then the seed runs scored on test. The protocol and the primary endpoints
-are written to study.md before the first run; study.json, study.md and the
-figures are rewritten when the runs are done (:mod:`minivq.study.report`).
+then the seed runs scored on test (:mod:`minivq.study.jobs`). The protocol and
+the primary endpoints are written to study.md before the first run; study.json,
+study.md and the figures are rewritten when the runs are done
+(:mod:`minivq.study.report`). All of them are written in a temporary folder
+beside ``--out`` and moved into it when the study ends
+(:class:`minivq.io.results.ResultsFolder`): a study stopped on the way never
+replaces a finished one, and keeps what it wrote in ``--out`` if it held no
+finished study, else in ``--out``.partial.
 Every run is a pure function of its settings and seed, so the numbers do
 not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
-and checks them against the study.json already written.
+and checks them against the study.json already written (:mod:`minivq.study.rerun`).
 """
 import argparse
 import json
 import math
-import os
-import shutil
-import signal
-import tempfile
 import textwrap
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from ..cli.checks import check_memory
-from ..cli.parallel import JobRunner
 from ..cli.progress import format_duration, say
 from ..config import ModelConfig
 from ..data import speaker_names
 from ..data.bank import MAX_SCENES
 from ..data.world import WRITER_NOTE, split_voices, world_settings
 from ..io.atomic import atomic_write_text, check_writable_folder
-from ..report import jsonable
+from ..io.results import ResultsFolder
 from . import report as rep
 from .analysis import VARIANTS, analyse, tune_choices, tuned_arms
+from .jobs import job_cost, make_jobs, run_jobs, scenes_folder, seed_jobs  # noqa: F401 (scenes_folder: its old home)
 from .report import lr_grid
-from .runs import run_job
+from .rerun import check_not_another_study, finished_study, rerun
 
 __all__ = ["DEFAULT", "QUICK", "add_parser", "run", "make_jobs", "epoch_grid", "tune_choices"]
 
@@ -49,11 +46,14 @@ DEFAULT = {"world": "hard_on_grid", "n_train": 2000, "n_val": 500, "n_test": 500
 QUICK = {**DEFAULT, "n_train": 64, "n_val": 32, "n_test": 32, "n_curve": 16, "n_kmeans": 16, "epochs": 2,
          "batch_size": 16, "lr_grid": [1e-3, 3e-3], "model": {"D": 8, "K": 8, "hidden": 16, "embed_dim": 16}}
 ARMS = {"image_speech": ("image", "speech"), "image_text": ("image", "text")}
+#: Every file the study writes in --out (nothing else there is touched).
+FILES = ("study.json", "study.md", "paired_differences.png", "learning_curves.png")
 
 EPILOG = """examples:
-  minivq study                        # 10 seeds, the committed study/ (about 12.5 minutes, 2 cores)
+  minivq study                        # 10 seeds, into results/study (about 12.5 minutes, 2 cores)
+  minivq study --out study            # the same, refreshing the repository's committed study/
   minivq study --quick --seeds 2 --out /tmp/s   # seconds: every code path
-  minivq study --rerun 3              # retrain seed 3 and check it against study/study.json
+  minivq study --rerun 3 --out study  # retrain seed 3 and check it against study/study.json
   minivq study --seeds 3 --no-image-text --codebook-sizes 64 128 --train-sizes 500 --off-grid \\
       --out /tmp/sec               # secondary arms, as study/secondary (about 14 minutes)
   minivq study --seeds 3 --no-image-text --off-grid-window --window-train-size 8000 \\
@@ -90,7 +90,11 @@ def add_parser(subparsers, parents=(), **kwargs):
             "CIs and sign counts, and write study.json, study.md and figures to --out.", 79),
         epilog=EPILOG, parents=list(parents), **kwargs)
     p.add_argument("--seeds", type=_positive, default=10, help="number of seeds (0..N-1)")
-    p.add_argument("--out", default="study", help="output folder (created if needed)")
+    p.add_argument("--out", default="results/study",
+                   help="output folder (created if needed; the repository's committed study is --out study); "
+                   "its files are replaced only when the new study is finished")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a study of other settings in --out (without it, that is an error)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 epochs: seconds, for tests")
     p.add_argument("--jobs", type=_positive, default=2, help="worker processes (results do not depend on it)")
     p.add_argument("--epochs", type=_positive, default=None,
@@ -177,111 +181,6 @@ def epoch_grid(epochs):
     return sorted({max(1, round(epochs * k / 10)) for k in range(1, 11)})
 
 
-def make_jobs(s, arm, variant, seed, lr, split, epochs=None, score_epochs=()):
-    """The job dict of one run (see :mod:`minivq.study.runs`); epochs default: the budget."""
-    a = s["arms"][arm]
-    return {"arm": arm, "variant": variant, "seed": seed, "data_seed": seed, "lr": lr, "split": split,
-            "modalities": tuple(a["modalities"]), "world": a.get("world", s["world"]), "n_train": a["n_train"],
-            "n_val": s["n_val"], "n_test": s["n_test"], "n_curve": s["n_curve"], "n_kmeans": s["n_kmeans"],
-            "epochs": epochs or s["epochs"], "score_epochs": list(score_epochs), "batch_size": s["batch_size"],
-            "model": {**s["model"], **a["model"]}, "lambdas": s["lambdas"]}
-
-
-def _line(phase, done, total, rec, eta):
-    what = f"{rec['arm']} {rec['variant']} seed {rec['seed']} lr {rec['lr']:g}, {rec['epochs']} epochs"
-    if rec["diverged"]:
-        return f"[{phase} {done}/{total}] {what}: diverged ({rec['error']}); ETA {format_duration(eta)}"
-    m = rec["metrics"]
-    extra = f", LOC {m['loc_code_to_image']:.3f}" if "loc_code_to_image" in m else ""
-    return (f"[{phase} {done}/{total}] {what}: {rec['split']} set R@1 {m['set_mean_r1']:.3f}{extra} "
-            f"({rec['seconds']:.0f}s); ETA {format_duration(eta)}")
-
-
-def _cost(job):
-    """A rough relative cost, for the ETA before any run of a kind has finished."""
-    window = 3.0 if job["model"].get("image_window") else 1.0  # the window image encoder: 3 times an epoch
-    return (1.0 if job["variant"] == "summary" else 2.2) * (0.3 if "speech" not in job["modalities"] else 1.0) \
-        * window * job["n_train"] * job["epochs"]
-
-
-_SCENES_PREFIX = "minivq-study-data-"
-
-
-def _alive(pid):
-    """False only when no process ``pid`` exists (another user's, or no way to tell: alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass
-    return True
-
-
-@contextmanager
-def scenes_folder():
-    """A temporary folder for the scenes the workers share (:func:`minivq.study.runs.load`), always removed.
-
-    Removed when the block ends, on an error, on Ctrl-C and on SIGTERM (turned into SystemExit while
-    the block runs). A study killed outright (SIGKILL) cannot remove it: the next study removes the
-    folders whose process is gone (their names carry its pid).
-    """
-    root = Path(tempfile.gettempdir())
-    for old in root.glob(f"{_SCENES_PREFIX}*-*"):
-        pid = old.name[len(_SCENES_PREFIX):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        def stop(signum, frame):
-            raise SystemExit(128 + signum)
-        previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        with tempfile.TemporaryDirectory(prefix=f"{_SCENES_PREFIX}{os.getpid()}-") as folder:
-            yield folder
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def run_jobs(jobs, n_workers, phase, eta_after=0.0):
-    """Run every job in ``n_workers`` processes (:class:`minivq.cli.parallel.JobRunner`); records in job order.
-
-    One progress line per finished run, with the ETA of this phase plus ``eta_after`` (cost units of
-    the phases still to come, see :func:`_cost`).
-    """
-    n_workers = min(n_workers, len(jobs))
-    say(f"minivq study: {phase}: {len(jobs)} runs on {n_workers} worker process{'es' * (n_workers > 1)}")
-    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # longest first
-    t0, records, done_cost = time.perf_counter(), [None] * len(jobs), 0.0
-    total_cost = sum(_cost(j) for j in jobs)
-    with scenes_folder() as cache, JobRunner(n_workers) as runner:
-        # each seed's scenes are made once and shared by the workers through `cache` (deleted at the end)
-        for k, rec in runner.results(run_job, [{**jobs[i], "data_cache": cache} for i in order]):
-            i = order[k]
-            records[i], done_cost = rec, done_cost + _cost(jobs[i])
-            rate = (time.perf_counter() - t0) / done_cost  # seconds per cost unit, all workers together
-            eta = rate * (total_cost - done_cost + eta_after)
-            say(_line(phase, sum(r is not None for r in records), len(jobs), rec, eta))
-    return records
-
-
-def seed_jobs(s, choices, seeds):
-    """The test runs: every arm, variant and seed (secondary arms: the first extra_seeds).
-
-    An arm tuned on its own (:func:`minivq.study.analysis.tuned_arms`) uses its own choices; the other
-    secondary arms reuse those of the image-speech arm.
-    """
-    jobs, own = [], tuned_arms(s)
-    for arm, a in s["arms"].items():
-        tuned = choices[arm if arm in own else "image_speech"]
-        for seed in seeds:
-            if a.get("extra") and seed >= s["extra_seeds"]:
-                continue
-            jobs += [make_jobs(s, arm, v, seed, tuned["lr"][v], "test", tuned["epochs"][v]) for v in VARIANTS]
-    return jobs
-
-
 def _world_info(s):
     ws = world_settings(s["world"])
     names = speaker_names()
@@ -321,12 +220,12 @@ def _tuning_summary(choices):
     return lines
 
 
-def _write(out, payload, final):
-    rep.write_json(out / "study.json", payload)
+def _write(folder, payload, final):
+    rep.write_json(folder.path("study.json"), payload)
     if final:
-        rep.plot_differences(payload["results"]["primary"], out / "paired_differences.png")
-        rep.plot_curves(payload["results"]["curves"], out / "learning_curves.png", payload["tuning"]["choices"])
-        atomic_write_text(out / "study.md", rep.markdown(payload))
+        rep.plot_differences(payload["results"]["primary"], folder.path("paired_differences.png"))
+        rep.plot_curves(payload["results"]["curves"], folder.path("learning_curves.png"), payload["tuning"]["choices"])
+        atomic_write_text(folder.path("study.md"), rep.markdown(payload))
 
 
 def run(args):
@@ -334,35 +233,56 @@ def run(args):
     out = Path(args.out)
     if args.rerun is not None:
         return rerun(args, out)
-    s, t0, seeds = settings_from(args), time.perf_counter(), list(range(args.seeds))  # its errors come first
+    s = settings_from(args)  # its errors come first
     problem = check_writable_folder(out, create=True)
     if problem:
         raise ValueError(f"--out: {problem}")
+    check_not_another_study(out, s, getattr(args, "overwrite", False))
+    folder = ResultsFolder(out, FILES)
+    try:
+        return _study(args, s, out, folder)
+    except BaseException as e:  # Ctrl-C, SIGTERM (SystemExit), an error: keep what is written, where it replaces
+        tuned = folder.path("study.json").exists()  # no finished study
+        kept = folder.keep(finished_study(out))
+        if isinstance(e, KeyboardInterrupt) and kept is not None:
+            earlier = f"; {out}/ keeps its earlier study, whole" if kept != out else ""
+            raise KeyboardInterrupt(f"the protocol{' and the tuning' if tuned else ''} kept in {kept}/{earlier}") \
+                from None
+        raise
+    finally:
+        folder.discard()
+
+
+def _study(args, s, out, folder):
+    """The two phases, writing into ``folder``'s temporary folder; moved into ``out`` at the end."""
     from .. import __version__
-    _check_not_another_study(out, s)
+    t0, seeds = time.perf_counter(), list(range(args.seeds))
     payload = {"minivq_version": __version__, "command": " ".join(["minivq"] + list(getattr(args, "argv", ["study"]))),
                "n_seeds": args.seeds, "jobs": args.jobs, "settings": s, "protocol": rep.protocol(s, args.seeds),
                "world": _world_info(s), "left_out": _left_out(s)}
-    atomic_write_text(out / "study.md", f"# minivq study (running)\n\n{payload['protocol']}\nResults pending.\n")
+    atomic_write_text(folder.path("study.md"), f"# minivq study (running)\n\n{payload['protocol']}\nResults pending.\n")
     say(f"minivq study: {len(s['arms'])} arms ({', '.join(s['arms'])}) x 3 variants x {args.seeds} seeds, "
-        f"up to {s['epochs']} epochs on {_scene_counts(s)}; protocol written to {out / 'study.md'}")
+        f"up to {s['epochs']} epochs on {_scene_counts(s)}; protocol written to {folder.path('study.md')} "
+        f"(moved to {out}/ with the results)")
     tune = [make_jobs(s, arm, v, seed, lr, "val", score_epochs=s["epoch_grid"]) for arm in tuned_arms(s)
             for v in VARIANTS for lr in lr_grid(s, arm) for seed in s["tune_seeds"]]
     guess = {"lr": dict.fromkeys(VARIANTS, 0.0), "epochs": dict.fromkeys(VARIANTS, s["epochs"])}
-    later = sum(_cost(j) for j in seed_jobs(s, dict.fromkeys(s["arms"], guess), seeds))
+    later = sum(job_cost(j) for j in seed_jobs(s, dict.fromkeys(s["arms"], guess), seeds))
     tune_records = run_jobs(tune, args.jobs, "tuning on val", eta_after=later)
     choices = tune_choices(s, tune_records)
     payload["tuning"] = {"choices": choices, "summary": _tuning_summary(choices), "runs": tune_records}
-    _write(out, payload, final=False)
+    _write(folder, payload, final=False)
     records = run_jobs(seed_jobs(s, choices, seeds), args.jobs, "seed runs on test")
     bad = [f"{r['arm']} {r['variant']} seed {r['seed']}" for r in records if r["diverged"]]
     if bad:
+        kept = folder.keep(finished_study(out))
         raise ValueError(f"training diverged in {', '.join(bad)} with the lr chosen on val; "
-                         "study.json keeps the tuning")
+                         f"{kept / 'study.json'} keeps the tuning")
     payload["runs"] = records
     payload["results"] = analyse(s, choices, records)
     payload["wall_seconds"] = time.perf_counter() - t0
-    _write(out, payload, final=True)
+    _write(folder, payload, final=True)
+    folder.publish()
     for key, st in payload["results"]["primary"].items():
         lo, hi = (_signed(x) for x in st["ci95"])
         say(f"{key}: {st['mean_difference']:+.3f} [{lo}, {hi}] vs {st['baseline_name']}, "
@@ -375,74 +295,3 @@ def run(args):
 def _signed(x):
     """+0.123, or n/a for an interval one seed cannot give (as study.md prints it)."""
     return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
-
-
-def _check_not_another_study(out, s):
-    """Refuse to overwrite ``out/study.json`` when it holds a study of other settings (e.g. the committed one).
-
-    Running the same study again (the same settings) replaces it, as asked.
-    """
-    path = out / "study.json"
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"--out {out}: {path} exists and is not a study's; give another --out, or remove it")
-    if old != _normal(s):
-        what = f"{old.get('n_seeds')} seeds, {old.get('epochs')} epochs, arms {', '.join(old.get('arms', {}))}"
-        raise ValueError(f"--out {out} holds a study of other settings ({what}); give another --out "
-                         f"(e.g. --out /tmp/s), or remove {path} to replace it")
-
-
-_RERUN_FIXED = {"quick": False, "epochs": None, "seeds": 10, "no_image_text": False, "codebook_sizes": [],
-                "train_sizes": [], "off_grid": False, "off_grid_window": False, "window_train_size": None,
-                "extra_seeds": 3}
-
-
-def _rerun_ignores(args):
-    """The options given with --rerun that would change the study's settings (which --rerun reads from its json)."""
-    return ["--" + name.replace("_", "-") for name, default in _RERUN_FIXED.items()
-            if getattr(args, name, default) != default]
-
-
-def _normal(x):
-    """JSON round trip: what study.json holds for a value."""
-    return json.loads(json.dumps(jsonable(x)))
-
-
-def rerun(args, out):
-    """Retrain the seed runs of ``args.rerun`` and check every number against ``out/study.json``."""
-    extra = _rerun_ignores(args)
-    if extra:
-        raise ValueError(f"--rerun retrains with the settings of {out / 'study.json'}; {', '.join(extra)} "
-                         "cannot change them: drop it (only --out and --jobs go with --rerun)")
-    if out.is_file():
-        raise ValueError(f"--out {out} is a file, expected the folder of a study")
-    path = out / "study.json"
-    if not path.is_file():
-        raise ValueError(f"--rerun: {path} does not exist; run `minivq study` first or give its --out")
-    payload = json.loads(path.read_text())
-    if "runs" not in payload:
-        raise ValueError(f"--rerun: {path} holds no seed runs (the study did not finish)")
-    wrong = [x for x in args.rerun if x >= payload["n_seeds"]]
-    if wrong:
-        raise ValueError(f"--rerun: expected seeds in 0..{payload['n_seeds'] - 1} (the study's), got {wrong}")
-    stored = {(r["arm"], r["variant"], r["seed"]): r for r in payload["runs"]}
-    jobs = [j for j in seed_jobs(payload["settings"], payload["tuning"]["choices"], args.rerun)
-            if (j["arm"], j["variant"], j["seed"]) in stored]
-    differ, n_numbers = [], 0
-    for rec in run_jobs(jobs, args.jobs, f"rerun of seed {' '.join(map(str, args.rerun))}"):
-        old = stored[(rec["arm"], rec["variant"], rec["seed"])]
-        for part in ("metrics", "history"):
-            new = _normal(rec[part])
-            n_numbers += len(json.dumps(new).split(","))
-            if new != old[part]:
-                keys = [k for k in new if new[k] != old[part].get(k)] if isinstance(new, dict) else ["(per epoch)"]
-                where = f"{rec['arm']} {rec['variant']} seed {rec['seed']} {part}"
-                differ.append(f"{where}: {', '.join(map(str, keys[:5]))}")
-    if differ:
-        raise ValueError(f"--rerun: numbers differ from {path}: {'; '.join(differ)}")
-    say(f"rerun of seed {' '.join(map(str, args.rerun))}: {len(jobs)} runs, about {n_numbers} numbers, "
-        f"all identical to {path}")
-    return None
