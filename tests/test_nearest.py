@@ -262,7 +262,9 @@ def test_bad_inputs_never_crash_the_interpreter():
 
 def test_backend_reports_the_compiled_kernel():
     """CI fails here when the Cython kernel did not build (STYLE.md: no silent fallback)."""
-    forced = os.environ.get("MINIVQ_PUREPYTHON", "") not in ("", "0")
+    from minivq.env import env_flag
+
+    forced = env_flag("MINIVQ_PUREPYTHON")
     if forced:
         assert minivq.BACKEND == "numpy"
     else:
