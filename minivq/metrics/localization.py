@@ -55,9 +55,8 @@ def concept_distributions(p, labels, mask, concepts):
     ----------
     p : ndarray, shape (B, T, K)
         Soft code assignments p(k | h_bt) (CM-1).
-    labels : ndarray of int, shape (B, T)
-        Concept of each unit, -1 for background.
-    mask : ndarray of bool, shape (B, T)
+    labels, mask : ndarray of int and of bool, shape (B, T)
+        Concept of each unit (-1 background) and its validity.
     concepts : ndarray of int, shape (B, L)
         Concepts named in each sample, -1 padded.
 
@@ -127,14 +126,11 @@ def localization_accuracy(P_query, query_concepts, found, p_target, target_label
     ----------
     P_query : ndarray, shape (B, L, K)
         Code distribution of each query span (:func:`concept_distributions`).
-    query_concepts : ndarray of int, shape (B, L)
-        Concept each query names, -1 padded.
-    found : ndarray of bool, shape (B, L)
-        Which queries exist.
+    query_concepts, found : ndarray of int and of bool, shape (B, L)
+        Concept each query names (-1 padded) and whether the query exists.
     p_target : ndarray, shape (B, T, K)
         Soft code assignments of the other modality's units (CM-1).
-    target_labels : ndarray of int, shape (B, T)
-    target_mask : ndarray of bool, shape (B, T)
+    target_labels, target_mask : ndarray of int and of bool, shape (B, T)
 
     Returns
     -------
@@ -189,15 +185,12 @@ def pointing_game(best_unit, boxes, found, grid, patch):
 
     Parameters
     ----------
-    best_unit : ndarray of int, shape (B, L)
-        The most relevant image patch of each query (patchify order).
+    best_unit, found : ndarray of int and of bool, shape (B, L)
+        The most relevant image patch of each query (patchify order), and whether the query exists.
     boxes : ndarray of int, shape (B, L, 4)
         [top, left, bottom, right) pixels of each query's named object, -1 padded.
-    found : ndarray of bool, shape (B, L)
-    grid : (int, int)
-        Patch rows and columns.
-    patch : int
-        Patch size in pixels.
+    grid, patch : (int, int), int
+        Patch rows and columns; patch size in pixels.
 
     Returns
     -------

@@ -74,18 +74,9 @@ def retrieval_ranks(S):
 
 
 def recall_at_k(ranks, ks=(1, 5, 10)):
-    """Recall@k (share of queries with rank <= k) and the median rank.
+    """Recall@k (share of queries with rank <= k) of 1-based ranks (B,), and their median.
 
-    Parameters
-    ----------
-    ranks : ndarray of int, shape (B,)
-        1-based ranks.
-    ks : tuple of int, or int
-
-    Returns
-    -------
-    dict
-        ``{"R@1": float, ..., "median_rank": float}``.
+    Returns ``{"R@1": float, ..., "median_rank": float}`` for each k of ``ks`` (a tuple or one int).
     """
     ranks = check_int_array(ranks, "ranks", "(B,)", ndim=1)
     if ranks.size == 0:
@@ -107,17 +98,8 @@ def retrieval_metrics(S, ks=(1, 5, 10)):
 def retrieval_report(S=None, S_code=None, lambda_r=1.0, ks=(1, 5, 10)):
     """Retrieval ranked by S (SUM-3), by S^code (CM-3), and by S + lambda_r S^code (RET).
 
-    Parameters
-    ----------
-    S, S_code : ndarray, shape (B, B), or None
-    lambda_r : float
-    ks : tuple of int
-
-    Returns
-    -------
-    dict
-        ``"summary"``, ``"code"``, ``"combined"`` for the matrices given, each
-        as :func:`retrieval_metrics`.
+    Returns :func:`retrieval_metrics` under ``"summary"``, ``"code"`` and
+    ``"combined"`` for the (B, B) matrices given (either may be None).
     """
     S = None if S is None else _check_square(S, "S")
     S_code = None if S_code is None else _check_square(S_code, "S_code")
@@ -180,19 +162,10 @@ def _same_content(B, concepts_a, concepts_b):
 
 
 def set_retrieval_ranks(S, concepts_a, concepts_b=None):
-    """1-based rank of the first candidate naming the query's set, both directions (RET, per content).
+    """:func:`retrieval_ranks` in which any candidate naming the query's set counts as its partner (RET, per content).
 
-    Parameters
-    ----------
-    S : ndarray, shape (B, B)
-        True pairs on the diagonal.
-    concepts_a, concepts_b : ndarray of int, shape (B, L)
-        Content of the queries and of the candidates (default: concepts_a).
-
-    Returns
-    -------
-    ranks_ab, ranks_ba : ndarray of int64, shape (B,)
-        As :func:`retrieval_ranks`, any candidate naming the query's set counting as its partner.
+    ``concepts_a`` and ``concepts_b`` (B, L), -1 padded, are the content of
+    the queries and of the candidates (default: the same).
     """
     S = _check_square(S)
     return _ranks(S, _same_content(len(S), concepts_a, concepts_b))
