@@ -48,11 +48,6 @@ def data_dir():
                         f"{[str(p) for p in candidates]}; set {ENV_VAR} or {HOW_TO_FIX}")
 
 
-def sha256_of(path):
-    """Hex SHA-256 digest of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def verified_path(name):
     """Path of the data file ``name`` (e.g. ``"speech_bank.npz"``) once its size and SHA-256 match checksums.json."""
     folder = data_dir()
@@ -66,7 +61,7 @@ def verified_path(name):
     if not path.is_file():
         raise DataFileError(f"data file {name} is missing from {folder}; {HOW_TO_FIX}")
     expected = manifest[name]
-    size, digest = path.stat().st_size, sha256_of(path)
+    size, digest = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
     if size != expected["bytes"] or digest != expected["sha256"]:
         raise DataFileError(
             f"data file {name} in {folder} is damaged: {size} bytes with SHA-256 {digest}, "

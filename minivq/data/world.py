@@ -5,10 +5,11 @@ keys and labels, deterministic per (seed, split, index)) with five properties
 whose defaults are hard (:data:`HARD`): digits at free pixel positions,
 unnamed distractor digits, 2 to 5 named digits, digit sets held out of
 training, and voices split by type (every voice type heard in training).
-``world="easy"`` gives :func:`digit_scenes` itself, byte for byte; the study
-uses ``"hard_on_grid"`` (the per-patch image encoder hardly learns off the
-grid: ``study/README.md``). The handwritten digits are split per image, and
-their 13 writers are shared by all splits. ``notebooks/00_data.ipynb``.
+``world="easy"`` gives :func:`digit_scenes` itself, byte for byte. The study
+uses ``"hard_on_grid"``: off the grid the per-patch image encoder learns next
+to nothing, and a window encoder (``image_window``) needs about 8000 scenes
+(``study/free_window*/study.md``). The handwritten digits are split per image,
+and their 13 writers are shared by all splits. ``notebooks/00_data.ipynb``.
 """
 from functools import lru_cache
 from itertools import combinations
