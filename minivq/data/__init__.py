@@ -1,16 +1,10 @@
-"""Data for minivq: synthetic toy modalities and spoken-digit scenes.
+"""Data for minivq, every unit with its concept label (-1 for background), the ground truth of (LOC) and (CC).
 
-* ``toy_pairs(n, seed)``: two synthetic modalities of the same concepts (a
-  sequence of frames and a grid of patches, with unrelated prototypes), for
-  the notebooks that must train in seconds (``toy.py``).
-* ``digit_scenes(split, n, seed)``: canvases of 2 or 3 handwritten digits
-  paired with spoken captions and tokens naming them (``digits.py``), built
-  from the banks shipped in ``data_small/`` (``bank.py``, ``files.py``).
-* ``log_mel`` and ``mel_filterbank``: the speech front end that built the bank
-  (``audio.py``).
-
-Every unit comes with its concept label (-1 for background), the ground truth
-for METHOD.md (LOC) and (CC). ``notebooks/00_data.ipynb`` shows the data.
+:mod:`.toy` (two synthetic modalities that train in seconds), :mod:`.digits`
+(spoken-digit scenes), :mod:`.world` (the hard world), :mod:`.bank` and
+:mod:`.files` (the shipped banks in ``data_small/``), :mod:`.audio` (the
+log-mel front end), :mod:`.batches` (a batch's encoder inputs).
+``notebooks/00_data.ipynb`` shows the data.
 """
 from .audio import dequantize_uint8, hz_to_mel, log_mel, mel_filterbank, mel_to_hz, quantize_uint8
 from .bank import DIGIT_WORDS, SPLITS, SpeechBank, digit_images, speaker_names, speech_bank

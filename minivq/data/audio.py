@@ -1,14 +1,8 @@
-"""The log-mel front end: waveform -> (T, 40) log-mel spectrogram in dB.
+"""The log-mel front end: waveform -> (T, 40) log-mel spectrogram in dB, and its uint8 storage.
 
-Everything a speech front end does, written out in NumPy so a student can read
-it: cut the waveform into overlapping frames, window each frame, take the power
-spectrum, pool the FFT bins with triangular filters spaced evenly on the mel
-scale, and take 10 log10. ``data_small/build.py`` runs this on every
-synthesized word; ``notebooks/00_data.ipynb`` draws the filterbank.
-
-The stored speech bank keeps the dB values as uint8 (``quantize_uint8``), with
-the offset and step saved next to them so ``dequantize_uint8`` inverts it to
-within half a step.
+Frames, a Hann window, the power spectrum, triangular filters evenly spaced
+in mel, 10 log10. ``data_small/build.py`` runs it on every synthesized word;
+``notebooks/00_data.ipynb`` draws the filterbank.
 """
 import numpy as np
 
@@ -21,70 +15,32 @@ HOP_MS = 10.0
 N_FFT = 512
 
 
+_MEL_MAX = 2595.0 * np.log10(np.finfo(np.float64).max / 700.0)  # the mel of the largest float64 frequency
+
+
 def hz_to_mel(f):
-    """Hertz -> mel on the HTK scale, m = 2595 log10(1 + f / 700).
-
-    Parameters
-    ----------
-    f : float or ndarray
-        Frequencies in Hz.
-
-    Returns
-    -------
-    float or ndarray
-        The same frequencies in mel.
-    """
+    """Hertz (>= 0, float or ndarray) -> mel on the HTK scale, m = 2595 log10(1 + f / 700)."""
     f = check_real(f, "f", "(frequencies in Hz, >= 0)", nonnegative=True)
     return 2595.0 * np.log10(1.0 + f.astype(np.float64) / 700.0)
 
 
 def mel_to_hz(m):
-    """Mel -> hertz, the inverse of ``hz_to_mel``: f = 700 (10^(m / 2595) - 1).
-
-    Parameters
-    ----------
-    m : float or ndarray
-        Pitches in mel.
-
-    Returns
-    -------
-    float or ndarray
-        The same pitches in Hz; m above about 8e5 mel (beyond float64) is a ValueError.
-    """
+    """Mel (0 to about 8e5, float or ndarray) -> hertz, the inverse of :func:`hz_to_mel`: f = 700 (10^(m / 2595) - 1)."""
     m = check_real(m, "m", "(pitches in mel, >= 0)", nonnegative=True).astype(np.float64)
     if m.size and m.max() > _MEL_MAX:
         raise ValueError(f"m must be at most {_MEL_MAX:.6g} mel (the largest float64 frequency), got {m.max()!r}")
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
-_MEL_MAX = 2595.0 * np.log10(np.finfo(np.float64).max / 700.0)
-
-
 def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=None):
-    """Triangular mel filters over the bins of a real FFT.
-
-    Parameters
-    ----------
-    n_mels : int
-        Number of filters (mel bands).
-    n_fft : int
-        FFT length; the spectrum has ``n_fft // 2 + 1`` bins.
-    sr : int
-        Sample rate in Hz.
-    fmin, fmax : float
-        Lowest and highest edge in Hz; ``fmax=None`` means ``sr / 2``.
+    """Triangular mel filters over the ``n_fft // 2 + 1`` bins of a real FFT at sample rate ``sr``.
 
     Returns
     -------
     fb : ndarray, shape (n_mels, n_fft // 2 + 1), float64
-        Row i is a triangle rising from edge i to a peak of 1 at edge i+1 and
-        falling to 0 at edge i+2, where the n_mels + 2 edges are equally spaced
-        in mel between fmin and fmax.
-
-    Notes
-    -----
-    No area normalization: a band's value is the sum of the power of the bins
-    under its triangle weighted by the triangle's height.
+        Row i rises from edge i to 1 at edge i + 1 and falls to 0 at edge
+        i + 2, for n_mels + 2 edges equally spaced in mel from fmin to fmax
+        (None: sr / 2). No area normalization.
     """
     n_mels, n_fft = check_int(n_mels, "n_mels", 1, 4096), check_int(n_fft, "n_fft", 1, 1 << 20)
     sr = check_number(sr, "sr", 1)
@@ -104,21 +60,13 @@ def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SAMPLE_RATE, fmin=0.0, fmax=No
 
 
 def frame_signal(wave, win_length, hop_length):
-    """Cut a 1-D signal into overlapping frames (no padding, no centering).
+    """Frames (T, win_length) of a signal (N,): frame t is ``wave[t * hop : t * hop + win]``, no padding.
 
-    Parameters
-    ----------
-    wave : ndarray, shape (N,)
-    win_length, hop_length : int
-        Frame length and step in samples.
-
-    Returns
-    -------
-    frames : ndarray, shape (T, win_length)
-        Frame t holds ``wave[t * hop : t * hop + win]``;
-        T = 1 + (N - win_length) // hop_length (0 if N < win_length).
+    T = 1 + (N - win_length) // hop_length, 0 if N < win_length.
     """
-    wave = _check_wave(wave)
+    wave = check_real(wave, "wave", "(N,)", ndim=1).astype(np.float64)
+    if wave.size and np.abs(wave).max() > 1e100:  # so that its power spectrum fits float64
+        raise ValueError(f"wave must hold samples with |wave| <= 1e100, got {np.abs(wave).max():.3g}")
     win_length, hop_length = check_int(win_length, "win_length", 1), check_int(hop_length, "hop_length", 1)
     (N,) = wave.shape
     T = 0 if N < win_length else 1 + (N - win_length) // hop_length
@@ -126,31 +74,11 @@ def frame_signal(wave, win_length, hop_length):
     return wave[starts + np.arange(win_length)[None, :]]  # (T, win_length)
 
 
-def _check_wave(wave):
-    """A finite 1-D real signal with |samples| <= 1e100 (so its power spectrum fits float64), as float64."""
-    wave = check_real(wave, "wave", "(N,)", ndim=1).astype(np.float64)
-    if wave.size and np.abs(wave).max() > 1e100:
-        raise ValueError(f"wave must hold samples with |wave| <= 1e100, got {np.abs(wave).max():.3g}")
-    return wave
-
-
 def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=N_FFT):
-    """Hann-windowed short-time power spectrum |FFT|^2.
+    """Hann-windowed short-time power spectrum |FFT|^2 (T, n_fft // 2 + 1) of a signal (N,).
 
-    Parameters
-    ----------
-    wave : ndarray, shape (N,)
-    sr : int
-        Sample rate in Hz.
-    win_ms, hop_ms : float
-        Window length and hop in milliseconds (25 ms and 10 ms: 400 and 160
-        samples at 16 kHz).
-    n_fft : int
-        FFT length (>= the window length; the frame is zero-padded).
-
-    Returns
-    -------
-    power : ndarray, shape (T, n_fft // 2 + 1), float64
+    Windows of ``win_ms`` every ``hop_ms`` milliseconds at sample rate ``sr``,
+    zero-padded to ``n_fft`` >= the window length.
     """
     sr = check_number(sr, "sr", 1)
     win_ms = check_number(win_ms, "win_ms", 0, low_open=True)
@@ -174,21 +102,10 @@ def power_spectrogram(wave, sr=SAMPLE_RATE, win_ms=WIN_MS, hop_ms=HOP_MS, n_fft=
 
 def log_mel(wave, sr=SAMPLE_RATE, n_mels=N_MELS, win_ms=WIN_MS, hop_ms=HOP_MS,
             n_fft=N_FFT, floor=1e-10):
-    """Log-mel spectrogram in dB: 10 log10(max(power @ fb.T, floor)).
+    """Log-mel spectrogram (T, n_mels) in dB of a waveform (N,): 10 log10(max(power @ fb.T, floor)).
 
-    Parameters
-    ----------
-    wave : ndarray, shape (N,)
-        Waveform, e.g. float samples in [-1, 1].
-    sr, n_mels, win_ms, hop_ms, n_fft
-        As in ``power_spectrogram`` and ``mel_filterbank``.
-    floor : float
-        Smallest power kept, so silence gives a finite value.
-
-    Returns
-    -------
-    ndarray, shape (T, n_mels), float64
-        One row per 10 ms frame.
+    The arguments are those of :func:`power_spectrogram` and
+    :func:`mel_filterbank`; ``floor`` keeps silence finite.
     """
     floor = check_number(floor, "floor", 1e-300, low_open=False)
     power = power_spectrogram(wave, sr, win_ms, hop_ms, n_fft)  # (T, n_bins)
@@ -197,18 +114,7 @@ def log_mel(wave, sr=SAMPLE_RATE, n_mels=N_MELS, win_ms=WIN_MS, hop_ms=HOP_MS,
 
 
 def quantize_uint8(x, lo, step):
-    """Store values as uint8: q = clip(round((x - lo) / step), 0, 255).
-
-    Parameters
-    ----------
-    x : ndarray
-    lo, step : float
-        The value coded as 0 and the size of one step.
-
-    Returns
-    -------
-    ndarray of uint8, the shape of x
-    """
+    """Store values as uint8, q = clip(round((x - lo) / step), 0, 255): ``lo`` is coded 0, ``step`` is one level."""
     x = check_real(x, "x", "(any shape)").astype(np.float64)  # the same levels for any input dtype
     lo, step = check_number(lo, "lo"), check_number(step, "step", 0, low_open=True)
     with np.errstate(over="ignore"):  # beyond the 256 levels: clipped to 0 or 255 anyway
@@ -216,19 +122,7 @@ def quantize_uint8(x, lo, step):
 
 
 def dequantize_uint8(q, lo, step, dtype=np.float32):
-    """Invert ``quantize_uint8``: x = lo + q * step (exact to within step / 2).
-
-    Parameters
-    ----------
-    q : ndarray of uint8
-    lo, step : float
-    dtype : numpy dtype
-        Output dtype.
-
-    Returns
-    -------
-    ndarray of dtype, the shape of q
-    """
+    """Invert :func:`quantize_uint8` to within step / 2: x = lo + q * step, in ``dtype``."""
     q = check_real(q, "q", "(any shape), uint8")
     if q.dtype != np.uint8:
         raise TypeError(f"q must have dtype uint8, got {q.dtype}")

@@ -1,15 +1,13 @@
-"""The two shipped banks that spoken-digit scenes are composed from.
+"""The two shipped banks spoken-digit scenes are made of, and their splits.
 
-* ``digit_images(split)``: the 8x8 UCI optical digits (Alpaydin and Kaynak,
-  UCI Machine Learning Repository, CC BY 4.0) of one split.
-* ``speech_bank()``: about 200 log-mel renderings of each word "zero".."nine"
-  (espeak-ng and flite, see ``data_small/README.md``), grouped in *takes*: a
-  take is one speaker saying all ten words with one setting of accent, speed
-  and pitch. Speakers are disjoint between the splits.
-
-Both come from ``files.load_npz``, which verifies the SHA-256 first.
+``digit_images(split)``: the 8x8 UCI optical digits (Alpaydin and Kaynak, UCI
+Machine Learning Repository, CC BY 4.0). ``speech_bank()``: about 200 log-mel
+renderings of each word "zero".."nine" (espeak-ng and flite, see
+``data_small/README.md``) in *takes*: one speaker saying all ten words with
+one setting of accent, speed and pitch. Both are verified before use.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,26 +31,31 @@ MAX_SCENES = 1 << 20
 
 
 def check_n_seed(n, seed):
-    """(n, seed) as Python ints: n in [1, 2^20], seed >= 0 (TypeError for other types, ValueError out of range)."""
+    """(n, seed) as Python ints: n in [1, 2^20], seed >= 0."""
     return check_int(n, "n", 1, MAX_SCENES), check_int(seed, "seed", 0)
 
 
-def digit_images(split):
-    """The 8x8 digit images of one split.
+def check_int_range(value, name, low, high=None, ordered=True):
+    """A pair (a, b) of ints in [low, high], with a <= b when ``ordered``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of ints (a, b), got {describe(value)}")
+    a, b = (check_int(v, name, low, high) for v in value)
+    if ordered and a > b:
+        raise ValueError(f"{name} must be an inclusive range (a, b) with a <= b, got {tuple(value)}")
+    return a, b
 
-    Parameters
-    ----------
-    split : {"train", "val", "test"}
+
+def digit_images(split):
+    """The 8x8 digit images of one split (70% train, 10% val, 20% test of each digit).
 
     Returns
     -------
     images : ndarray, shape (N, 8, 8), uint8
-        Ink 0..16 (divide by 16 for [0, 1]).
+        Ink 0..16.
     labels : ndarray, shape (N,), int64
         The digit shown.
     ids : ndarray, shape (N,), int64
-        Row of each image in ``digits_8x8.npz`` (the splits are disjoint:
-        70% train, 10% val, 20% test of each digit).
+        Row of each image in ``digits_8x8.npz``.
     """
     z = load_npz("digits_8x8.npz")
     ids = np.flatnonzero(z["split"] == split_index(split))
@@ -61,27 +64,22 @@ def digit_images(split):
 
 @dataclass(frozen=True)
 class SpeechBank:
-    """The word renderings, as stored (uint8 dB) plus the lookup tables.
+    """The word renderings, as stored (uint8 dB), and their lookup tables.
 
     Attributes
     ----------
-    mel : ndarray, shape (F, 40), uint8
-        All renderings' frames, concatenated.
-    offsets : ndarray, shape (R + 1,), int64
-        Rendering r is ``mel[offsets[r]:offsets[r + 1]]``.
+    mel, offsets : ndarray (F, 40) uint8 and (R + 1,) int64
+        All renderings' frames; rendering r is ``mel[offsets[r]:offsets[r + 1]]``.
     word, take : ndarray, shape (R,), int64
-        The digit said in rendering r and the take it belongs to.
-    take_speaker : ndarray, shape (n_takes,), int64
-    speaker_split : ndarray, shape (n_speakers,), int64
-        0 train, 1 val, 2 test.
+        The digit said in rendering r and its take.
+    take_speaker, speaker_split : ndarray (n_takes,) and (n_speakers,), int64
+        The speaker of each take, the split (0 train, 1 val, 2 test) of each speaker.
     rendering_of : ndarray, shape (n_takes, 10), int64
-        ``rendering_of[t, d]`` is the rendering of digit d in take t.
+        The rendering of digit d in take t.
     db_lo, db_step : float
-        Dequantization: dB = db_lo + q * db_step (clipped at -80 dB, 0 dB peak).
+        dB = db_lo + q * db_step.
     mean_db, std_db : ndarray, shape (40,), float32
-        Per-band mean and std (dB) over every frame of the train renderings;
-        ``digit_scenes`` normalizes speech as (dB - mean_db) / std_db, so val
-        and test statistics never leak into the features.
+        Per-band statistics of the train renderings' frames; they normalize the scenes' speech.
     """
 
     mel: np.ndarray
@@ -109,12 +107,7 @@ class SpeechBank:
 
 
 def speech_bank():
-    """The verified speech bank (cached; arrays are read-only).
-
-    Returns
-    -------
-    SpeechBank
-    """
+    """The verified :class:`SpeechBank` (cached; arrays are read-only)."""
     z = load_npz("speech_bank.npz")
     key = id(z["mel"])  # the cached bank keeps z["mel"] alive, so the id stays unique
     if key not in _BANKS:
@@ -144,3 +137,42 @@ def _make_bank(z):
 def speaker_names():
     """Human-readable speaker names (e.g. ``"flite:slt"``), indexed by speaker id."""
     return [s["name"] for s in load_json("speakers.json")["speakers"]]
+
+
+def voice_type(name):
+    """``"espeak-ng"`` for every espeak-ng speaker; a flite speaker is its own type (``"flite:slt"``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a speaker name (str), got {type(name).__name__} {name!r}")
+    return name if name.startswith("flite:") else name.split(":")[0]
+
+
+@lru_cache(maxsize=8)
+def split_voices(split, voice_split="types"):
+    """The voices (speakers) of a split and their takes: a list of (speaker id, take indices).
+
+    ``"speakers"``: the speakers' own disjoint split. ``"types"``: the same for
+    espeak-ng, but the takes of each flite voice (a recorded person) are split:
+    the last take test, the one before val, the rest train.
+    """
+    s, bank, names = split_index(split), speech_bank(), speaker_names()
+    out = []
+    for speaker, name in enumerate(names):
+        takes = np.flatnonzero(bank.take_speaker == speaker)
+        if voice_split == "types" and name.startswith("flite:"):
+            role = np.zeros(len(takes), dtype=np.int64)  # train, then val, then test for the last take
+            role[-2:] = (1, 2)
+            takes = takes[role == s]
+        elif bank.speaker_split[speaker] != s:
+            continue
+        if len(takes):
+            out.append((speaker, takes))
+    return out
+
+
+@lru_cache(maxsize=4)
+def speech_stats(voice_split):
+    """Per-band mean and std (dB), float32 (40,), over every frame of the train takes' renderings."""
+    bank = speech_bank()
+    takes = np.concatenate([t for _, t in split_voices("train", voice_split)])
+    frames = np.concatenate([bank.rendering_db(r, np.float64) for r in bank.rendering_of[takes].ravel()])
+    return frames.mean(axis=0).astype(np.float32), frames.std(axis=0).astype(np.float32)

@@ -1,29 +1,15 @@
-"""Spoken-digit scenes: a canvas of 2 or 3 handwritten digits paired with a
-spoken caption and a token sequence naming the same digits in the same order.
+"""Spoken-digit scenes: a canvas of 2 or 3 handwritten digits, a spoken caption and tokens naming them in order.
 
-Every unit carries its concept (the digit, or -1 for background), which is
-what METHOD.md (LOC) and (CC) need to score localization and code-concept
-agreement:
-
-* image: an 8x8 digit is pasted at a position on a ``max(patch, 4)``-pixel
-  grid, so each ``patch`` x ``patch`` patch lies wholly inside one digit's
-  8x8 box or wholly outside all boxes. A patch is labelled with the digit
-  whose box contains it (even where that part of the box has no ink), -1
-  otherwise; patches are in ``minivq.layers.patchify`` order.
-* speech: the renderings of the words by one speaker (one take) are mixed in
-  the power domain with a noise floor, separated by short random silences; a
-  frame is labelled with the digit whose rendering covers it, -1 otherwise.
-* text: token id d + 1 for digit d, 0 for padding (``TEXT_VOCAB``).
-
-Sample i of ``digit_scenes(split, n, seed)`` is drawn from its own generator
-``SeedSequence(seed, spawn_key=(split, i))``: the same seed gives the same
-bytes in any process, and sample i does not depend on n (only the padding of
-the speech axis does).
+Every unit carries its concept, the ground truth of METHOD.md (LOC) and (CC):
+an image patch the digit whose 8x8 box holds it (digits sit on a
+``max(patch, 4)``-pixel grid, so a patch is wholly inside one box or outside
+all), a speech frame the digit whose rendering covers it, a token d + 1 the
+digit d; -1 is background. ``notebooks/00_data.ipynb`` shows the scenes.
 """
 import numpy as np
 
 from .._checks import check_bool, check_int, check_number, describe
-from .bank import DIGIT_WORDS, check_n_seed, digit_images, speech_bank, split_index
+from .bank import DIGIT_WORDS, check_int_range, check_n_seed, digit_images, speech_bank, split_index
 
 TEXT_VOCAB = ("<pad>",) + DIGIT_WORDS
 MAX_DIGITS = 3
@@ -50,11 +36,7 @@ def _check_options(patch, height, width, n_digits):
 def _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distinct):
     """The caption options of :func:`digit_scenes`: frame ranges, dB ranges, max_frames, distinct."""
     for name, value in (("gap_frames", gap_frames), ("edge_frames", edge_frames)):
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be a pair of ints (a, b), got {describe(value)}")
-        a, b = (check_int(v, name, 0, 10_000) for v in value)
-        if a > b:
-            raise ValueError(f"{name} must be an inclusive range (a, b) with a <= b, got {tuple(value)}")
+        check_int_range(value, name, 0, 10_000)
     for name, value in (("noise_db", noise_db), ("gain_db", gain_db)):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise TypeError(f"{name} must be a pair of numbers (low, high) in dB, got {describe(value)}")
@@ -67,23 +49,7 @@ def _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distin
 
 
 def place_digits(rng, k, height, width, grid):
-    """Random boxes for k digits, left to right, on a ``grid``-pixel lattice.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    k : int
-        Number of digits.
-    height, width : int
-        Canvas size in pixels (multiples of grid).
-    grid : int
-        Every box corner lies on a multiple of ``grid`` pixels.
-
-    Returns
-    -------
-    boxes : ndarray, shape (k, 4), int64
-        [top, left, bottom, right) of each 8x8 box, left to right, not overlapping.
-    """
+    """Boxes (k, 4) int64 [top, left, bottom, right) of k 8x8 digits, left to right, apart, corners on the grid."""
     cols, size = width // grid, DIGIT_SIZE // grid  # in grid units
     free = cols - k * size
     cuts = np.sort(rng.integers(0, free + 1, size=k))  # k cut points in the free space
@@ -93,20 +59,10 @@ def place_digits(rng, k, height, width, grid):
 
 
 def render_canvas(glyphs, digits, boxes, height, width, patch):
-    """Paste 8x8 glyphs into a canvas and label its patches.
+    """Paste glyphs (k, 8, 8) of ink 0..16 into their boxes and label the patches.
 
-    Parameters
-    ----------
-    glyphs : ndarray, shape (k, 8, 8), uint8 ink 0..16
-    digits : ndarray, shape (k,), int64
-    boxes : ndarray, shape (k, 4), int64 (from ``place_digits``)
-    height, width, patch : int
-
-    Returns
-    -------
-    image : ndarray, shape (height, width), float32 in [0, 1]
-    patch_labels : ndarray, shape (height // patch * width // patch,), int64
-        Digit of each patch in row-major (patchify) order, -1 for background.
+    Returns the image (height, width) float32 in [0, 1] and the digit of each
+    patch (T_img,) in patchify order, -1 for background.
     """
     image = np.zeros((height, width), dtype=np.float32)
     pixel_labels = np.full((height, width), -1, dtype=np.int64)
@@ -118,26 +74,13 @@ def render_canvas(glyphs, digits, boxes, height, width, patch):
 
 
 def mix_caption(rng, words_db, gap_frames, edge_frames, noise_db, gain_db):
-    """Join word log-mels with silences over a noise floor, in the power domain.
+    """Join word log-mels (T_j, 40) in dB with silences over a noise floor, in the power domain.
 
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    words_db : list of ndarray, each (T_j, 40), dB (peak 0 dB)
-    gap_frames, edge_frames : (int, int)
-        Inclusive ranges of the silence between words and before/after them.
-    noise_db : (float, float)
-        Range of the noise floor level in dB (per caption); each (frame, band)
-        adds N(0, 2 dB) around it.
-    gain_db : (float, float)
-        Range of a per-word gain in dB.
-
-    Returns
-    -------
-    caption_db : ndarray, shape (T, 40), float64
-        10 log10(noise power + sum of the word powers placed at their spans).
-    spans : ndarray, shape (k, 2), int64
-        [start, end) frame of each word.
+    ``gap_frames``, ``edge_frames``: inclusive ranges of the silences between
+    and around the words; ``noise_db``: range of the caption's noise floor
+    (plus N(0, 2 dB) per frame and band); ``gain_db``: range of a per-word gain.
+    Returns the caption (T, 40) float64 in dB and each word's [start, end)
+    frames, (k, 2) int64.
     """
     k = len(words_db)
     gaps = np.concatenate([rng.integers(edge_frames[0], edge_frames[1] + 1, size=1),
@@ -172,44 +115,39 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
     Parameters
     ----------
     split : {"train", "val", "test"}
-        Images and speakers come from that split only (disjoint splits).
+        Images and speakers come from that split only.
     n : int
-        Number of scenes, in [1, 2^20].
+        Number of scenes, in [1, 2^20]; scene i does not depend on n.
     seed : int
         Non-negative; scene i uses ``SeedSequence(seed, spawn_key=(split, i))``.
     patch : {1, 2, 4, 8}
-        Patch size the image labels refer to; digits sit on a max(patch, 4) grid.
+        Patch size the image labels refer to.
     height, width : int
-        Canvas size (default 16 x 48: T_img = 48 patches of 4 x 4).
+        Canvas size (default 16 x 48).
     n_digits : tuple of int
         Allowed digit counts, drawn uniformly.
     distinct : bool
-        If True, no digit repeats within a scene.
+        No digit repeats within a scene.
     gap_frames, edge_frames, noise_db, gain_db
-        Caption mixing, see ``mix_caption``: frame ranges (a, b) of ints in
-        [0, 10000], a <= b; dB ranges (low, high) within [-200, 100].
+        Caption mixing (:func:`mix_caption`): int ranges in [0, 10000], dB ranges within [-200, 100].
     max_frames : int or None
-        Pad the speech axis to this length (ValueError if a caption is longer);
-        None pads to the longest caption drawn.
+        Length of the speech axis (None: the longest caption).
 
     Returns
     -------
     dict of ndarray
-        The frozen keys (COMMON.md): "images" (n, H, W) float32 in [0, 1];
-        "image_mask" (n, T_img) bool; "image_labels" (n, T_img) int64;
-        "speech" (n, T_sp, 40) float32, (dB - mean_db) / std_db with the
-        train statistics, 0 on padding; "speech_mask" (n, T_sp) bool;
-        "speech_labels" (n, T_sp) int64; "word_spans" (n, 3, 2) int64
-        [start, end) frames; "text" (n, 3) int64 (0 = pad); "text_mask" (n, 3)
-        bool; "text_labels" (n, 3) int64; "digits" (n, 3) int64. Extra keys:
-        "n_digits" (n,); "boxes" (n, 3, 4) [top, left, bottom, right) pixels;
-        "image_ids" (n, 3) rows of digits_8x8.npz; "take" (n,); "speaker" (n,);
-        "rendering_ids" (n, 3). Labels, ids and spans use -1 for padding.
+        "images" (n, H, W) float32 in [0, 1]; "image_mask", "image_labels"
+        (n, T_img); "speech" (n, T_sp, 40) float32, normalized with the train
+        statistics, 0 on padding; "speech_mask", "speech_labels" (n, T_sp);
+        "word_spans" (n, 3, 2) [start, end) frames; "text" (n, 3) (0 pads),
+        "text_mask", "text_labels", "digits" (n, 3); "n_digits" (n,); "boxes"
+        (n, 3, 4) pixels; "image_ids" (n, 3) rows of digits_8x8.npz; "take",
+        "speaker" (n,); "rendering_ids" (n, 3). -1 pads labels, ids and spans.
     """
     s = split_index(split)
     n, seed = check_n_seed(n, seed)
     grid = _check_options(patch, height, width, n_digits)
-    patch, height, width = int(patch), int(height), int(width)  # NumPy ints would wrap in the arithmetic below
+    patch, height, width = int(patch), int(height), int(width)  # NumPy ints would wrap in the arithmetic
     _check_mixing(gap_frames, edge_frames, noise_db, gain_db, max_frames, distinct)
     glyphs, glyph_digits, glyph_ids = digit_images(split)
     pools = [np.flatnonzero(glyph_digits == d) for d in range(10)]
@@ -238,19 +176,20 @@ def digit_scenes(split, n, seed, *, patch=4, height=16, width=48, n_digits=(2, 3
     return out
 
 
-def _allocate(n, height, width, patch):
-    """The per-scene arrays, filled with their padding values."""
-    T_img = (height // patch) * (width // patch)
-
+def _allocate(n, height, width, patch, L=MAX_DIGITS, L_dis=None):
+    """The per-scene arrays of L named digits (and L_dis distractors), filled with their padding values."""
     def pad(*shape):
         return np.full((n,) + shape, -1, dtype=np.int64)
 
-    return {"images": np.zeros((n, height, width), dtype=np.float32),
-            "image_mask": np.ones((n, T_img), dtype=bool), "image_labels": pad(T_img),
-            "digits": pad(MAX_DIGITS), "n_digits": np.zeros(n, dtype=np.int64),
-            "boxes": pad(MAX_DIGITS, 4), "image_ids": pad(MAX_DIGITS),
-            "take": np.zeros(n, dtype=np.int64), "rendering_ids": pad(MAX_DIGITS),
-            "word_spans": pad(MAX_DIGITS, 2)}
+    T_img = (height // patch) * (width // patch)
+    out = {"images": np.zeros((n, height, width), dtype=np.float32),
+           "image_mask": np.ones((n, T_img), dtype=bool), "image_labels": pad(T_img),
+           "digits": pad(L), "n_digits": np.zeros(n, dtype=np.int64), "boxes": pad(L, 4), "image_ids": pad(L),
+           "take": np.zeros(n, dtype=np.int64), "rendering_ids": pad(L), "word_spans": pad(L, 2)}
+    if L_dis is not None:
+        out.update({"distractors": pad(L_dis), "n_distractors": np.zeros(n, dtype=np.int64),
+                    "distractor_boxes": pad(L_dis, 4), "distractor_ids": pad(L_dis), "heldout": np.zeros(n, bool)})
+    return out
 
 
 def _fill_text(out):
@@ -262,7 +201,7 @@ def _fill_text(out):
 
 
 def _pad_speech(captions, spans, digits, max_frames):
-    """Stack normalized captions into (n, T_sp, 40) with mask and frame labels."""
+    """Stack normalized captions into (n, T_sp, 40) with their mask and frame labels."""
     lengths = np.array([len(c) for c in captions])
     T_sp = int(lengths.max()) if max_frames is None else int(max_frames)
     if lengths.max() > T_sp:

@@ -1,16 +1,7 @@
-"""Find the shipped data files, verify their SHA-256, and load them.
+"""Find the shipped data files, verify them against ``checksums.json``, and load them. Nothing is downloaded.
 
-The files of ``data_small/`` are looked up in this order:
-
-1. the folder named by the environment variable ``MINIVQ_DATA_DIR``, if set;
-2. the installed package ``minivq.data_small`` (``pip install .`` copies
-   ``data_small/`` there; an editable install maps it to the checkout);
-3. ``data_small/`` next to the ``minivq`` package folder (a plain checkout
-   on ``sys.path``).
-
-Every file is checked against ``checksums.json`` before it is used; a missing
-or damaged file raises ``DataFileError`` naming the file, the folder and how
-to restore it. Nothing is ever downloaded.
+A missing or damaged file raises :class:`DataFileError` naming the file, the
+folder and how to restore it.
 """
 import hashlib
 import importlib.resources
@@ -32,16 +23,11 @@ class DataFileError(OSError):
 
 
 def data_dir():
-    """The folder that holds the data files (see the module docstring for the order).
+    """The folder of the data files.
 
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    DataFileError
-        If ``MINIVQ_DATA_DIR`` names no folder, or no candidate holds checksums.json.
+    ``$MINIVQ_DATA_DIR`` if set, else the first of the installed
+    ``minivq.data_small`` and the checkout's ``data_small/`` that holds
+    checksums.json; a :class:`DataFileError` if none does.
     """
     override = os.environ.get(ENV_VAR)
     if override:
@@ -62,29 +48,8 @@ def data_dir():
                         f"{[str(p) for p in candidates]}; set {ENV_VAR} or {HOW_TO_FIX}")
 
 
-def sha256_of(path):
-    """Hex SHA-256 digest of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def verified_path(name):
-    """Path of the data file ``name`` after checking it against checksums.json.
-
-    Parameters
-    ----------
-    name : str
-        A file name listed in checksums.json, e.g. ``"speech_bank.npz"``.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    DataFileError
-        If the manifest or the file is missing, unreadable, or its size or
-        SHA-256 differs from the manifest. The message names the file.
-    """
+    """Path of the data file ``name`` (e.g. ``"speech_bank.npz"``) once its size and SHA-256 match checksums.json."""
     folder = data_dir()
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -96,7 +61,7 @@ def verified_path(name):
     if not path.is_file():
         raise DataFileError(f"data file {name} is missing from {folder}; {HOW_TO_FIX}")
     expected = manifest[name]
-    size, digest = path.stat().st_size, sha256_of(path)
+    size, digest = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
     if size != expected["bytes"] or digest != expected["sha256"]:
         raise DataFileError(
             f"data file {name} in {folder} is damaged: {size} bytes with SHA-256 {digest}, "
@@ -115,17 +80,7 @@ def _load_npz_cached(path, mtime_ns):
 
 
 def load_npz(name):
-    """Verified, cached, read-only arrays of the data file ``name``.
-
-    Parameters
-    ----------
-    name : str
-        ``"digits_8x8.npz"`` or ``"speech_bank.npz"``.
-
-    Returns
-    -------
-    dict of str -> ndarray (read-only)
-    """
+    """Verified, cached, read-only arrays (a dict) of the data file ``name``, e.g. ``"digits_8x8.npz"``."""
     path = verified_path(name)
     return _load_npz_cached(str(path), path.stat().st_mtime_ns)
 

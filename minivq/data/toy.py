@@ -1,34 +1,15 @@
-"""Synthetic toy modalities: the same concepts seen as frames and as patches.
+"""Synthetic toy modalities: the same concepts seen as frames ("a", like speech) and as grid cells ("b").
 
-A sample holds 1 to L distinct concepts out of C. Modality "a" is a sequence
-(like speech): each concept gives a few frames drawn around its prototype,
-with background frames before, between and after. Modality "b" is a grid (like
-an image): each concept occupies random cells, background fills the rest.
-The two modalities have *unrelated* prototypes (drawn independently), so a
-model only learns that a-prototype 3 and b-prototype 3 mean the same thing
-from their co-occurrence in pairs: the situation METHOD.md (CM-1..4) is built
-for. Prototypes come from ``prototype_seed`` (fixed by default), samples from
-``seed``, so datasets drawn with different seeds share their concepts.
+Each concept has an N(0, 1) prototype per modality, drawn independently, so a
+model learns that a-prototype 3 and b-prototype 3 mean the same thing only
+from their co-occurrence in pairs: the situation (CM-1..4) is built for.
+Units are their concept's (or the background's) prototype plus noise.
+``notebooks/05_training_toy.ipynb`` trains on them.
 """
 import numpy as np
 
-from .._checks import MAX_SIZE, check_int, check_number, describe
-from .bank import check_n_seed
-
-
-def toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed=0):
-    """Prototypes of the C concepts plus background (last row) in each modality.
-
-    Returns
-    -------
-    proto_a : ndarray, shape (C + 1, dim_a), float64, entries N(0, 1)
-    proto_b : ndarray, shape (C + 1, dim_b), float64, drawn independently of proto_a
-    """
-    n_concepts = check_int(n_concepts, "n_concepts", 1, 1 << 16)
-    dim_a, dim_b = check_int(dim_a, "dim_a", 1, 1 << 16), check_int(dim_b, "dim_b", 1, 1 << 16)
-    prototype_seed = check_int(prototype_seed, "prototype_seed", 0)
-    rng = np.random.default_rng(np.random.SeedSequence(prototype_seed, spawn_key=(0,)))
-    return rng.standard_normal((n_concepts + 1, dim_a)), rng.standard_normal((n_concepts + 1, dim_b))
+from .._checks import MAX_SIZE, check_int, check_number
+from .bank import check_int_range, check_n_seed
 
 
 def _sequence_layout(rng, k, frames_per_concept, gap_frames):
@@ -42,32 +23,30 @@ def _sequence_layout(rng, k, frames_per_concept, gap_frames):
 def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16, dim_b=16,
               frames_per_concept=(2, 4), gap_frames=(1, 3), grid=(4, 4), cells_per_concept=1,
               noise=0.5, prototype_seed=0):
-    """Draw n toy pairs (modality a: frames, modality b: grid of patches).
+    """Draw n toy pairs (modality a: frames, modality b: grid cells).
 
     Parameters
     ----------
     n : int
-        Number of pairs, in [1, 2^20]; all pairs together hold at most 2^28
-        features (n (T_a F_a + T_b F_b)).
+        Number of pairs, in [1, 2^20], with at most 2^28 features in all.
     seed : int
         Non-negative; pair i uses ``SeedSequence(seed, spawn_key=(i,))``.
     n_concepts : int
-        C, the number of concepts; concept ids are 0..C-1.
+        C; concept ids are 0..C-1.
     min_concepts, max_concepts : int
-        Each pair holds between these many distinct concepts (L = max_concepts).
+        Distinct concepts per pair (L = max_concepts).
     dim_a, dim_b : int
-        F_a, F_b: feature size of a frame and of a patch.
+        F_a, F_b: features of a frame and of a cell.
     frames_per_concept, gap_frames : (int, int)
-        Inclusive ranges: frames per concept in a, background frames before,
-        between and after the concepts.
+        Inclusive ranges of the frames of a concept and of the background before, between and after.
     grid : (int, int)
-        Rows and columns of modality b (T_b = rows * cols, row-major).
+        Rows and columns of b (T_b = rows * cols, row-major).
     cells_per_concept : int
-        Cells of b each concept covers (random, distinct).
+        Distinct random cells of b each concept covers.
     noise : float
-        Standard deviation of the Gaussian noise added to every unit, in [0, 1e30].
+        Standard deviation of the noise on every unit, in [0, 1e30].
     prototype_seed : int
-        Seed of the prototypes (``toy_prototypes``); keep it fixed across splits.
+        Seed of the prototypes: datasets with other seeds share their concepts.
 
     Returns
     -------
@@ -82,21 +61,23 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
     n_concepts = check_int(n_concepts, "n_concepts", 1, 1 << 16)
     min_concepts = check_int(min_concepts, "min_concepts", 1)
     max_concepts = check_int(max_concepts, "max_concepts", min_concepts, n_concepts)
-    frames_per_concept = _int_range(frames_per_concept, "frames_per_concept", 1)
-    gap_frames = _int_range(gap_frames, "gap_frames", 0)
-    rows, cols = _int_range(grid, "grid", 1, ordered=False)
+    frames_per_concept = check_int_range(frames_per_concept, "frames_per_concept", 1)
+    gap_frames = check_int_range(gap_frames, "gap_frames", 0)
+    rows, cols = check_int_range(grid, "grid", 1, ordered=False)
     cells_per_concept = check_int(cells_per_concept, "cells_per_concept", 1)
     noise = check_number(noise, "noise", 0, 1e30)
+    dim_a, dim_b = check_int(dim_a, "dim_a", 1, 1 << 16), check_int(dim_b, "dim_b", 1, 1 << 16)
     L, T_b = max_concepts, rows * cols
     T_a = L * frames_per_concept[1] + (L + 1) * gap_frames[1]
-    size = n * (T_a * check_int(dim_a, "dim_a", 1) + T_b * check_int(dim_b, "dim_b", 1))
+    size = n * (T_a * dim_a + T_b * dim_b)
     if size > MAX_SIZE * 16:
         raise ValueError(f"n, the frames, the grid and dim_a/dim_b ask for {size} features in all; at most "
                          f"{MAX_SIZE * 16}: ask for fewer or smaller pairs")
     if max_concepts * cells_per_concept > T_b:
         raise ValueError(f"grid must have at least max_concepts * cells_per_concept = "
                          f"{max_concepts * cells_per_concept} cells, got {grid}")
-    proto_a, proto_b = toy_prototypes(n_concepts, dim_a, dim_b, prototype_seed)
+    rng = np.random.default_rng(np.random.SeedSequence(check_int(prototype_seed, "prototype_seed", 0), spawn_key=(0,)))
+    proto_a, proto_b = rng.standard_normal((n_concepts + 1, dim_a)), rng.standard_normal((n_concepts + 1, dim_b))
     out = {"a_mask": np.zeros((n, T_a), dtype=bool), "a_labels": np.full((n, T_a), -1, dtype=np.int64),
            "b_mask": np.ones((n, T_b), dtype=bool), "b_labels": np.full((n, T_b), -1, dtype=np.int64),
            "concepts": np.full((n, L), -1, dtype=np.int64), "a_spans": np.full((n, L, 2), -1, dtype=np.int64),
@@ -117,17 +98,6 @@ def toy_pairs(n, seed, *, n_concepts=8, min_concepts=1, max_concepts=3, dim_a=16
     return out
 
 
-def _int_range(value, name, low, ordered=True):
-    """A pair (a, b) of ints >= low, with a <= b when ``ordered``."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name} must be a pair of ints (a, b), got {describe(value)}")
-    a, b = (check_int(v, name, low) for v in value)
-    if ordered and a > b:
-        raise ValueError(f"{name} must be an inclusive range (a, b) with a <= b, got {tuple(value)}")
-    return a, b
-
-
 def _render(rng, proto, labels, noise):
-    """Units = prototype of their label + N(0, noise^2); label -1 picks the
-    background prototype, which is the last row. Shape (T, F) for labels (T,)."""
+    """Units (T, F) = the prototype of their label (T,) + N(0, noise^2); -1 picks the background's, the last row."""
     return proto[labels] + noise * rng.standard_normal((len(labels), proto.shape[1]))

@@ -1,62 +1,15 @@
 """The hard world: spoken-digit scenes in which each of the paper's claims can fail.
 
-:func:`world_scenes` is a drop-in replacement for
-:func:`minivq.data.digit_scenes` (same keys, same label conventions, the
-same determinism per (seed, split, index)) with five properties, each a
-parameter whose default is the hard setting:
-
-* ``free_positions``: digits sit at any pixel position, not on the patch
-  grid. A patch is labelled with the digit whose 8x8 box covers most of it
-  (the largest share of its pixels among the digits, at least ``min_cover``
-  of the patch), -1 otherwise; layouts in which some digit would own no
-  patch are redrawn, so every digit owns at least one. An int n places the
-  boxes within n pixels of the grid. The model's image encoder sees one
-  patch at a time (no context, no shift invariance): one pixel off the grid
-  (``free_positions=1``) the summary model learns half as much in 30 epochs
-  (set-level R@1 0.03-0.05 against 0.09 on the grid), at free positions
-  almost nothing, so the study and the demo use ``world="hard_on_grid"``
-  (:data:`HARD_ON_GRID`: every other property hard).
-  A cell that looks for its digit in a window around it (ModelConfig
-  ``image_window=16, image_stride=2``: the max over the cell's window of a
-  convolution, :mod:`minivq.layers.patches`) holds every digit whole and
-  learns, slowly: the summary model's set-level R@1 on 300 val scenes
-  (chance 0.005) is 0.02-0.04 after 60 epochs at lr 1e-3, and at lr 3e-3
-  peaks at 0.063 near epoch 50, then falls back to 0.04-0.05 by epoch 100
-  (seed 0); on the grid the plain encoder reaches 0.09 in 30 epochs (the
-  window encoder 0.065), and here it stays at 0.01-0.03 for 100 epochs. An
-  epoch with the window encoder costs about three times as much. A PyTorch
-  probe (``benchmarks/probe_free_positions.py``) finds that data is the
-  other half: a small convolutional encoder peaks at 0.043 on 2000 scenes
-  and reaches 0.12 on 8000. So does the window encoder: on 8000 scenes
-  (``minivq study --off-grid-window --window-train-size 8000``, three seeds,
-  60 epochs; ``study/free_window_8000``) it reaches 0.11 set-level test R@1
-  with the full method; claims 2 and 3 hold there against their baselines,
-  claim 1 at 60 epochs but not at 100 (``study/free_window_8000_e100``),
-  at five to six times the training time per seed of the grid
-  study (547 s against 98 s for the three variants).
-* ``n_distractors``: digits in the image that the caption does not name.
-  They differ from the named digits and are labelled with their own digit
-  (a unit on a 7 is a 7), so finding ink is not finding the named digit.
-* ``n_digits``: 2 to 5 named digits per scene (all distinct).
-* ``heldout_sets``: a share of all digit sets of each size never named in
-  training; ``heldout_share`` of the val and test scenes name one of them.
-  The held-out sets are fixed (:data:`WORLD_SEED`), not drawn per seed, so
-  train and test agree whatever seeds they use.
-* ``voice_split`` and ``balance_voices``: with ``"types"``, the espeak-ng
-  speakers keep their disjoint split, and the takes of each flite voice
-  (four recorded people) are split between train, val and test (last take
-  test, the one before val, the rest train), so every voice type (espeak-ng,
-  flite awb, kal, rms, slt) is heard in training; a flite voice in test is a
-  known person saying new takes. With ``balance_voices`` scene i of a split
-  uses that split's voice (speaker) ``i % n_voices``, so every voice is
-  equally frequent in every split (test: 12 voices, 1/12 each).
-
-Speech is normalized with the per-band statistics of the renderings of this
-world's train takes. The handwritten digits are split per image, and their
-writers are shared by all splits: the 1797 images are the test part of the
-UCI set (13 writers), so a test digit is a new image of a hand seen in
-training, never a new hand. ``world="easy"`` (or every property at its easy
-value) gives :func:`digit_scenes` itself, byte for byte.
+:func:`world_scenes` returns what :func:`minivq.data.digit_scenes` does (same
+keys and labels, deterministic per (seed, split, index)) with five properties
+whose defaults are hard (:data:`HARD`): digits at free pixel positions,
+unnamed distractor digits, 2 to 5 named digits, digit sets held out of
+training, and voices split by type (every voice type heard in training).
+``world="easy"`` gives :func:`digit_scenes` itself, byte for byte. The study
+uses ``"hard_on_grid"``: off the grid the per-patch image encoder learns next
+to nothing, and a window encoder (``image_window``) needs about 8000 scenes
+(``study/free_window*/study.md``). The handwritten digits are split per image,
+and their 13 writers are shared by all splits. ``notebooks/00_data.ipynb``.
 """
 from functools import lru_cache
 from itertools import combinations
@@ -64,8 +17,8 @@ from itertools import combinations
 import numpy as np
 
 from .._checks import _is_int, check_number
-from .bank import check_n_seed, digit_images, speaker_names, speech_bank, split_index
-from .digits import DIGIT_SIZE, _fill_text, _pad_speech, digit_scenes, mix_caption
+from .bank import check_n_seed, digit_images, speech_bank, speech_stats, split_index, split_voices, voice_type
+from .digits import DIGIT_SIZE, _allocate, _fill_text, _pad_speech, digit_scenes, mix_caption
 
 __all__ = ["HARD", "HARD_ON_GRID", "EASY", "PRESETS", "WORLD_SEED", "WRITER_NOTE", "world_scenes", "world_settings",
            "heldout_digit_sets", "split_voices", "voice_type"]
@@ -78,8 +31,7 @@ HARD = {"height": 32, "width": 48, "free_positions": True, "n_digits": (2, 3, 4,
 #: The world of :func:`minivq.data.digit_scenes` (the demo's first world).
 EASY = {"height": 16, "width": 48, "free_positions": False, "n_digits": (2, 3), "n_distractors": (0,),
         "heldout_sets": 0.0, "heldout_share": 0.0, "voice_split": "speakers", "balance_voices": False}
-#: The hard world with the digits on the patch grid: what the per-patch image encoder can learn
-#: (off the grid, no variant learns in the study's budget; see the module docstring).
+#: The hard world with the digits on the patch grid: what the per-patch image encoder can learn.
 HARD_ON_GRID = {**HARD, "free_positions": False}
 PRESETS = {"easy": EASY, "hard": HARD, "hard_on_grid": HARD_ON_GRID}
 WRITER_NOTE = ("the handwritten digits are split per image; their 13 writers (the UCI test part that "
@@ -89,13 +41,7 @@ _STREAM = 12  # spawn-key tag: the hard world's random streams differ from digit
 
 
 def world_settings(world="hard", **overrides):
-    """The properties of a world, with overrides (None keeps the world's value).
-
-    Returns
-    -------
-    dict
-        The keys of :data:`HARD`, checked (ValueError naming the argument).
-    """
+    """The properties (the keys of :data:`HARD`) of a world preset, with overrides (None keeps its value), checked."""
     if world not in PRESETS:
         raise ValueError(f"world: expected one of {sorted(PRESETS)}, got {world!r}")
     unknown = sorted(set(overrides) - set(HARD))
@@ -113,7 +59,7 @@ def world_settings(world="hard", **overrides):
         raise ValueError(f"free_positions: expected True, False or a number of pixels >= 0, got {free!r}")
     for key in ("heldout_sets", "heldout_share"):
         check_number(s[key], key)
-    if not s["n_digits"] or min(s["n_digits"]) < 1 or max(s["n_digits"]) > 9:
+    if min(s["n_digits"]) < 1 or max(s["n_digits"]) > 9:
         raise ValueError(f"n_digits: expected counts between 1 and 9, got {s['n_digits']!r}")
     if min(s["n_distractors"]) < 0 or max(s["n_digits"]) + max(s["n_distractors"]) > 10:
         raise ValueError(f"n_distractors: expected counts >= 0 with n_digits + n_distractors <= 10 "
@@ -130,64 +76,15 @@ def world_settings(world="hard", **overrides):
 
 @lru_cache(maxsize=16)
 def heldout_digit_sets(share, size):
-    """Digit sets of one size, split into those named in training and the held-out ones.
+    """The C(10, size) digit sets, split into seen and held out (a ``share`` of them, fixed by WORLD_SEED).
 
-    Parameters
-    ----------
-    share : float
-        Share of the C(10, size) sets held out (rounded; fixed by WORLD_SEED).
-    size : int
-
-    Returns
-    -------
-    seen, heldout : ndarray of int64, shapes (n_seen, size) and (n_heldout, size)
-        Sorted digit sets (rows in lexicographic order).
+    Returns ``seen`` (n_seen, size) and ``heldout`` (n_heldout, size) int64, rows in lexicographic order.
     """
     sets = np.array(list(combinations(range(10), size)), dtype=np.int64)  # (C(10, size), size)
     rng = np.random.default_rng(np.random.SeedSequence(WORLD_SEED, spawn_key=(size,)))
     held = np.zeros(len(sets), dtype=bool)
     held[rng.permutation(len(sets))[:int(round(share * len(sets)))]] = True
     return sets[~held], sets[held]
-
-
-def voice_type(name):
-    """``"espeak-ng"`` for every espeak-ng speaker; a flite speaker is its own type (``"flite:slt"``)."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a speaker name (str), got {type(name).__name__} {name!r}")
-    return name if name.startswith("flite:") else name.split(":")[0]
-
-
-@lru_cache(maxsize=8)
-def split_voices(split, voice_split="types"):
-    """The voices (speakers) of a split and the takes of each.
-
-    Returns
-    -------
-    list of (speaker id, ndarray of take indices)
-        In speaker-id order; see the module docstring for ``"types"``.
-    """
-    s, bank, names = split_index(split), speech_bank(), speaker_names()
-    out = []
-    for speaker, name in enumerate(names):
-        takes = np.flatnonzero(bank.take_speaker == speaker)
-        if voice_split == "types" and name.startswith("flite:"):
-            role = np.zeros(len(takes), dtype=np.int64)  # train, then val, then test for the last take
-            role[-2:] = (1, 2)
-            takes = takes[role == s]
-        elif bank.speaker_split[speaker] != s:
-            continue
-        if len(takes):
-            out.append((speaker, takes))
-    return out
-
-
-@lru_cache(maxsize=4)
-def _speech_stats(voice_split):
-    """Per-band mean and std (dB) over every frame of the train takes' renderings."""
-    bank = speech_bank()
-    takes = np.concatenate([t for _, t in split_voices("train", voice_split)])
-    frames = np.concatenate([bank.rendering_db(r, np.float64) for r in bank.rendering_of[takes].ravel()])
-    return frames.mean(axis=0).astype(np.float32), frames.std(axis=0).astype(np.float32)
 
 
 def _overlap(starts, size, patch, n):
@@ -197,12 +94,9 @@ def _overlap(starts, size, patch, n):
 
 
 def patch_owners(boxes, height, width, patch, min_cover):
-    """Which box labels each patch: the one covering the largest share, if at least ``min_cover``.
+    """Index of the box (m, 4) covering most of each patch, at least ``min_cover`` of it (ties: the lower), else -1.
 
-    Returns
-    -------
-    owner : ndarray of int64, shape (height // patch * width // patch,)
-        Index of the owning box (ties: the lower index), -1 for background.
+    Returns ``owner`` int64 (T_img,), patches in patchify order.
     """
     cover = (_overlap(boxes[:, 0], DIGIT_SIZE, patch, height // patch)[:, :, None]
              * _overlap(boxes[:, 1], DIGIT_SIZE, patch, width // patch)[:, None, :]).reshape(len(boxes), -1)
@@ -267,21 +161,6 @@ def _check_canvas(patch, height, width):
             raise ValueError(f"{name}: expected a multiple of patch={patch} that is >= {DIGIT_SIZE}, got {size!r}")
 
 
-def _allocate(n, height, width, patch, L, L_dis):
-    """The per-scene arrays of L named digits and L_dis distractors, filled with their padding values."""
-    def pad(*shape):
-        return np.full((n,) + shape, -1, dtype=np.int64)
-
-    T_img = (height // patch) * (width // patch)
-    return {"images": np.zeros((n, height, width), dtype=np.float32),
-            "image_mask": np.ones((n, T_img), dtype=bool), "image_labels": pad(T_img),
-            "digits": pad(L), "n_digits": np.zeros(n, dtype=np.int64), "boxes": pad(L, 4),
-            "image_ids": pad(L), "rendering_ids": pad(L), "word_spans": pad(L, 2),
-            "distractors": pad(L_dis), "n_distractors": np.zeros(n, dtype=np.int64),
-            "distractor_boxes": pad(L_dis, 4), "distractor_ids": pad(L_dis),
-            "heldout": np.zeros(n, dtype=bool), "take": np.zeros(n, dtype=np.int64)}
-
-
 def world_scenes(split, n, seed, *, world="hard", patch=8, height=None, width=None, free_positions=None,
                  n_digits=None, n_distractors=None, heldout_sets=None, heldout_share=None, voice_split=None,
                  balance_voices=None, min_cover=0.25, gap_frames=(3, 12), edge_frames=(2, 8),
@@ -290,46 +169,37 @@ def world_scenes(split, n, seed, *, world="hard", patch=8, height=None, width=No
 
     Parameters
     ----------
-    split : {"train", "val", "test"}
-    n : int
-        Number of scenes (>= 1); scene i does not depend on n.
-    seed : int
-        Non-negative; scene i uses ``SeedSequence(seed, spawn_key=(split, i, 12))``.
+    split, n, seed
+        As in :func:`minivq.data.digit_scenes`; scene i uses ``SeedSequence(seed, spawn_key=(split, i, 12))``.
     world : {"hard", "hard_on_grid", "easy"}
-        The preset (:data:`HARD` or :data:`EASY`) of every property left None.
+        The preset of every property left None.
     patch : {1, 2, 4, 8}
-        Patch size the image labels refer to (the model's ``patch``).
+        Patch size the image labels refer to.
     height, width : int or None
-        Canvas size (hard: 32 x 48, 24 patches of 8 x 8).
+        Canvas size (hard: 32 x 48).
     free_positions : bool, int or None
-        Boxes at any pixel (hard), on the patch grid (False), or within n
-        pixels of it (an int).
+        Boxes at any pixel, on the patch grid (False), or within n pixels of it.
     n_digits, n_distractors : tuple of int or None
         Allowed counts of named digits (hard: 2-5) and unnamed distractors (hard: 1-2).
     heldout_sets, heldout_share : float or None
-        Share of digit sets never named in training (hard: 0.25), and share of
-        val/test scenes naming one (hard: 0.5).
+        Share of digit sets never named in training (hard: 0.25), and of val/test scenes naming one (hard: 0.5).
     voice_split : {"types", "speakers"} or None
+        See :func:`minivq.data.bank.split_voices` (hard: "types").
     balance_voices : bool or None
-        See the module docstring (hard: "types", True).
+        Scene i uses its split's voice ``i % n_voices`` (hard: True).
     min_cover : float
         Least share of a patch a box must cover to label it.
     gap_frames, edge_frames, noise_db, gain_db, max_frames
-        Caption mixing and padding, as in :func:`minivq.data.digit_scenes`.
+        As in :func:`minivq.data.digit_scenes`.
 
     Returns
     -------
     dict of ndarray
         The keys of :func:`minivq.data.digit_scenes` with L = max(n_digits)
-        named digits in caption order (left to right, then top to bottom):
-        "images", "image_mask", "image_labels" (the owning digit, named or
-        distractor; -1 background), "speech", "speech_mask", "speech_labels",
-        "word_spans" (n, L, 2), "text" (n, L), "text_mask", "text_labels",
-        "digits" (n, L), "n_digits", "boxes" (n, L, 4), "image_ids",
-        "rendering_ids", "take", "speaker"; and "distractors",
-        "distractor_boxes", "distractor_ids", "n_distractors", "heldout"
-        (the scene names a held-out set). -1 pads. With every property at
-        its easy value: exactly ``digit_scenes(split, n, seed, patch=patch)``.
+        named digits in caption order (left to right, then top down); a patch
+        is labelled with the digit that owns it, named or distractor; and
+        "distractors", "distractor_boxes", "distractor_ids", "n_distractors",
+        "heldout" (the scene names a held-out set). -1 pads.
     """
     s = world_settings(world, height=height, width=width, free_positions=free_positions, n_digits=n_digits,
                        n_distractors=n_distractors, heldout_sets=heldout_sets, heldout_share=heldout_share,
@@ -347,7 +217,7 @@ def world_scenes(split, n, seed, *, world="hard", patch=8, height=None, width=No
     glyphs, glyph_digits, glyph_ids = digit_images(split)
     pools = [np.flatnonzero(glyph_digits == d) for d in range(10)]
     bank, voices = speech_bank(), split_voices(split, s["voice_split"])
-    mean_db, std_db = _speech_stats(s["voice_split"])
+    mean_db, std_db = speech_stats(s["voice_split"])
     out = _allocate(n, H, W, patch, max(s["n_digits"]), max(s["n_distractors"]))
     captions = []
     for i in range(n):

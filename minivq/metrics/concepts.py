@@ -1,8 +1,8 @@
 """Code-concept analysis (CC) and usage per modality (VQ-7).
 
 From the hard codes (VQ-1) of units with known concepts: the code x concept
-counts, code purity, the fraction of used codes both modalities share, and
-the cross-modal agreement per concept.
+counts, code purity, the share of used codes both modalities use, the
+cross-modal agreement per concept, and cross-modal transfer.
 """
 import numpy as np
 
@@ -10,7 +10,7 @@ from .._checks import check_bool, check_count, check_int_array, check_mask, chec
 from ..quantizer import codebook_usage
 
 __all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",
-           "usage_per_modality"]
+           "transfer_accuracy", "usage_per_modality"]
 
 
 def code_concept_counts(idx, labels, mask, K, n_concepts):
@@ -19,20 +19,17 @@ def code_concept_counts(idx, labels, mask, K, n_concepts):
     Parameters
     ----------
     idx : ndarray of int, shape (B, T)
-        Code of every unit, k*(h_bt).
+        Code k*(h_bt) of every unit.
     labels : ndarray of int, shape (B, T)
         Concept of every unit, -1 for background.
     mask : ndarray of bool, shape (B, T)
-    K : int
-        Codebook size.
-    n_concepts : int
-        Number of concepts C.
+    K, n_concepts : int
+        Codebook size and number of concepts C.
 
     Returns
     -------
     counts : ndarray of int64, shape (C + 1, K)
-        counts[c, k] = number of valid units of concept c assigned to code k;
-        the last row (index C, i.e. -1 wraps to it) counts background units.
+        counts[c, k]: valid units of concept c on code k; the last row counts background.
     """
     idx, labels = check_int_array(idx, "idx", "(B, T)"), check_int_array(labels, "labels", "(B, T)")
     if labels.shape != idx.shape:
@@ -52,22 +49,12 @@ def code_concept_counts(idx, labels, mask, K, n_concepts):
 
 
 def code_purity(counts, include_background=False):
-    """Fraction of units whose code's majority concept is their own concept (CC).
+    """Share of units whose code's majority concept is their own concept (CC).
 
-    Parameters
-    ----------
-    counts : ndarray of int, shape (C + 1, K)
-        From :func:`code_concept_counts` (sum the matrices of several
-        modalities to pool them); the last row is background.
-    include_background : bool
-        If False (default), score only the concept units (background units
-        still vote for their codes' majority, so a digit unit on a
-        background-dominated code counts as impure).
-
-    Returns
-    -------
-    float
-        NaN when no unit is scored (all counts of the scored rows are 0).
+    ``counts`` (C + 1, K) from :func:`code_concept_counts` (sum several
+    modalities' to pool them). With ``include_background`` False only concept
+    units are scored, but background units still vote for their codes'
+    majority. NaN when no unit is scored.
     """
     counts = _check_counts(counts, "counts")
     include_background = check_bool(include_background, "include_background")
@@ -83,33 +70,25 @@ def code_purity(counts, include_background=False):
 
 def _check_counts(counts, name):
     """A code-concept count matrix: finite, >= 0, shape (C + 1, K) with C >= 1 and K >= 1."""
-    counts = check_real(counts, name, "(C + 1, K)", ndim=2)
+    counts = check_real(counts, name, "(C + 1, K)", ndim=2, nonnegative=True)
     if counts.shape[0] < 2 or counts.shape[1] < 1:
         raise ValueError(f"{name} must have shape (C + 1, K) with C >= 1 and K >= 1, got {counts.shape}")
-    return check_real(counts, name, "(C + 1, K)", nonnegative=True, finite=False)
+    return counts
 
 
 def _check_pair(counts_a, counts_b):
     """Two code-concept count matrices of one shape (C + 1, K)."""
     counts_a, counts_b = _check_counts(counts_a, "counts_a"), _check_counts(counts_b, "counts_b")
-    if counts_a.ndim != 2 or counts_a.shape != counts_b.shape:
+    if counts_a.shape != counts_b.shape:
         raise ValueError(f"counts_a and counts_b must share one shape (C + 1, K), got {counts_a.shape} "
                          f"and {counts_b.shape}")
     return counts_a, counts_b
 
 
 def shared_code_fraction(counts_a, counts_b):
-    """Fraction of used codes that both modalities use (CC).
+    """|used_a & used_b| / |used_a | used_b| over the codes of two (C + 1, K) count matrices (CC).
 
-    Parameters
-    ----------
-    counts_a, counts_b : ndarray of int, shape (C + 1, K)
-        Code-concept counts of the two modalities.
-
-    Returns
-    -------
-    float
-        |used_a & used_b| / |used_a | used_b|; NaN when neither modality uses a code.
+    NaN when neither modality uses a code.
     """
     counts_a, counts_b = _check_pair(counts_a, counts_b)
     used_a, used_b = counts_a.sum(axis=0) > 0, counts_b.sum(axis=0) > 0  # (K,)
@@ -128,18 +107,11 @@ def cross_modal_agreement(counts_a, counts_b):
     Returns
     -------
     dict
-        ``top_a`` and ``top_b`` int64 (C,): the most frequent code per
-        concept, -1 if the concept never occurs; ``agree`` bool (C,): the
-        concept's top code is the same in both modalities and is no other
-        concept's top code in either modality; ``n_agree`` (int), the
-        number of agreeing concepts; ``n_distinct_a`` and ``n_distinct_b``
-        (int), the number of distinct top codes among the concepts that
-        occur in that modality.
-
-    Notes
-    -----
-    Two digits whose top code is the same code 8 in both modalities do not
-    agree: code 8 names neither of them (METHOD.md section 7, CC).
+        ``top_a``, ``top_b`` int64 (C,): each concept's most frequent code,
+        -1 if it never occurs; ``agree`` bool (C,): the top code is the same
+        in both modalities and no other concept's top code in either (two
+        digits on one code agree on nothing); ``n_agree``; ``n_distinct_a``,
+        ``n_distinct_b``: distinct top codes among the concepts that occur.
     """
     counts_a, counts_b = (c[:-1] for c in _check_pair(counts_a, counts_b))  # drop the background row
     ### BEGIN SOLUTION cc_agreement
@@ -156,22 +128,38 @@ def cross_modal_agreement(counts_a, counts_b):
             "n_distinct_a": int(np.count_nonzero(n_top_a)), "n_distinct_b": int(np.count_nonzero(n_top_b))}
 
 
+def transfer_accuracy(counts_a, counts_b):
+    """Cross-modal transfer: name each code on one modality's units, classify the other's (CC).
+
+    ``counts_a``, ``counts_b`` (C + 1, K) from :func:`code_concept_counts`.
+    Returns ``a_to_b``: each code is named by its majority row on a
+    (background included, ties to the lower row, unused codes name nothing);
+    the score is the share of b's concept units whose code is named their
+    concept; ``b_to_a``, its mirror; their ``mean``.
+    """
+    a = check_real(counts_a, "counts_a", "(C + 1, K)", ndim=2, nonnegative=True)
+    b = check_real(counts_b, "counts_b", "(C + 1, K)", ndim=2, nonnegative=True)
+    if a.shape != b.shape or a.shape[0] < 2:
+        raise ValueError(f"counts_a and counts_b must share one shape (C + 1, K) with C >= 1, "
+                         f"got {a.shape} and {b.shape}")
+
+    def score(src, dst):
+        name = np.where(src.sum(axis=0) > 0, np.argmax(src, axis=0), -1)  # (K,) row naming each code
+        total = dst[:-1].sum()
+        correct = sum(dst[c, name == c].sum() for c in range(dst.shape[0] - 1))
+        return float(correct / total) if total else float("nan")
+
+    out = {"a_to_b": score(a, b), "b_to_a": score(b, a)}
+    out["mean"] = 0.5 * (out["a_to_b"] + out["b_to_a"])
+    return out
+
+
 def usage_per_modality(idx, masks, K):
     """Codebook usage of each modality and of all of them together (VQ-7).
 
-    Parameters
-    ----------
-    idx : dict of str -> ndarray of int, shape (B, T)
-        Hard codes of each modality's units.
-    masks : dict of str -> ndarray of bool, shape (B, T)
-    K : int
-
-    Returns
-    -------
-    dict
-        For each modality with a valid unit and for ``"all"``: the output
-        of :func:`minivq.quantizer.codebook_usage` (counts, perplexity,
-        fraction_used).
+    ``idx`` and ``masks`` map each modality to its hard codes (B, T) and mask
+    (B, T). Returns :func:`minivq.quantizer.codebook_usage` (counts,
+    perplexity, fraction_used) for each modality with a valid unit and ``"all"``.
     """
     K = check_count(K, "K")
     if not isinstance(idx, dict) or not idx:

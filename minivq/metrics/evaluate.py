@@ -1,10 +1,7 @@
 """Evaluate a trained model on a split: RET, LOC and CC of METHOD.md section 7.
 
-:func:`encode_split` runs the encoders over a data dict in chunks and keeps,
-per modality, the representations r (SUM-3), the units' hard codes (VQ-1),
-their soft assignments p(k | h) (CM-1), the code distributions P (CM-2) and
-the units' concept labels. :func:`evaluate` turns that into the numbers of
-the ablation table with the pure functions of :mod:`minivq.metrics`.
+:func:`encode_split` encodes a data dict in chunks; :func:`evaluate` turns
+the encodings into the numbers of the ablation table.
 """
 import numpy as np
 
@@ -13,30 +10,17 @@ from ..data.batches import batch_inputs
 from ..encoders import modality_arrays, unit_labels
 from ..matching import code_distribution_forward, code_similarity_forward
 from ..model import represent
-from .claims import localize, set_retrieval_metrics
+from .localization import localize
+from .retrieval import set_retrieval_metrics
 
 __all__ = ["encode_split", "unit_assignments", "evaluate"]
 
 
 def unit_assignments(H, M, E, tau=1.0, squared=False):
-    """Soft code assignment p(k | h) of every valid unit (CM-1), zero on padding.
+    """Soft code assignment p(k | h) (CM-1) of every valid unit of H (B, T, D): (B, T, K), zero on padding.
 
-    Parameters
-    ----------
-    H : ndarray, shape (B, T, D)
-    M : ndarray of bool, shape (B, T)
-    E : ndarray, shape (K, D)
-    tau : float
-    squared : bool
-
-    Returns
-    -------
-    p : ndarray, shape (B, T, K)
-
-    Notes
-    -----
-    Each unit is passed to :func:`minivq.matching.code_distribution_forward`
-    as a sample of one unit, whose CM-2 mean is then its own p(k | h).
+    Each unit goes to :func:`minivq.matching.code_distribution_forward` as a
+    sample of one unit, whose (CM-2) mean is its own p(k | h).
     """
     if np.ndim(H) != 3 or np.shape(M) != np.shape(H)[:2]:
         raise ValueError(f"H must have shape (B, T, D) and M (B, T), got {np.shape(H)} and {np.shape(M)}")
@@ -60,25 +44,12 @@ def _pad_cat(arrays, fill):
 
 
 def encode_split(params, cfg, data, modalities=None, chunk=256):
-    """Encode every sample of a data dict.
+    """Encode every sample of a data dict, ``chunk`` samples per forward pass.
 
-    Parameters
-    ----------
-    params : dict
-    cfg : ModelConfig
-    data : dict
-        From :func:`minivq.data.digit_scenes` or :func:`minivq.data.toy_pairs`.
-    modalities : tuple of str or None
-        Default: ``cfg.modalities``.
-    chunk : int
-        Samples per forward pass.
-
-    Returns
-    -------
-    dict of str -> dict
-        Per modality: ``r`` (N, embed_dim), ``H`` (N, T, D), ``M`` (N, T),
-        ``labels`` (N, T) unit concepts; with the discrete path also ``idx``
-        (N, T), ``p`` (N, T, K) (CM-1) and ``P`` (N, K) (CM-2).
+    Returns, per modality (default ``cfg.modalities``): ``r`` (N, embed_dim)
+    (SUM-3), ``H`` (N, T, D), ``M`` (N, T), ``labels`` (N, T) unit concepts;
+    with the discrete path also ``idx`` (N, T) (VQ-1), ``p`` (N, T, K) (CM-1)
+    and ``P`` (N, K) (CM-2).
     """
     modalities = tuple(cfg.modalities if modalities is None else modalities)
     n = len(modality_arrays(data, modalities[0])[0])
@@ -100,12 +71,7 @@ def encode_split(params, cfg, data, modalities=None, chunk=256):
 
 
 def _localization(enc, a, b, concepts):
-    """LOC from the spans of a to the units of b, with its chance levels.
-
-    ``chance`` picks a random valid unit; ``chance_digit_unit`` a random unit
-    among those on some concept (METHOD.md section 7: finding an object is
-    not finding the named one), the chance of the task as posed.
-    """
+    """LOC from the spans of a to the units of b; ``chance_digit_unit`` is the chance of the task as posed."""
     P_w, found = metrics.concept_distributions(enc[a]["p"], enc[a]["labels"], enc[a]["M"], concepts)
     rel = metrics.relevance(P_w, enc[b]["p"], enc[b]["M"])  # (B, L, T), LOC
     loc = localize(rel, concepts, found, enc[b]["labels"], enc[b]["M"])  # one argmax, both chances
@@ -136,24 +102,12 @@ def _code_concept(enc, a, b, K, n_concepts):
 def evaluate(params, cfg, data, lambda_r=1.0, enc=None):
     """All the numbers of the ablation table for the first modality pair of cfg.
 
-    Parameters
-    ----------
-    params : dict
-    cfg : ModelConfig
-    data : dict
-        The evaluation split (``digits`` gives the concepts of each sample).
-    lambda_r : float
-        Weight of S^code in the combined ranking (RET).
-    enc : dict or None
-        A precomputed :func:`encode_split` result.
-
-    Returns
-    -------
-    dict
-        ``retrieval`` ({"summary", "code", "combined"}, RET, per instance;
-        with concepts also "set", per content, ranking by S), and with the
-        discrete path ``localization`` ({"a->b", "b->a"}, LOC) and
-        ``code_concept`` (CC, VQ-7). Plain floats, ints and lists (JSON-able).
+    ``data`` is the evaluation split (its ``digits`` or ``concepts`` name each
+    sample's concepts); ``lambda_r`` weighs S^code in the combined ranking;
+    ``enc`` is a precomputed :func:`encode_split`. Returns ``retrieval``
+    (RET per instance: "summary", "code", "combined"; with concepts "set", per
+    content, by S) and, with the discrete path, ``localization`` ("a->b",
+    "b->a", LOC) and ``code_concept`` (CC, VQ-7): plain JSON-able values.
     """
     a, b = cfg.modalities[:2]
     enc = encode_split(params, cfg, data, (a, b)) if enc is None else enc
@@ -165,7 +119,6 @@ def evaluate(params, cfg, data, lambda_r=1.0, enc=None):
     concepts = data.get("digits", data.get("concepts"))
     if concepts is not None:
         out["n_concepts"] = n_concepts = int(concepts.max()) + 1
-        # per content: a candidate naming the same set of concepts counts (RET, METHOD.md section 7)
         out["retrieval"]["set"] = set_retrieval_metrics(S, concepts)
     if cfg.use_vq and concepts is not None:
         out["localization"] = {}
