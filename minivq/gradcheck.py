@@ -208,47 +208,25 @@ def _failure_message(name, analytic, numeric, err, tol):
 @checked(check.check_backward, skip_nested=False)
 def check_backward(forward, backward, inputs, wrt=None, *, kinks=None, rng=None, h=1e-5,
                    tol=1e-7, max_redraws=20, raise_on_fail=True):
-    """Compare a hand-derived backward pass with central finite differences.
+    """Compare a hand-derived backward pass with central finite differences (METHOD.md section 8).
 
     Parameters
     ----------
-    forward : callable
-        ``forward(*inputs.values()) -> (out, cache)``; out an array or a scalar.
-    backward : callable
-        ``backward(dout, cache)`` -> one gradient or a tuple, one per name in
-        ``wrt`` (a tuple with one gradient per floating input is also accepted).
-    inputs : dict or callable
-        Name -> value in the order of forward's positional arguments
-        (non-floating values such as masks pass through untouched), or
-        ``draw(rng) -> dict`` (preferred with kinks: the point is redrawn).
-    wrt : sequence of str, optional
-        Inputs to check; default every floating ndarray input.
-    kinks : callable, optional
-        ``kinks(*inputs.values())`` -> array of discrete decisions (argmin
-        codes, ReLU signs). They must be the same at x + h and x - h as at x;
-        otherwise the point is redrawn (callable inputs) or jittered (dict).
-    rng : np.random.Generator or int, optional
-        Source of dout, redraws and jitter.
-    h, tol : float
-        Finite-difference step and the largest accepted rel_error (both
-        finite and > 0).
-    max_redraws : int >= 0
-        Redraws (or jitters) allowed to find a kink-free point before giving up.
-    raise_on_fail : bool
-        Raise :class:`GradientCheckError` on failure (else just return).
+    forward : callable, ``forward(*inputs.values()) -> (out, cache)``; out an array or a scalar
+    backward : callable, ``backward(dout, cache)`` -> one gradient per name in ``wrt`` (or per floating input)
+    inputs : dict name -> value in the order of forward's arguments (non-floating values pass through),
+        or ``draw(rng) -> dict`` (preferred with kinks: the point is redrawn)
+    wrt : sequence of str, optional; default every floating ndarray input
+    kinks : callable, optional; ``kinks(*inputs.values())`` -> array of discrete decisions (argmin codes,
+        ReLU signs), which must be the same at x +/- h as at x; else the point is redrawn or jittered
+    rng : np.random.Generator or int, optional; h, tol : float > 0; max_redraws : int >= 0
+    raise_on_fail : bool; raise :class:`GradientCheckError` on failure
 
     Returns
     -------
-    dict
-        Input name -> rel_error (:func:`rel_error`) between the gradients.
-
-    Notes
-    -----
-    METHOD.md section 8: rel_error < 1e-7 in float64 against a random
-    upstream gradient dout ~ N(0, 1); across an argmin kink finite
-    differences are meaningless, so the decisions are checked at x +/- h.
-    Run it in float64: in float32 no step h gets the numerical gradient
-    much below a relative error of 1e-3.
+    dict: input name -> :func:`rel_error` between the analytic and numerical gradients, against a
+    random upstream gradient dout ~ N(0, 1). Run it in float64: in float32 no step h gets the
+    numerical gradient much below a relative error of 1e-3.
     """
     values = _draw_inputs(inputs, rng)
     wrt, all_float = check.drawn_inputs(values, forward, wrt, h)
