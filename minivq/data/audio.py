@@ -6,7 +6,7 @@ in mel, 10 log10. ``data_small/build.py`` runs it on every synthesized word;
 """
 import numpy as np
 
-from .._checks import MAX_SIZE, check_float_dtype, check_int, check_number, check_real
+from ..checks.arrays import MAX_SIZE, check_float_dtype, check_int, check_number, check_real
 
 SAMPLE_RATE = 16000
 N_MELS = 40

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .._checks import check_float_dtype, check_int, describe
+from ..checks.arrays import check_float_dtype, check_int, describe
 from .audio import dequantize_uint8
 from .files import load_json, load_npz
 

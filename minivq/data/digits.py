@@ -8,7 +8,7 @@ digit d; -1 is background. ``notebooks/00_data.ipynb`` shows the scenes.
 """
 import numpy as np
 
-from .._checks import check_bool, check_int, check_number, describe
+from ..checks.arrays import check_bool, check_int, check_number, describe
 from .bank import DIGIT_WORDS, check_int_range, check_n_seed, digit_images, speech_bank, split_index
 
 TEXT_VOCAB = ("<pad>",) + DIGIT_WORDS

@@ -8,7 +8,7 @@ Units are their concept's (or the background's) prototype plus noise.
 """
 import numpy as np
 
-from .._checks import MAX_SIZE, check_int, check_number
+from ..checks.arrays import MAX_SIZE, check_int, check_number
 from .bank import check_int_range, check_n_seed
 
 

@@ -16,7 +16,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .._checks import _is_int, check_number
+from ..checks.arrays import _is_int, check_number
 from .bank import check_n_seed, digit_images, speech_bank, speech_stats, split_index, split_voices, voice_type
 from .digits import DIGIT_SIZE, _allocate, _fill_text, _pad_speech, digit_scenes, mix_caption
 

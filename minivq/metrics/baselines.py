@@ -7,7 +7,7 @@ codebook fitted post hoc on a model's units (:func:`kmeans_codebook`,
 """
 import numpy as np
 
-from .._checks import check_float, check_int, check_int_array, check_mask, valid_units
+from ..checks.arrays import check_float, check_int, check_int_array, check_mask, valid_units
 from ..nearest import nearest_code
 from ..quantizer import init_codebook_kmeanspp
 

@@ -6,7 +6,7 @@ cross-modal agreement per concept, and cross-modal transfer.
 """
 import numpy as np
 
-from .._checks import check_bool, check_count, check_int_array, check_mask, check_real, describe
+from ..checks.arrays import check_bool, check_count, check_int_array, check_mask, check_real, describe
 from ..quantizer import codebook_usage
 
 __all__ = ["code_concept_counts", "code_purity", "shared_code_fraction", "cross_modal_agreement",

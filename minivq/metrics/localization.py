@@ -7,7 +7,7 @@ correct when the most relevant unit carries the concept the span names.
 """
 import numpy as np
 
-from .._checks import check_float, check_int, check_int_array, check_mask, check_real
+from ..checks.arrays import check_float, check_int, check_int_array, check_mask, check_real
 
 __all__ = ["concept_distributions", "relevance", "localization_accuracy", "localize", "pointing_game"]
 

@@ -6,7 +6,7 @@ candidate naming the same set of concepts as the query counts as a hit
 """
 import numpy as np
 
-from .._checks import check_int, check_int_array, check_number, check_real, describe
+from ..checks.arrays import check_int, check_int_array, check_number, check_real, describe
 
 __all__ = ["retrieval_ranks", "recall_at_k", "retrieval_metrics", "retrieval_report", "set_ceiling_r1",
            "content_ids", "set_retrieval_ranks", "set_retrieval_metrics", "distractor_ceiling_r1"]

@@ -1,6 +1,6 @@
 """The contract side of the fuzz: Invalid, Either, argument contracts and result checks.
 
-Written independently of minivq._checks: an ``expect`` function reads its
+Written independently of minivq.checks: an ``expect`` function reads its
 arguments through these helpers, which raise :class:`Invalid` naming the
 argument when the documented contract is broken.
 """
