@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from .checks.arrays import check_bool, check_int, check_number, describe
 
-__all__ = ["MODALITIES", "VARIANTS", "ModelConfig", "input_dim", "param_shapes"]
+__all__ = ["MODALITIES", "VARIANTS", "ModelConfig", "param_shapes"]
 
 #: The modalities an encoder exists for (:mod:`minivq.encoders`).
 MODALITIES = ("image", "speech", "text", "a", "b")
@@ -176,23 +176,10 @@ def _check_toy_dims(toy_dims, modalities):
     return {k: check_int(v, f"ModelConfig toy_dims[{k!r}]", 1, _MAX_SIZE) for k, v in toy_dims.items()}
 
 
-def input_dim(modality, cfg):
-    """Features per input unit of an encoder: patch * patch pixels, n_mels, vocab, or the toy size."""
-    if not isinstance(cfg, ModelConfig):
-        raise TypeError(f"cfg must be a ModelConfig, got {describe(cfg)}")
-    cfg.validate()
-    if not isinstance(modality, str) or modality not in MODALITIES or (
-            modality in ("a", "b") and modality not in cfg.toy_dims):
-        raise ValueError(f"modality must be one of {MODALITIES} (a toy one given in cfg.toy_dims), got "
-                         f"{describe(modality)}")
-    if modality in ("a", "b"):
-        return int(cfg.toy_dims[modality])
-    return {"image": cfg.patch * cfg.patch, "speech": cfg.n_mels, "text": cfg.vocab}[modality]
-
-
 def param_shapes(modality, cfg):
     """{"W1", "b1", "W2", "b2"} -> shape for one encoder (text has no b1: its first layer is a lookup)."""
-    F, Hd, D = input_dim(modality, cfg), cfg.hidden, cfg.D
+    F = {"image": cfg.patch * cfg.patch, "speech": cfg.n_mels, "text": cfg.vocab}.get(modality)
+    F, Hd, D = cfg.toy_dims[modality] if F is None else F, cfg.hidden, cfg.D  # features per input unit
     if modality == "speech":
         return {"W1": (cfg.speech_kernel, F, Hd), "b1": (Hd,), "W2": (cfg.speech_kernel, Hd, D), "b2": (D,)}
     if modality == "text":

@@ -21,12 +21,18 @@ import numpy as np
 from . import layers
 from .checks import checked
 from .checks import model as check
-from .config import MODALITIES, input_dim, param_shapes
+from .config import MODALITIES, param_shapes
 from .data.batches import DATA_KEYS, modality_arrays
 from .optim import he_uniform
 
 __all__ = ["MODALITIES", "DATA_KEYS", "modality_arrays", "input_dim", "init_encoder", "encoder_forward",
            "encoder_backward", "pack", "unit_labels"]
+
+@checked(check.input_dim)
+def input_dim(modality, cfg):
+    """Features per input unit of an encoder: patch * patch pixels, n_mels, vocab, or the toy size."""
+    return param_shapes(modality, cfg)["W1"][-2]
+
 
 @checked(check.init_encoder)
 def init_encoder(modality, cfg, rng):

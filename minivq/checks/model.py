@@ -124,6 +124,10 @@ def encoder_backward(a):
     check_shape(dH, "dH", shape, "(B, T, D)")
 
 
+def input_dim(a):
+    check_modality(a["modality"], check_config(a["cfg"]))
+
+
 def init_encoder(a):
     check_modality(a["modality"], check_config(a["cfg"]))
     if not isinstance(a["rng"], np.random.Generator):
