@@ -172,13 +172,13 @@ def fit(state, train_data, val_data=None, log=print, checkpoint=None, label=None
         Path of a .npz checkpoint rewritten (atomically) after every epoch.
     label : str or None
         Start of each progress line; default ``"[variant, seed s]"``.
-    clock : minivq.progress.Clock or None
+    clock : minivq.cli.progress.Clock or None
         Shared by several runs for an ETA of the whole command; default: the
         epochs of this call.
     after_epoch : callable or None
         Called as ``after_epoch(state)`` after each epoch, before the
         checkpoint and the progress line (a learning curve, for example:
-        :mod:`minivq.study_runs`).
+        :mod:`minivq.study.runs`).
 
     Returns
     -------

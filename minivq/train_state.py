@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` (optimization settings) and :class:`TrainState`
 (weights, optimizer, EMA, RNG, progress, the data record) are what
-:mod:`minivq.train` updates and :mod:`minivq.checkpoint` saves;
+:mod:`minivq.train` updates and :mod:`minivq.io.checkpoint` saves;
 :class:`TrainingDiverged` is raised when the loss stops being finite.
 """
 from dataclasses import dataclass, field
@@ -103,7 +103,7 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     history: list = field(default_factory=list)
-    data: dict = None  # what it trains on, see minivq.checkpoint.data_record
+    data: dict = None  # what it trains on, see minivq.io.checkpoint.data_record
 
 
 def trainable_params(params, cfg):
