@@ -1,10 +1,5 @@
-"""``minivq train``, ``minivq evaluate`` and ``minivq demo``: what each subcommand does.
-
-Each checks its arguments first (:mod:`minivq.cli.checks`: sizes, files,
-folders, memory) and only then loads data or trains, so a mistake costs
-seconds, not an epoch. :mod:`minivq.cli.parser` builds the parser and turns
-errors into one line.
-"""
+"""``minivq train``, ``minivq evaluate`` and ``minivq demo``: each checks its arguments (sizes, files,
+folders, memory) before it loads data or trains, so a mistake costs seconds, not an epoch."""
 import json
 import time
 import zipfile
@@ -162,11 +157,8 @@ def _on_disk(path, before, resumed_epoch):
 
 
 def train_cmd(args):
-    """Train one variant on one modality pair, with an atomic checkpoint after every epoch.
-
-    The checkpoint is locked for the whole run (:func:`minivq.io.lock.file_lock`): a second run on
-    the same file is refused at once, naming the process that holds it.
-    """
+    """Train one variant on one modality pair, with an atomic checkpoint after every epoch, locked for the
+    whole run (a second run on the same file is refused at once)."""
     path = check_output_file(args.checkpoint, "--checkpoint")
     with file_lock(path, "--checkpoint"):
         return _train(args, path)
