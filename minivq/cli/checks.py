@@ -111,7 +111,7 @@ def check_output_file(path, arg):
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{arg} {path} is a folder, expected a file name")
-    problem = check_writable_folder(path.parent if str(path.parent) else ".")
+    problem = check_writable_folder(path.parent)
     if problem:
         raise UsageError(f"{arg} {path}: {problem}")
     return path
@@ -119,8 +119,7 @@ def check_output_file(path, arg):
 
 def check_json_file(path, arg, inputs=(), own=None, overwrite=False):
     """A JSON file to write (option ``arg``): writable, none of ``inputs`` (``(what, path)`` pairs), not an
-    existing .npz; with ``own = (is_mine, command)``, an existing file ``is_mine`` refuses is refused unless
-    ``overwrite``."""
+    existing .npz; with ``own = (is_mine, command)``, an existing file not ``is_mine`` unless ``overwrite``."""
     path = check_output_file(path, arg)
     for what, other in inputs:
         if path.exists() and Path(other).exists() and os.path.samefile(path, other):

@@ -202,8 +202,7 @@ def plot_differences(primary, path):
             mean = st["mean_difference"]
             ax.errorbar([0.4], [mean], yerr=[[mean - lo], [hi - mean]], fmt="D", color="black", capsize=4,
                         label="mean, 95% CI")
-        ax.set_xlim(-0.5, 0.8)
-        ax.set_xticks([])
+        ax.set(xlim=(-0.5, 0.8), xticks=[])
         ax.set_title(f"{key}\n({st['verdict']})", fontsize=9)
         ax.set_ylabel(f"method - {st.get('baseline_name', 'baseline')}", fontsize=8)
     axes[0].legend(fontsize=7, loc="best")
@@ -226,13 +225,9 @@ def plot_curves(curves, path, tuning=None):
                 ax.plot(np.arange(1, len(t) + 1), t, color=color, ls="--", lw=0.8)
                 e = tuning[arm]["epochs"][variant]
                 ax.plot([e], [t[e - 1]], marker="v", color=color, ms=7)
-        tuned = " (dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
-            " (epochs chosen for image_speech)"
-        title = arm + tuned
-        if len(title) > 60:  # a long arm name: the note on a second line, inside the panel's width
-            title = arm + "\n" + tuned.strip()
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("val set-level mean R@1")
+        note = "(dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
+            "(epochs chosen for image_speech)"
+        ax.set_title(f"{arm} {note}" if len(arm) + len(note) < 60 else f"{arm}\n{note}", fontsize=8)  # fits a panel
+        ax.set(xlabel="epoch", ylabel="val set-level mean R@1")
         ax.legend(fontsize=7)
     finish(fig, path)
