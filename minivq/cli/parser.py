@@ -18,12 +18,10 @@ from .demo import DEMO, QUICK, Interrupted, load_split
 
 __all__ = ["main", "build_parser", "load_split", "DEMO", "QUICK"]
 
-MODALITY_HELP = ("image and speech: the spoken-digit scenes (an image of handwritten digits and a "
-                 "synthesized caption naming them; how many digits, and what else the image holds, is set by "
-                 "--world); text: the caption's digits as tokens; a and b: two "
-                 "synthetic toy modalities of 8 shared concepts (a: a sequence of frames, b: a 4x4 grid "
-                 "of patches, with unrelated prototypes, minivq.data.toy_pairs), which go together and "
-                 "train in seconds")
+MODALITY_HELP = ("image and speech: the spoken-digit scenes (handwritten digits and a synthesized caption naming "
+                 "them; what the image holds is set by --world); text: the caption's digits as tokens; a and b: "
+                 "two synthetic toy modalities of 8 shared concepts (minivq.data.toy_pairs), which go together "
+                 "and train in seconds")
 VARIANT_HELP = "summary: continuous summary only (SUM-1); vq: + shared VQ codebook; full: + CMCM (the method)"
 
 DEMO_EPILOG = """examples:
