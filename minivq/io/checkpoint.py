@@ -107,15 +107,16 @@ def save_checkpoint(path, state):
     write_checkpoint_file(path, arrays, meta)
 
 
-def load_checkpoint(path):
-    """The :class:`TrainState` of :func:`save_checkpoint`'s file; :class:`CheckpointError` naming any other."""
+def load_checkpoint(path, epochs=None):
+    """The :class:`TrainState` of :func:`save_checkpoint`'s file, trained up to ``epochs`` if given;
+    :class:`CheckpointError` naming any other file."""
     meta, z = read_checkpoint_file(path)
     params = {k[len("param/"):]: v for k, v in z.items() if k.startswith("param/")}
     opt_state = {k[len("optim/"):]: v for k, v in z.items() if k.startswith("optim/")}
     ema = EMAState(n=z["ema/n"], m=z["ema/m"], E=z["ema/E"]) if "ema/n" in z else None
     try:
         model_cfg = ModelConfig(**meta["model_cfg"])
-        train_cfg = TrainConfig(**meta["train_cfg"])
+        train_cfg = TrainConfig(**{**meta["train_cfg"], **({"epochs": epochs} if epochs is not None else {})})
         optimizer = Adam(trainable_params(params, model_cfg), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         optimizer.load_state_dict(opt_state)
         rng = np.random.default_rng()
