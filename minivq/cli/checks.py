@@ -1,11 +1,8 @@
 """Checks of the ``minivq`` command's arguments, made before any work starts.
 
-Argument types for argparse (:func:`positive_int`, :func:`non_negative_int`,
-:func:`finite_float`, :func:`json_object`) report a bad value as argparse
-does (``minivq train: error: argument --seed: ...``, exit 2). The checks
-that need more than one value raise :class:`UsageError`, which the command
-turns into the same one-line error (exit 2). Every message names the
-argument as it was typed, what was expected and what came.
+Argument types for argparse report a bad value as argparse does (exit 2); the checks of more than one value
+raise :class:`UsageError`, which the command prints as the same one line (exit 2). Every message names the
+argument as typed, what was expected and what came.
 """
 import argparse
 import dataclasses
@@ -35,45 +32,24 @@ class UsageError(ValueError):
     """A wrong command line: the command prints the message as one line and exits with 2."""
 
 
-def _parse(text, kind):
-    """int(text) or float(text), or argparse's error saying what was expected."""
-    try:
-        return kind(text)
-    except ValueError:
-        expected = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+def _number(kind, ok, expected):
+    """An argparse type: ``kind(text)`` for which ``ok`` holds, or argparse's error saying what was expected."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+    return parse
 
 
-def positive_int(text):
-    """argparse type: an int >= 1."""
-    value = _parse(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {text}")
-    return value
-
-
-def non_negative_int(text):
-    """argparse type: an int >= 0."""
-    value = _parse(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer (>= 0), got {text}")
-    return value
-
-
-def finite_float(text):
-    """argparse type: a finite float >= 0."""
-    value = _parse(text, float)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def positive_float(text):
-    """argparse type: a finite float > 0."""
-    value = _parse(text, float)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+positive_int = _number(int, lambda v: v >= 1, "a positive integer (>= 1)")
+non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer (>= 0)")
+finite_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def json_object(text):
@@ -135,27 +111,15 @@ def check_output_file(path, arg):
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{arg} {path} is a folder, expected a file name")
-    problem = check_writable_folder(path.parent if str(path.parent) else ".")
+    problem = check_writable_folder(path.parent)
     if problem:
         raise UsageError(f"{arg} {path}: {problem}")
     return path
 
 
 def check_json_file(path, arg, inputs=(), own=None, overwrite=False):
-    """A JSON file to write: writable, not one of the command's input files, not an existing .npz.
-
-    Parameters
-    ----------
-    path : str or Path
-    arg : str
-        The option as typed, e.g. ``"--json"``.
-    inputs : sequence of (str, Path)
-        The command's input files and what they are (e.g. ``("the checkpoint", path)``).
-    own : (callable, str) or None
-        ``(is_mine, what)``: an existing file for which ``is_mine(path)`` is false (one the command did
-        not write, ``what`` names the command) is refused unless ``overwrite``.
-    overwrite : bool
-    """
+    """A JSON file to write (option ``arg``): writable, none of ``inputs`` (``(what, path)`` pairs), not an
+    existing .npz; with ``own = (is_mine, command)``, an existing file not ``is_mine`` unless ``overwrite``."""
     path = check_output_file(path, arg)
     for what, other in inputs:
         if path.exists() and Path(other).exists() and os.path.samefile(path, other):
@@ -208,18 +172,8 @@ BYTES_PER_SIMILARITY = 24
 
 
 def check_memory(arg, n, square=False, available=None):
-    """UsageError when ``n`` pairs (and, with ``square``, the N x N similarities) cannot fit in memory.
-
-    Parameters
-    ----------
-    arg : str
-        The argument as typed, e.g. ``"--n 100000"``.
-    n : int
-    square : bool
-        Also count the (n, n) similarity matrices of the evaluation.
-    available : int or None
-        Bytes available; default :func:`available_memory`.
-    """
+    """UsageError naming ``arg`` (e.g. ``"--n 100000"``) when ``n`` pairs, and with ``square`` their (n, n)
+    similarity matrices, cannot fit in ``available`` bytes (default :func:`available_memory`)."""
     available = available_memory() if available is None else available
     if available is None:
         return

@@ -1,10 +1,5 @@
-"""``minivq train``, ``minivq evaluate`` and ``minivq demo``: what each subcommand does.
-
-Each checks its arguments first (:mod:`minivq.cli.checks`: sizes, files,
-folders, memory) and only then loads data or trains, so a mistake costs
-seconds, not an epoch. :mod:`minivq.cli.parser` builds the parser and turns
-errors into one line.
-"""
+"""``minivq train``, ``minivq evaluate`` and ``minivq demo``: each checks its arguments (sizes, files,
+folders, memory) before it loads data or trains, so a mistake costs seconds, not an epoch."""
 import json
 import time
 import zipfile
@@ -40,22 +35,18 @@ def _fresh(args):
     return record, {"variant": variant, **overrides}, tc
 
 
+def _typed(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
 def _conflicts(args, state, record):
     """UsageError for a flag that contradicts what the checkpoint was trained with."""
-    cfg, checks = state.model_cfg, []  # (the flag as typed, its value, the name, the checkpoint's value)
-    if args.modalities is not None:
-        checks.append((f"--modalities {' '.join(args.modalities)}", tuple(args.modalities), "modalities",
-                       tuple(record["modalities"])))
-    if args.n_train is not None:
-        checks.append((f"--n-train {args.n_train}", args.n_train, "n_train", record["n_train"]))
-    if args.world is not None:
-        checks.append((f"--world {args.world}", args.world, "world", record.get("world", "easy")))
-    if args.variant is not None:
-        checks.append((f"--variant {args.variant}", args.variant, "variant", cfg.variant))
-    for name in ("seed", "lr", "batch_size"):
-        if getattr(args, name) is not None:
-            value = getattr(args, name)
-            checks.append((f"--{name.replace('_', '-')} {value}", value, name, getattr(state.train_cfg, name)))
+    cfg, tc = state.model_cfg, state.train_cfg
+    saved = {"modalities": list(record["modalities"]), "n_train": record["n_train"],
+             "world": record.get("world", "easy"), "variant": cfg.variant,
+             "seed": tc.seed, "lr": tc.lr, "batch_size": tc.batch_size}
+    checks = [(f"--{name.replace('_', '-')} {_typed(getattr(args, name))}", getattr(args, name), name, value)
+              for name, value in saved.items() if getattr(args, name) is not None]  # (flag, value, name, recorded)
     for key, value in (args.model or {}).items():
         check_model_overrides({key: value}, cfg.modalities, cfg.variant)
         checks.append((f"--model {json.dumps({key: value})}", value, key, getattr(cfg, key)))
@@ -63,8 +54,7 @@ def _conflicts(args, state, record):
         checks.append((f"--quick (n_val {QUICK['data']['n_val']})", QUICK["data"]["n_val"], "n_val", record["n_val"]))
     for flag, given, name, recorded in checks:
         if given != recorded:
-            shown = " ".join(recorded) if isinstance(recorded, tuple) else recorded
-            raise UsageError(f"{flag} conflicts with the checkpoint's {name} {shown} "
+            raise UsageError(f"{flag} conflicts with the checkpoint's {name} {_typed(recorded)} "
                              "(--resume continues on the checkpoint's data and settings; drop the flag)")
 
 
@@ -162,11 +152,8 @@ def _on_disk(path, before, resumed_epoch):
 
 
 def train_cmd(args):
-    """Train one variant on one modality pair, with an atomic checkpoint after every epoch.
-
-    The checkpoint is locked for the whole run (:func:`minivq.io.lock.file_lock`): a second run on
-    the same file is refused at once, naming the process that holds it.
-    """
+    """Train one variant on one modality pair, with an atomic checkpoint after every epoch, locked for the
+    whole run (a second run on the same file is refused at once)."""
     path = check_output_file(args.checkpoint, "--checkpoint")
     with file_lock(path, "--checkpoint"):
         return _train(args, path)
@@ -176,16 +163,15 @@ def _train(args, path):
     if args.resume:
         check_input_file(path, "--checkpoint (with --resume)")
         state, record = _resume(args, path)
+        model_kw, tc = {"variant": state.model_cfg.variant}, state.train_cfg
     else:
         if not args.overwrite:
             _check_not_overwriting(path)
         state, (record, model_kw, tc) = None, _fresh(args)
     check_memory(f"--n-train {record['n_train']}", record["n_train"] + record["n_val"])
-    cfg = state.model_cfg if state else None
-    variant, seed = (cfg.variant, state.train_cfg.seed) if state else (model_kw["variant"], tc.seed)
-    first, last = (state.epoch + 1, state.train_cfg.epochs) if state else (1, tc.epochs)
-    say(f"minivq train: {variant} on {' + '.join(record['modalities'])}, {record['n_train']} train pairs, "
-        f"epochs {first}..{last}, seed {seed}, checkpoint {path}" + (" (resumed)" if state else ""))
+    say(f"minivq train: {model_kw['variant']} on {' + '.join(record['modalities'])}, {record['n_train']} train "
+        f"pairs, epochs {state.epoch + 1 if state else 1}..{tc.epochs}, seed {tc.seed}, checkpoint {path}"
+        + (" (resumed)" if state else ""))
     before, resumed_epoch = _signature(path), state.epoch if state else None
     try:
         splits = _load(record)

@@ -1,15 +1,8 @@
 """``minivq demo``: the paper's ablation in miniature, trained, scored and written up.
 
-Trains every variant of :data:`minivq.model.VARIANTS` once per seed on the
-shipped spoken-digit scenes, scores each on the held-out test split (or on
-validation, for tuning), and writes ``metrics.json``, ``report.md`` and the
-figures to the output folder (:mod:`minivq.cli.demo_report`). Nothing is lost
-on the way: each run's row is printed as soon as it is scored, ``metrics.json``
-and ``report.md`` are rewritten (atomically) after every run in a temporary
-folder beside ``--out`` and moved into it at the end
-(:class:`minivq.io.results.ResultsFolder`), so results already there stay
-whole until new ones are finished, and Ctrl-C stops with what finished kept
-and printed (:class:`Interrupted`).
+Every variant of :data:`minivq.model.VARIANTS` once per seed on the spoken-digit scenes, scored on test (or
+val, for tuning). Each row is printed when scored; metrics.json and report.md are rewritten after every run
+beside ``--out`` and moved in at the end (:class:`minivq.io.results.ResultsFolder`); Ctrl-C keeps what finished.
 """
 import time
 
@@ -43,14 +36,8 @@ class Interrupted(Exception):
 
 
 def load_split(modalities, split, n, patch=8, seed=0, world="easy"):
-    """Data of one split: toy pairs for modalities a/b, spoken-digit scenes otherwise.
-
-    ``world`` names the scenes' preset (:data:`minivq.data.world.PRESETS`):
-    ``"easy"`` is v0.1's world (2 or 3 named digits on the patch grid, no
-    distractor); ``"hard_on_grid"`` the study's (2 to 5 named digits, unnamed
-    distractors, held-out digit sets, voices balanced); ``"hard"`` also moves
-    the digits off the patch grid.
-    """
+    """Data of one split: toy pairs for modalities a/b, else the spoken-digit scenes of the preset ``world``
+    (:data:`minivq.data.world.PRESETS`)."""
     if set(modalities) <= {"a", "b"}:
         return toy_pairs(n, seed + TOY_SPLIT_SEEDS[split])
     return world_scenes(split, n, seed, world=world, patch=patch)
@@ -117,51 +104,34 @@ def _init_runs(settings, eval_split, clock, splits=None):
 
 
 def _run(job):
-    """One (variant, seed, label) job, in this process or a worker, on one thread either way.
-
-    BLAS splits a product differently on two threads and rounds it
-    differently; one thread everywhere makes the numbers independent of --jobs.
-    """
+    """One (variant, seed, label) job, here or in a worker, on one thread either way: BLAS rounds a product
+    split over two threads differently, so the numbers would depend on --jobs."""
     variant, seed, label = job
     with threadpool_limits(limits=1, user_api="blas"), nearest_threads(1):
         return _train_and_score(variant, seed, _SHARED["splits"], _SHARED["settings"], label, _SHARED["clock"])
 
 
 def run_demo(args, out):
-    """Train and score every (variant, seed); the outputs go to ``out`` when all are done.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        ``quick``, ``epochs``, ``variants``, ``seeds``, ``eval_split``, ``argv``, ``overwrite``, and
-        ``jobs`` (worker processes; None: one per core, at most one per run).
-    out : pathlib.Path
-        An existing, writable folder (checked by the command).
-
-    Returns
-    -------
-    dict
-        The payload of metrics.json.
-
-    Raises
-    ------
-    UsageError
-        When ``out`` holds the results of a demo of other settings (and not ``args.overwrite``).
-    Interrupted
-        On Ctrl-C, after printing and keeping the runs that finished (:meth:`ResultsFolder.keep`).
-    """
+    """Train and score every (variant, seed) of ``args``; the outputs go to the writable folder ``out`` when
+    all are done. Returns the payload of metrics.json; :class:`Interrupted` on Ctrl-C, with what finished kept."""
     t_start = time.perf_counter()
-    settings = demo_settings(args.quick, args.epochs, getattr(args, "world", None))
+    settings = demo_settings(args.quick, args.epochs, args.world)
     d, epochs = settings["data"], settings["train"]["epochs"]
-    check_folder(out, settings, args.variants, args.seeds, args.eval_split, getattr(args, "overwrite", False))
+    check_folder(out, settings, args.variants, args.seeds, args.eval_split, args.overwrite)
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     say(f"minivq demo: {len(args.variants)} variants ({', '.join(args.variants)}) x {len(args.seeds)} "
         f"seed{'s' * (len(args.seeds) > 1)} ({', '.join(map(str, args.seeds))}), {epochs} epochs each, "
         f"{d['n_train']} train pairs; scored on {d[f'n_{args.eval_split}']} {args.eval_split} pairs; output in {out}/")
-    n_workers = getattr(args, "jobs", None) or default_workers(len(jobs))
+    n_workers = args.jobs or default_workers(len(jobs))
     if n_workers > 1:
         say(f"training {min(n_workers, len(jobs))} runs at a time, in worker processes (--jobs)")
     runs, splits, done, folder = {}, None, {}, ResultsFolder(out, FILES)
+
+    def save(shown):  # metrics.json and report.md of the runs finished so far
+        content = payload(args, settings, runs, splits, time.perf_counter() - t_start)
+        write(folder, content, runs, shown)
+        return content
+
     try:
         splits = _load_splits(settings, args.eval_split)
         clock = SharedClock(len(jobs) * epochs) if n_workers > 1 else Clock(len(jobs) * epochs)
@@ -175,14 +145,13 @@ def run_demo(args, out):
                 row_name = variant if len(args.seeds) == 1 else f"{variant} (seed {seed})"
                 say(report.ablation_table({row_name: [report.table_row(run["eval"])]},
                                           run["eval"].get("n_concepts")))
-                write(folder, payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
+                save({})
         shown = draw_figures(folder, runs, splits["test"])
-        content = payload(args, settings, runs, splits, time.perf_counter() - t_start)
-        write(folder, content, runs, shown)
+        content = save(shown)
         folder.publish()
     except BaseException as e:
         if runs:  # the last run's row may have come just before the interruption
-            write(folder, payload(args, settings, runs, splits, time.perf_counter() - t_start), runs, {})
+            save({})
         _keep_unfinished(e, folder, out, runs, len(jobs))
         raise
     finally:
@@ -196,8 +165,8 @@ def run_demo(args, out):
 
 
 def _keep_unfinished(error, folder, out, runs, n_jobs):
-    """Whatever stopped the demo: keep the finished runs (where they replace no finished demo); raise
-    :class:`Interrupted` saying where, on Ctrl-C."""
+    """Whatever stopped the demo: keep the finished runs (where they replace no finished demo); on Ctrl-C
+    raise :class:`Interrupted` saying where."""
     had = finished(out)
     kept = folder.keep(had) if runs else None
     if not isinstance(error, KeyboardInterrupt):

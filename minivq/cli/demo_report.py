@@ -1,10 +1,5 @@
-"""What ``minivq demo`` writes: metrics.json, report.md and the figures, and whose results a folder holds.
-
-:func:`write` and :func:`draw_figures` write into the demo's temporary folder
-(:class:`minivq.io.results.ResultsFolder`); :func:`check_folder` refuses, before
-any training, an ``--out`` holding the results of a demo of other settings
-(unless ``--overwrite``), and :func:`finished` tells whether it holds a
-finished demo, which an interrupted one never replaces.
+"""What ``minivq demo`` writes (metrics.json, report.md, the figures), and whose results a folder holds:
+:func:`check_folder` refuses, before any training, an ``--out`` holding a demo of other settings.
 """
 import json
 from dataclasses import asdict
@@ -122,13 +117,9 @@ def _read(out):
 
 def check_folder(out, settings, variants, seeds, eval_split, overwrite=False):
     """UsageError when ``out`` holds results of a demo of other settings, unless ``overwrite``."""
-    if overwrite:
-        return
-    old = _read(out)
-    new = {"variants": list(variants), "seeds": list(seeds), "eval_split": eval_split,
-           "data": {k: settings["data"][k] for k in ("n_train", "n_val", "n_test", "world")},
-           "train": {k: settings["train"][k] for k in ("epochs", "batch_size", "lr")}}
-    if old is None or fingerprint(old) == new:
+    old = None if overwrite else _read(out)
+    new = {"variants": list(variants), "seeds": list(seeds), "eval_split": eval_split, "config": settings}
+    if old is None or fingerprint(old) == fingerprint(new):
         return
     f = fingerprint(old)
     what = (f"variants {' '.join(map(str, f['variants'] or []))}, seeds {' '.join(map(str, f['seeds'] or []))}, "

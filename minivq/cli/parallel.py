@@ -1,16 +1,8 @@
-"""Independent training runs in worker processes (the demo's variants and seeds).
+"""Independent training runs in worker processes (the demo's and the study's runs).
 
-Every run is seeded and deterministic, and a worker trains one run at a time
-with BLAS and the nearest-code kernel held to one thread, so the results do
-not depend on how many workers there are, only the wall time does. Workers
-are started with ``spawn`` (no fork of a process that may hold BLAS or
-OpenMP threads) and ignore Ctrl-C, from their first import on: the parent
-catches it, stops the workers and keeps what finished. A worker whose parent
-is gone (killed by SIGKILL or SIGTERM) notices at once and exits, quietly
-(:func:`_watch_parent`).
-
-A :class:`SharedClock` counts the epochs finished by all workers, so every
-progress line's ETA is that of the whole command.
+Every run is seeded and a worker holds BLAS and the nearest-code kernel to one thread, so the numbers do not
+depend on the number of workers. Workers are spawned (no fork of a process holding threads), ignore Ctrl-C
+(the parent stops them and keeps what finished) and exit quietly when their parent is killed.
 """
 import os
 import signal
@@ -35,12 +27,8 @@ def default_workers(n_jobs):
 
 
 class SharedClock:
-    """Time left for ``total`` epochs counted across processes, from the wall time since the start.
-
-    The same interface as :class:`minivq.cli.progress.Clock` (``tick``, ``eta``);
-    the count lives in shared memory, so a worker's ETA covers the epochs of
-    the other workers too.
-    """
+    """:class:`minivq.cli.progress.Clock` of ``total`` epochs counted in shared memory by every worker, the
+    ETA from the wall time since the start."""
 
     def __init__(self, total, context=None):
         self.total, self.start = check_int(total, "total", 0), time.perf_counter()
@@ -61,12 +49,8 @@ class SharedClock:
 
 
 def _quiet_tracker():
-    """Start multiprocessing's resource tracker (POSIX) without its warning about leaked semaphores.
-
-    When the command is killed, the tracker removes the semaphores of its queues and of the
-    :class:`SharedClock`, as it should, then warns about each "leak" on the terminal: two lines of
-    noise after a kill the user asked for. ``-W`` options of this process go to the tracker's.
-    """
+    """Start multiprocessing's resource tracker (POSIX) without its warning about the semaphores it removes
+    after a kill (two lines of noise after a kill the user asked for)."""
     if os.name != "posix":
         return
     from multiprocessing import resource_tracker
@@ -79,12 +63,8 @@ def _quiet_tracker():
 
 
 def _watch_parent():
-    """End this worker, quietly, as soon as its parent process is gone (killed by SIGKILL or SIGTERM, say).
-
-    The parent holds one end of a pipe to each worker (``multiprocessing.parent_process()``'s
-    sentinel); the operating system closes it when the parent dies, however it dies. Without that
-    handle, poll the parent's pid twice a second.
-    """
+    """End this worker, quietly, as soon as its parent process is gone, however it died: the operating system
+    closes the parent's end of ``parent_process()``'s sentinel (without it, poll the parent's pid)."""
     parent = parent_process()
     if parent is not None:
         parent.join()
@@ -108,11 +88,8 @@ def _call(fn_index_job):
 
 
 def _start_pool(n_workers, initializer, initargs):
-    """A spawn Pool whose workers run BLAS on one thread and never see Ctrl-C, even while they import.
-
-    SIGINT is blocked while the workers are spawned: they inherit the mask, so a Ctrl-C during their
-    start-up imports prints no traceback; here it waits, and arrives once the pool exists.
-    """
+    """A spawn Pool whose workers run BLAS on one thread and never see Ctrl-C: SIGINT is blocked while they
+    are spawned (they inherit the mask, their imports print no traceback); here it arrives once the pool exists."""
     _quiet_tracker()
     previous = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # a worker's BLAS and kernel run on one thread
@@ -130,19 +107,10 @@ def _start_pool(n_workers, initializer, initargs):
 
 
 class JobRunner:
-    """A context manager that runs ``fn(job)`` for every job, in ``n_workers`` processes.
+    """A context manager that runs ``fn(job)`` for every job in ``n_workers`` processes (1: in this one).
 
-    ``results(fn, jobs)`` yields ``(index, result)`` as each run finishes (in
-    order when n_workers is 1, when everything runs in this process). Leaving
-    the block by an exception, Ctrl-C included, stops the workers at once.
-
-    Parameters
-    ----------
-    n_workers : int
-    initializer : callable or None
-        Called once in every worker (and once here when n_workers is 1),
-        e.g. to load the data the jobs share.
-    initargs : tuple
+    ``initializer(*initargs)`` runs once in every worker (or here), e.g. to load the data the jobs share.
+    Leaving the block by an exception, Ctrl-C included, stops the workers at once.
     """
 
     def __init__(self, n_workers, initializer=None, initargs=()):
@@ -164,7 +132,7 @@ class JobRunner:
         return self
 
     def results(self, fn, jobs):
-        """Yield (index, fn(jobs[index])) for every job, as each finishes."""
+        """Yield (index, fn(jobs[index])) for every job, as each finishes (in order with one worker)."""
         if self._pool is None:
             for index, job in enumerate(jobs):
                 yield index, fn(job)

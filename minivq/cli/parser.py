@@ -1,20 +1,13 @@
-"""The ``minivq`` command (also ``python -m minivq``): the parser and the error handling.
-
-``minivq demo`` trains the paper's ablation on the shipped spoken-digit
-scenes and writes a report; ``minivq train`` trains one variant with a
-checkpoint per epoch; ``minivq evaluate`` scores a checkpoint. What each does
-is in :mod:`minivq.cli.commands` and :mod:`minivq.cli.demo`.
-
-Every error a user can cause ends in one line on stderr,
-``minivq <command>: error: <what, naming the argument or file>``, and a
-non-zero exit: 2 for a wrong command line, 1 for a failure while running,
-130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``, :func:`minivq.env.env_flag`) shows the traceback.
+"""The ``minivq`` command's parser, and :func:`main`, which runs a subcommand and turns every error a user can
+cause into one line on stderr, ``minivq <command>: error: ...``, and an exit code: 2 for a wrong command
+line, 1 for a failure while running, 130 for Ctrl-C. ``--debug`` (or ``MINIVQ_DEBUG=1``) shows the traceback.
 """
 import argparse
 import os
 import sys
 import textwrap
 
+from .. import about
 from ..env import EnvError, env_flag
 from .checks import UsageError, finite_float, json_object, non_negative_int, positive_float, positive_int
 from .commands import demo_cmd, evaluate_cmd, train_cmd
@@ -25,12 +18,10 @@ from .demo import DEMO, QUICK, Interrupted, load_split
 
 __all__ = ["main", "build_parser", "load_split", "DEMO", "QUICK"]
 
-MODALITY_HELP = ("image and speech: the spoken-digit scenes (an image of handwritten digits and a "
-                 "synthesized caption naming them; how many digits, and what else the image holds, is set by "
-                 "--world); text: the caption's digits as tokens; a and b: two "
-                 "synthetic toy modalities of 8 shared concepts (a: a sequence of frames, b: a 4x4 grid "
-                 "of patches, with unrelated prototypes, minivq.data.toy_pairs), which go together and "
-                 "train in seconds")
+MODALITY_HELP = ("image and speech: the spoken-digit scenes (handwritten digits and a synthesized caption naming "
+                 "them; what the image holds is set by --world); text: the caption's digits as tokens; a and b: "
+                 "two synthetic toy modalities of 8 shared concepts (minivq.data.toy_pairs), which go together "
+                 "and train in seconds")
 VARIANT_HELP = "summary: continuous summary only (SUM-1); vq: + shared VQ codebook; full: + CMCM (the method)"
 
 DEMO_EPILOG = """examples:
@@ -50,13 +41,8 @@ EVALUATE_EPILOG = """examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that takes no abbreviated options (`--seed 3` is not `--seeds 3`).
-
-    Its subcommands' parsers, the study's and the course's actions included,
-    are :class:`_SubParser`: they take no abbreviations either, and an
-    argument they do not know is their error (``minivq demo: error:
-    unrecognized arguments: --seed 3``, with demo's usage above it).
-    """
+    """An ArgumentParser that takes no abbreviated options (`--seed 3` is not `--seeds 3`), nor do its
+    subcommands' parsers (:class:`_SubParser`)."""
 
     def __init__(self, *args, allow_abbrev=False, **kwargs):
         super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
@@ -66,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _SubParser(_Parser):
-    """The parser of a subcommand: reports the arguments it does not know itself."""
+    """The parser of a subcommand: reports the arguments it does not know itself, under its own usage."""
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
@@ -176,12 +162,6 @@ def _add_evaluate(sub, debug):
     p.set_defaults(func=evaluate_cmd)
 
 
-def _version():
-    import minivq
-    about = getattr(minivq, "about", None)
-    return about() if callable(about) else f"minivq {minivq.__version__}"
-
-
 def build_parser():
     """The argparse parser of the subcommands."""
     debug = _Parser(add_help=False)
@@ -190,7 +170,7 @@ def build_parser():
         prog="minivq", formatter_class=_Formatter,
         description="Cross-modal discrete representation learning (Liu et al., ACL 2022) in miniature.",
         epilog="run `minivq <command> --help` for each command's options and examples")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action="version", version=about())
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     _add_demo(sub, debug)
     _add_train(sub, debug)

@@ -1,23 +1,12 @@
-"""Progress lines a person can follow: where a run is, how it goes, how long it will take.
-
-:class:`Clock` counts finished units of work (epochs) against the total of a
-whole command (every variant and seed of ``minivq demo``) and estimates the
-time left from the mean time per unit so far. :func:`epoch_line` formats the
-line :func:`minivq.train.fit` prints after every epoch.
-"""
+"""Progress lines a person can follow: where a run is, how it goes, how long it will take."""
 import sys
 
 __all__ = ["Clock", "format_duration", "epoch_line", "say"]
 
 
 def say(*parts):
-    """print, flushed at once (progress must show even when stdout is a pipe), as ONE write.
-
-    ``print`` writes the text and its newline separately; with an unbuffered
-    stdout (``PYTHONUNBUFFERED=1``) that is two writes, and two worker
-    processes sharing the terminal could splice one's line into the other's.
-    A line written whole (under the pipe's atomic size, 4 KiB) arrives whole.
-    """
+    """print, flushed at once (progress shows through a pipe), in ONE write: ``print`` writes the newline
+    apart, and two workers sharing a terminal could splice their lines."""
     sys.stdout.write(" ".join(map(str, parts)) + "\n")
     sys.stdout.flush()
 
@@ -35,13 +24,7 @@ def format_duration(seconds):
 
 
 class Clock:
-    """Time left for ``total`` units of work, from the mean time of the units done so far.
-
-    Parameters
-    ----------
-    total : int
-        Units (epochs) the whole command will run.
-    """
+    """Time left for the ``total`` units of work (epochs) of a whole command, from the mean time per unit so far."""
 
     def __init__(self, total):
         self.total, self.done, self.seconds = int(total), 0, 0.0
@@ -59,26 +42,9 @@ class Clock:
 
 
 def epoch_line(state, logs, seconds, label, eta):
-    """The progress line of one epoch.
-
-    Parameters
-    ----------
-    state : minivq.train.TrainState
-        After the epoch (``state.epoch`` is the epoch just finished).
-    logs : dict
-        Means of the epoch (``loss``, ``mms``, ...) and optionally ``val_r1``
-        with ``val_pairs``, the size of the validation set it was measured on.
-    seconds : float
-        Duration of the epoch.
-    label : str
-        Where the run stands, e.g. ``"[full 3/3, seed 1]"``.
-    eta : float or None
-        Seconds left for the whole command.
-
-    Returns
-    -------
-    str
-    """
+    """The progress line of the epoch ``state.epoch`` just finished: ``logs`` holds its means (and maybe
+    ``val_r1`` on ``val_pairs`` pairs), ``label`` where the run stands (``"[full 3/3, seed 1]"``), ``eta`` the
+    seconds left for the whole command."""
     cfg = state.model_cfg
     parts = f"mms {logs['mms']:.3f}"
     if cfg.use_cmcm:

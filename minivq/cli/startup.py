@@ -1,15 +1,8 @@
 """The first thing the ``minivq`` command does, before NumPy and the rest are imported.
 
-``minivq/__init__.py`` calls :func:`arm` first. In any other process (a
-script, a notebook, pytest, a worker process) it does nothing. In the
-``minivq`` command (the console script or ``python -m minivq``) it
-
-- refuses an environment switch it cannot read (:func:`minivq.env.env_flag`)
-  in one line, exit 2, before anything reads it;
-- turns Ctrl-C during the start-up imports into one line and exit 130 (no
-  traceback from the middle of an import): :func:`minivq.cli.main` hands
-  Ctrl-C back to Python (KeyboardInterrupt, which each command handles) once
-  the command is ready to run, and :func:`rearm` covers the interpreter's exit.
+``minivq/__init__.py`` calls :func:`arm`, which in any other process does nothing. In the command it refuses
+an unreadable environment switch in one line (exit 2), and turns Ctrl-C during the start-up imports into one
+line and exit 130, until :func:`disarm` hands Ctrl-C back to the command; :func:`rearm` covers the exit.
 """
 import _signal  # signal's C core: `signal` itself imports enum, time in which Ctrl-C would be a traceback
 import os
@@ -31,7 +24,7 @@ def is_command(argv=None):
             skip = False
         elif arg in takes_value:
             skip = True
-        elif arg == "-m" or arg.startswith("-m"):
+        elif arg.startswith("-m"):
             module = arg[2:]
             if not module:
                 i = argv.index(arg)

@@ -1,74 +1,57 @@
-"""Files written so that a crash or a kill never leaves a half-written one.
+"""Files a crash or a kill never leaves half-written: temporary file, fsync, ``os.replace``, fsync the folder.
 
-:func:`atomic_write` writes to a temporary file in the destination's folder
-(``.name.tmp-<pid>``), flushes it and syncs it to disk, renames it over the
-destination with :func:`os.replace` (atomic on POSIX and Windows) and syncs
-the folder, so the rename itself survives a power cut. A reader sees the old
-file or the new one, never a mix. :func:`check_writable_folder` tells, before
-a long run, whether its outputs could be written at all.
+A reader sees the old file or the new one, never a mix. :func:`check_writable_folder` tells, before a
+long run, whether its outputs can be written at all.
 """
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "check_writable_folder"]
-
-
-def _temp_name(path):
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+__all__ = ["atomic_write", "atomic_write_text", "check_writable_folder", "remove_stale"]
 
 
 def _pid_alive(pid):
+    """False only when no process ``pid`` exists (another user's, or no way to tell: alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True
+    except OSError:
+        pass
     return True
 
 
-def _remove_orphans(path):
-    """Delete temporary files of ``path`` left by processes that were killed mid-write."""
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
+def remove_stale(folder, prefix):
+    """Remove the files and folders ``<prefix><pid>...`` in ``folder`` whose process ``pid`` is gone."""
+    for old in Path(folder).glob(f"{prefix}*"):
+        pid = old.name[len(prefix):].split("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
 
-def _sync_folder(folder):
+def sync_folder(folder):
     """fsync a folder so a rename inside it is durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def atomic_write(path, write):
-    """Write a file atomically: temporary file, flush, fsync, ``os.replace``, fsync the folder.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination; its folder must exist.
-    write : callable
-        ``write(f)`` writes the content to the binary file object ``f``.
-
-    Returns
-    -------
-    pathlib.Path
-        The destination, once it holds the new content.
-    """
+    """Write ``path`` (its folder must exist) atomically: ``write(f)`` fills the binary file ``f``; returns the Path."""
     path = Path(path)
-    _remove_orphans(path)
-    tmp = _temp_name(path)
+    remove_stale(path.parent, f".{path.name}.tmp-")  # left by processes killed mid-write
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -79,7 +62,7 @@ def atomic_write(path, write):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _sync_folder(path.parent if str(path.parent) else ".")
+    sync_folder(path.parent)
     return path
 
 
@@ -89,20 +72,9 @@ def atomic_write_text(path, text):
 
 
 def check_writable_folder(folder, create=False):
-    """The reason files cannot be written in ``folder``, or None if they can.
+    """Why files cannot be written in ``folder`` (created with ``create``), or None if they can.
 
-    Creates and removes a temporary file there (the only reliable test:
-    permissions, read-only mounts and full disks all show).
-
-    Parameters
-    ----------
-    folder : str or Path
-    create : bool
-        Create the folder (and its parents) if it does not exist.
-
-    Returns
-    -------
-    str or None
+    Writes and removes a probe file: permissions, read-only mounts and full disks all show.
     """
     folder = Path(folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)

@@ -1,16 +1,8 @@
 """Checkpoints: a :class:`~minivq.train_state.TrainState` as one ``.npz`` of arrays plus a JSON ``meta``.
 
-:func:`save_checkpoint` and :func:`load_checkpoint` map a state to the file
-and back (:mod:`minivq.train` re-exports both). The file layer below them:
-:func:`write_checkpoint_file` writes atomically
-(:func:`minivq.io.atomic.atomic_write`), so a kill at any moment leaves the
-previous checkpoint or the new one; :func:`read_checkpoint_file` reads with
-``allow_pickle=False`` and turns every way a file can fail to be a
-checkpoint (missing, a folder, empty, not a zip, truncated, no ``meta``,
-pickled objects) into a :class:`CheckpointError` that names the file.
-
-A checkpoint also records the data it was trained on (:func:`data_record`),
-so that resuming trains on the same data, and the minivq version.
+Written atomically (a kill leaves the previous checkpoint or the new one), read without pickle; every way a
+file can fail to be a checkpoint is a :class:`CheckpointError` naming the file. A checkpoint records the data
+it was trained on (:func:`data_record`), so that resuming trains on the same data.
 """
 import json
 import zipfile
@@ -34,12 +26,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be read as a minivq checkpoint (the message names the file).
-
-    ``path`` and ``reason`` are the two parts of the message (``"run.npz is "``
-    + ``"truncated or not a zip file (...)"``), so that a command can name its
-    argument instead: ``f"--checkpoint {e.path}: {e.reason}"``.
-    """
+    """A file that is no minivq checkpoint: ``"{path} is {reason}"``, the parts apart for a command to say
+    ``f"--checkpoint {e.path}: {e.reason}"``."""
 
     def __init__(self, path, reason, message=None):
         self.path, self.reason = Path(path), reason
@@ -50,40 +38,14 @@ class CheckpointError(ValueError):
 
 
 def data_record(modalities, n_train, n_val, seed=0, patch=8, world="easy"):
-    """What a run trained on, as stored in its checkpoint (JSON-able).
-
-    Parameters
-    ----------
-    modalities : sequence of str
-    n_train, n_val : int
-        Pairs of the train and validation splits.
-    seed : int
-        The data seed (splits are drawn from it, see :func:`minivq.cli.demo.load_split`).
-    patch : int
-        Image patch size of the scenes.
-    world : str
-        The scenes' preset (:func:`minivq.cli.demo.load_split`); a checkpoint of
-        minivq 0.2.0 without it was trained on the easy world.
-
-    Returns
-    -------
-    dict
-    """
+    """What a run trained on (JSON-able): the arguments of :func:`minivq.cli.demo.load_split` per split."""
     return {"modalities": list(modalities), "n_train": int(n_train), "n_val": int(n_val),
             "seed": int(seed), "patch": int(patch), "world": str(world)}
 
 
 def write_checkpoint_file(path, arrays, meta):
-    """Write ``arrays`` and ``meta`` (JSON) to one .npz, atomically.
-
-    Parameters
-    ----------
-    path : str or Path
-    arrays : dict of str -> ndarray
-        Numeric arrays only (the file is read without pickle).
-    meta : dict
-        JSON-able; must hold :data:`META_KEYS`.
-    """
+    """Write ``arrays`` (numeric: read without pickle) and ``meta`` (JSON-able, with :data:`META_KEYS`) to
+    one .npz, atomically."""
     entries = {**arrays, "meta": np.array(json.dumps(meta))}
     atomic_write(path, lambda f: np.savez(f, **entries))
 
@@ -107,25 +69,7 @@ def _open_checks(path):
 
 
 def read_checkpoint_file(path):
-    """Read a checkpoint written by :func:`write_checkpoint_file`.
-
-    Parameters
-    ----------
-    path : str or Path
-
-    Returns
-    -------
-    meta : dict
-    arrays : dict of str -> ndarray
-        Every entry but ``meta`` (copies, the file is closed).
-
-    Raises
-    ------
-    CheckpointError
-        Naming the file: missing, a folder, empty, not an .npz, truncated or
-        damaged, no ``meta`` entry, a ``meta`` that is not minivq's, or an
-        entry holding pickled objects.
-    """
+    """(meta, arrays) of a file of :func:`write_checkpoint_file`; :class:`CheckpointError` for any other."""
     path = Path(path)
     _open_checks(path)
     try:
@@ -151,11 +95,7 @@ def read_checkpoint_file(path):
 
 
 def save_checkpoint(path, state):
-    """Write params, optimizer and EMA state, RNG state, configs and the data record to one .npz.
-
-    The write is atomic (:func:`minivq.io.checkpoint.write_checkpoint_file`):
-    a kill at any moment leaves the previous file or the new one.
-    """
+    """Write params, optimizer and EMA state, RNG state, configs and the data record to one .npz, atomically."""
     from .. import __version__  # the package imports its modules first
     arrays = {f"param/{k}": v for k, v in state.params.items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in state.optimizer.state_dict().items()})
@@ -168,23 +108,8 @@ def save_checkpoint(path, state):
 
 
 def load_checkpoint(path, epochs=None):
-    """Rebuild a :class:`TrainState` from :func:`save_checkpoint`'s file.
-
-    Parameters
-    ----------
-    path : str
-    epochs : int or None
-        Override the total number of epochs (to train further).
-
-    Returns
-    -------
-    TrainState
-
-    Raises
-    ------
-    minivq.io.checkpoint.CheckpointError
-        Naming the file, when it is not a readable minivq checkpoint.
-    """
+    """The :class:`TrainState` of :func:`save_checkpoint`'s file, trained up to ``epochs`` if given;
+    :class:`CheckpointError` naming any other file."""
     meta, z = read_checkpoint_file(path)
     params = {k[len("param/"):]: v for k, v in z.items() if k.startswith("param/")}
     opt_state = {k[len("optim/"):]: v for k, v in z.items() if k.startswith("optim/")}

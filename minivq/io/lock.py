@@ -1,13 +1,8 @@
 """One writer per file: an OS lock on ``.<name>.lock`` beside it, held while a run writes the file.
 
-``minivq train`` holds :func:`file_lock` on its checkpoint for the whole run,
-so a second run on the same checkpoint is refused at once
-(:class:`LockHeld`, naming the file and the process that holds it) instead
-of both writing it and both saying "saved". The lock is the operating
-system's (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows): it dies
-with its process, so a run killed by SIGKILL or a power cut leaves no lock
-behind, only a small file the next run reuses. The lock file holds the pid
-of its holder, for the message.
+``minivq train`` holds it on its checkpoint, so a second run on the same file is refused at once
+(:class:`LockHeld`, naming the holder's pid, which the lock file holds). The lock is the operating system's
+(``flock``, ``msvcrt.locking``): it dies with its process, so a killed run leaves no lock behind.
 """
 import contextlib
 import os
@@ -70,15 +65,8 @@ def _holder(lock):
 
 @contextlib.contextmanager
 def file_lock(path, what="file"):
-    """Hold the lock of ``path`` for the block; :class:`LockHeld` at once if another process holds it.
-
-    Parameters
-    ----------
-    path : str or Path
-        The file the block writes (its folder must exist).
-    what : str
-        How the message names it, e.g. ``"--checkpoint"``.
-    """
+    """Hold the lock of ``path`` (its folder must exist) for the block; :class:`LockHeld` at once if another
+    process holds it (the message names the file as ``what``, e.g. ``"--checkpoint"``)."""
     lock = lock_path(path)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

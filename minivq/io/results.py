@@ -1,14 +1,8 @@
-"""A command's results folder: written beside it, moved into it when the results are finished.
+"""A command's results folder: written in ``.R.tmp-<pid>`` beside ``R``, moved into ``R`` when finished.
 
-``minivq demo --out R`` and ``minivq study --out R`` write their files into a
-temporary folder beside ``R`` (``.R.tmp-<pid>``) and move them into ``R``
-at the end, one atomic rename per file: until then ``R`` keeps the results
-it held, whole, whatever stops the command (Ctrl-C, SIGTERM, SIGKILL, an
-error). Unfinished results are kept too (:meth:`ResultsFolder.keep`): in
-``R`` when it holds no finished results, beside it in ``R.partial``
-otherwise. Only the command's own file names are moved or removed; anything
-else in ``R`` stays. A temporary folder left by a killed command is removed
-by the next one (its name carries the dead pid).
+Until then ``R`` keeps what it held, whole, whatever stops the command; unfinished results are kept
+(:meth:`ResultsFolder.keep`) in ``R`` if it holds no finished ones, else in ``R.partial``. Only the
+command's own file names are moved or removed; a stage left by a killed command is removed by the next.
 """
 import contextlib
 import os
@@ -17,7 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
-from .atomic import _pid_alive, _sync_folder
+from .atomic import remove_stale, sync_folder
 
 __all__ = ["ResultsFolder", "deferred_interrupt"]
 
@@ -38,35 +32,18 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
-def _stale_stages(parent, name):
-    """Temporary folders of ``name`` in ``parent`` left by processes that are gone."""
-    for old in parent.glob(f".{name}.tmp-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            yield old
-
-
 class ResultsFolder:
-    """The files ``names`` of one command, staged beside ``out`` and moved into it when finished.
-
-    Parameters
-    ----------
-    out : str or Path
-        The results folder (created if needed).
-    names : iterable of str
-        Every file name the command may write there: :meth:`publish` moves
-        those it wrote and removes the others (an earlier run's), nothing else.
-    """
+    """The files ``names`` (every name the command may write) of one command, staged beside ``out``
+    (created if needed) and moved into it when finished."""
 
     def __init__(self, out, names):
         self.out, self.names = Path(out), tuple(names)
         self.out.mkdir(parents=True, exist_ok=True)
-        parent = self.out.resolve().parent
+        parent, prefix = self.out.resolve().parent, f".{self.out.resolve().name}.tmp-"
         if not os.access(parent, os.W_OK):  # e.g. --out inside a folder of someone else's: stage inside it
             parent = self.out
-        for old in _stale_stages(parent, self.out.resolve().name):
-            shutil.rmtree(old, ignore_errors=True)
-        self.stage = parent / f".{self.out.resolve().name}.tmp-{os.getpid()}"
+        remove_stale(parent, prefix)
+        self.stage = parent / f"{prefix}{os.getpid()}"
         self.stage.mkdir(exist_ok=True)
 
     def path(self, name):
@@ -76,13 +53,8 @@ class ResultsFolder:
         return self.stage / name
 
     def publish(self, target=None):
-        """Move the written files into ``target`` (default ``out``), remove the others of :attr:`names` there.
-
-        Returns
-        -------
-        pathlib.Path or None
-            The folder that now holds them; None when they were published (or discarded) already.
-        """
+        """Move the written files into ``target`` (default ``out``), remove the others of :attr:`names` there;
+        returns ``target``, or None when they were published (or discarded) already."""
         target = self.out if target is None else Path(target)
         if not self.stage.is_dir():  # nothing more to move, nothing to remove
             return None
@@ -94,7 +66,7 @@ class ResultsFolder:
             for name in set(self.names) - set(written):
                 with contextlib.suppress(FileNotFoundError):
                     (target / name).unlink()
-            _sync_folder(target)
+            sync_folder(target)
             self.discard()
         return target
 

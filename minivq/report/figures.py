@@ -1,17 +1,8 @@
 """Figures of minivq: training curves, code usage, code x concept maps, localization, retrieval.
 
-Each function draws one figure from numbers the evaluation already computed
-(:func:`minivq.metrics.evaluate.encode_split`,
-:func:`minivq.metrics.evaluate.evaluate`) and returns it; with a ``path`` it
-also writes it there (PNG, atomically). Nothing here is needed to train or
-to score.
-
-The figure is made by pyplot and at once detached from it (``plt.close``):
-nothing accumulates in a long run (``minivq demo``), and in Jupyter the
-returned figure displays once when it is the last expression of a cell (or
-anywhere with ``display(fig)``). minivq never selects a matplotlib backend:
-Jupyter's inline backend, a GUI, or ``MPLBACKEND=Agg`` in CI all work.
-Outside Jupyter, give a ``path`` or call ``fig.savefig``.
+Each function draws one figure from numbers the evaluation computed (:mod:`minivq.metrics.evaluate`) and
+returns it, detached from pyplot (nothing piles up in a long run; Jupyter displays a returned figure); with a
+``path`` it also writes it there, atomically. minivq never selects a matplotlib backend.
 """
 from pathlib import Path
 
@@ -25,8 +16,8 @@ __all__ = ["plot_training_curves", "plot_code_usage", "plot_code_digit", "plot_l
            "plot_retrieval"]
 
 
-def _new_figure(figsize):
-    """An empty figure with a constrained layout, detached from pyplot (see the module docstring)."""
+def new_figure(figsize):
+    """An empty figure with a constrained layout, detached from pyplot."""
     import matplotlib.pyplot as plt
     fig = plt.figure(figsize=figsize, layout="constrained")
     plt.close(fig)
@@ -34,12 +25,12 @@ def _new_figure(figsize):
 
 
 def _figure(*args, figsize, **kwargs):
-    """:func:`_new_figure` and its ``subplots(*args, **kwargs)``: (fig, axes)."""
-    fig = _new_figure(figsize)
+    """:func:`new_figure` and its ``subplots(*args, **kwargs)``: (fig, axes)."""
+    fig = new_figure(figsize)
     return fig, fig.subplots(*args, **kwargs)
 
 
-def _finish(fig, path):
+def finish(fig, path):
     """Write fig to path (format from the suffix, PNG by default) if path is given; return fig."""
     if path is not None:
         fmt = Path(path).suffix.lstrip(".").lower() or "png"
@@ -48,18 +39,8 @@ def _finish(fig, path):
 
 
 def plot_training_curves(histories, path=None):
-    """L_MMS, L_CMCM and the quick validation R@1 per epoch, one line per variant.
-
-    Parameters
-    ----------
-    histories : dict of str -> list of dict
-        Variant -> ``state.history`` of :func:`minivq.train.fit`.
-    path : str or Path, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """L_MMS, L_CMCM and the quick validation R@1 per epoch, one line per variant (``histories``: variant ->
+    ``state.history`` of :func:`minivq.train.fit`)."""
     from matplotlib.ticker import MaxNLocator
     fig, axes = _figure(1, 3, figsize=(12, 3.4))
     val_pairs = set()
@@ -79,22 +60,11 @@ def plot_training_curves(histories, path=None):
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no variant trains it", ha="center", va="center", transform=ax.transAxes)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_code_usage(cc, path=None):
-    """Fraction of each modality's units on each code (VQ-7): the codes both modalities use.
-
-    Parameters
-    ----------
-    cc : dict
-        ``evaluate(...)["code_concept"]``.
-    path : str or Path, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Fraction of each modality's units on each code (VQ-7) of ``cc = evaluate(...)["code_concept"]``."""
     counts = {m: np.asarray(c).sum(axis=0) for m, c in cc["counts"].items()}  # (K,) per modality
     K = len(next(iter(counts.values())))
     fig, ax = _figure(figsize=(10, 3.2))
@@ -106,7 +76,7 @@ def plot_code_usage(cc, path=None):
     ax.set(xlabel="code k", ylabel="fraction of the modality's units (log)")
     ax.set_title(f"codebook usage per modality: {cc['shared_codes']:.2f} of the used codes are used by both")
     ax.legend()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def _code_order(tops, K):
@@ -143,34 +113,19 @@ def _code_digit_row(subfig, counts, names, label):
 
 
 def plot_code_digit(cc, path=None, *, baseline=None, concept_names=DIGIT_WORDS):
-    """Code x concept maps per modality (CC), and the VQ-only variant beside them.
+    """Per modality, the fraction of each concept's units on each code (CC), a red square on its top code.
 
-    Parameters
-    ----------
-    cc : dict
-        ``evaluate(...)["code_concept"]`` of the full method.
-    path : str or Path, optional
-    baseline : dict, optional
-        The same for the VQ-only variant (no CMCM): drawn above the full
-        method, since the claim is the contrast.
-    concept_names : sequence of str
-        Names of the concepts, in order (the digit words by default).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Per model and modality, the fraction of each concept's units on each
-        code; a red square marks the concept's most frequent code. The
-        titles state the one-to-one agreement and the number of distinct top
-        codes, computed here from the counts (METHOD.md section 7, CC).
+    ``cc``: ``evaluate(...)["code_concept"]`` of the full method; ``baseline``: the same of the VQ-only
+    variant, drawn above it (the claim is the contrast). The titles state the one-to-one agreement and the
+    distinct top codes (METHOD.md section 7).
     """
     rows = [("VQ only (no CMCM): ", baseline), ("full method: ", cc)] if baseline is not None else [("", cc)]
-    fig = _new_figure((13, 3.9 * len(rows)))
+    fig = new_figure((13, 3.9 * len(rows)))
     subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
     for subfig, (label, c) in zip(subfigs, rows):
         counts = {m: np.asarray(v) for m, v in c["counts"].items()}
         _code_digit_row(subfig, counts, list(concept_names), label)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def _speech_panel(ax, data, i, rel, frames, spec_range, vmax, title):
@@ -193,26 +148,11 @@ def _speech_panel(ax, data, i, rel, frames, spec_range, vmax, title):
 
 
 def plot_localization(data, enc, cfg, path=None, samples=(0, 1, 2)):
-    """Spoken word -> image cells, and image digit -> speech units (LOC), for a few scenes.
+    """Spoken word -> image cells, and image digit -> speech units (LOC), two rows per scene of ``samples``.
 
-    Parameters
-    ----------
-    data : dict
-        The digit scenes that ``enc`` encodes.
-    enc : dict
-        :func:`minivq.metrics.evaluate.encode_split` of a model with the discrete path.
-    cfg : ModelConfig
-    path : str or Path, optional
-    samples : sequence of int
-        Scenes to draw, two rows each.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Image rows: the relevance sum_k P_w(k) p(k | h_u) of every cell to
-        the spoken word w, over the canvas. Speech rows: the relevance of
-        every speech unit to the image digit (red, right axis) over the
-        spectrogram; blue bands are the words' true spans.
+    ``enc``: :func:`minivq.metrics.evaluate.encode_split` of ``data`` by a model with codes. Image rows: the
+    relevance sum_k P_w(k) p(k | h_u) of every cell to the spoken word w; speech rows: that of every speech
+    unit to the image digit (red) over the spectrogram, the words' true spans in blue.
     """
     digits = data["digits"]
     P_sp, _ = metrics.concept_distributions(enc["speech"]["p"], enc["speech"]["labels"], enc["speech"]["M"], digits)
@@ -249,26 +189,12 @@ def plot_localization(data, enc, cfg, path=None, samples=(0, 1, 2)):
                      shrink=0.6)
         fig.colorbar(im_spec, ax=axes.ravel().tolist(), location="bottom", shrink=0.4, aspect=40,
                      label="spectrogram: log-mel, normalized per band")
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_retrieval(data, enc, path=None, queries=(0, 1, 2, 3), top=4):
-    """Spoken captions as queries and the images ranked first by S (RET).
-
-    Parameters
-    ----------
-    data : dict
-        The digit scenes that ``enc`` encodes (query i's true image is image i).
-    enc : dict
-        :func:`minivq.metrics.evaluate.encode_split`.
-    path : str or Path, optional
-    queries : sequence of int
-    top : int
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Spoken captions of ``data`` as queries and the ``top`` images ranked first by S (RET); query i's true
+    image is image i (``enc``: :func:`minivq.metrics.evaluate.encode_split` of ``data``)."""
     S = enc["speech"]["r"] @ enc["image"]["r"].T  # (N, N): speech query x image candidate
     fig, axes = _figure(len(queries), top, figsize=(2.7 * top + 1.2, 1.45 * len(queries)), squeeze=False)
     for row, q in enumerate(queries):
@@ -286,4 +212,4 @@ def plot_retrieval(data, enc, path=None, queries=(0, 1, 2, 3), top=4):
             if col == 0:
                 ax.set_ylabel(f"query {q}:\n'{said}'", fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(f"speech -> image retrieval among {len(S)} images: the {top} images ranked first by S (SUM-3)")
-    return _finish(fig, path)
+    return finish(fig, path)

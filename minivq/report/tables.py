@@ -1,16 +1,8 @@
 """The ablation table, ``metrics.json`` and ``report.md`` of ``minivq demo``.
 
-Rows are the variants of :data:`minivq.model.VARIANTS` (summary only;
-summary + shared VQ; the full method with CMCM); columns follow the paper's
-ablation: retrieval R@1/5/10 in both directions (RET), localization both
-ways (LOC), cross-modal agreement, distinct top codes and code purity (CC),
-codebook perplexity (VQ-7). With several seeds each cell is the mean, with
-the standard deviation beside it.
-
-Rows are keyed in snake_case (``i2s_r1``, ``loc_s2i``, ``agree``, ...), the
-keys ``metrics.json`` uses; :func:`column_title` gives the table's headings.
-``metrics.json`` is strict JSON: NaN is written as ``null``, every key is
-snake_case, and the file is written atomically.
+One row per variant of :data:`minivq.model.VARIANTS`, the paper's ablation columns (RET, LOC, CC, VQ-7),
+mean ± std over seeds. Rows are keyed in snake_case, the keys of ``metrics.json``, which is strict JSON
+(NaN as ``null``) written atomically.
 """
 import json
 import math
@@ -31,18 +23,11 @@ _COUNTS = ("agree", "distinct_top_codes", "ppl")  # shown with one decimal (or n
 
 
 def table_row(ev):
-    """The table's numbers for one evaluation (:func:`minivq.metrics.evaluate.evaluate`).
+    """The table's numbers of one :func:`minivq.metrics.evaluate.evaluate`, NaN where a variant has no codes.
 
-    Returns
-    -------
-    dict
-        snake_case column -> float (NaN where the variant has no codes):
-        ``i2s_r1`` .. ``s2i_r10`` (RET, the modalities' initials),
-        ``mean_r1``, ``set_mean_r1`` (per content: a candidate naming the same
-        set of concepts counts), ``loc_s2i`` and ``loc_i2s`` (LOC), ``agree`` (one-to-one
-        agreement), ``distinct_top_codes`` (distinct top codes among the
-        concepts, the fewer of the two modalities; it bounds ``agree``),
-        ``purity`` (CC) and ``ppl`` (VQ-7).
+    ``i2s_r1`` .. ``s2i_r10`` (RET, by the modalities' initials), ``mean_r1``, ``set_mean_r1`` (a candidate
+    naming the same set of concepts counts), ``loc_s2i``, ``loc_i2s`` (LOC), ``agree`` (one-to-one),
+    ``distinct_top_codes`` (the fewer of the two modalities; it bounds ``agree``), ``purity`` (CC), ``ppl``.
     """
     ret = ev["retrieval"]["summary"]
     name_a, name_b = ev["modalities"]
@@ -90,19 +75,8 @@ def _cell(values, is_count):
 
 
 def ablation_table(rows_by_variant, n_concepts=None):
-    """Markdown table, one row per variant.
-
-    Parameters
-    ----------
-    rows_by_variant : dict of str -> list of dict
-        Variant (or any row label) -> one :func:`table_row` per seed.
-    n_concepts : int or None
-        Shown in the agreement heading (``agree /10``).
-
-    Returns
-    -------
-    str
-    """
+    """Markdown table: variant (or any row label) -> one :func:`table_row` per seed; ``n_concepts`` goes in
+    the agreement heading (``agree /10``)."""
     columns = list(next(iter(rows_by_variant.values()))[0])
     lines = ["| variant | " + " | ".join(column_title(c, n_concepts) for c in columns) + " |",
              "|---|" + "---:|" * len(columns)]
@@ -118,11 +92,8 @@ def format_chance(chance):
 
 
 def snake_key(key):
-    """A key of the evaluation dicts in snake_case: ``"mean_R@1"`` -> ``"mean_r1"``, ``"a->b"`` -> ``"a_to_b"``.
-
-    Keys that are already identifiers are kept as they are (``"D"``, ``"K"``
-    of ModelConfig stay the paper's symbols).
-    """
+    """A key in snake_case: ``"mean_R@1"`` -> ``"mean_r1"``, ``"a->b"`` -> ``"a_to_b"``; identifiers stay
+    (``"D"``, ``"K"``: the paper's symbols)."""
     key = str(key)
     if key.isidentifier():
         return key
@@ -144,10 +115,7 @@ def jsonable(x):
 
 
 def write_metrics(path, payload):
-    """Write a nested dict of numbers and arrays as strict, indented JSON (atomically).
-
-    NaN and inf become ``null``; keys become snake_case (:func:`snake_key`).
-    """
+    """Write a nested dict of numbers and arrays as strict, indented JSON (atomically): :func:`jsonable`."""
     atomic_write_text(path, json.dumps(jsonable(payload), indent=1, allow_nan=False) + "\n")
 
 
@@ -181,22 +149,11 @@ def _intro(meta):
 
 
 def write_report(path, table, meta, figures):
-    """Write report.md (atomically): the command, the settings, the table, the figures.
+    """Write report.md (atomically): the command, the settings, ``table`` (:func:`ablation_table`), the figures.
 
-    Parameters
-    ----------
-    path : str or Path
-    table : str
-        From :func:`ablation_table`.
-    meta : dict
-        ``command``, ``seeds``, ``wall_seconds``, ``config`` (``data``,
-        ``train``, ``model``), and optionally ``eval_split`` (default
-        ``"test"``), ``chance`` (LOC chance per direction),
-        ``set_ceiling_r1``, ``runs_done`` and ``runs_total`` (an unfinished
-        run says so).
-    figures : dict of str -> (str, str)
-        File name (relative to the report) -> (caption, one sentence saying
-        what the figure shows).
+    ``meta``: the payload of metrics.json (``command``, ``seeds``, ``wall_seconds``, ``config``; optionally
+    ``eval_split``, ``chance``, ``set_ceiling_r1``, ``runs_done``, ``runs_total``); ``figures``: file name ->
+    (caption, one sentence saying what it shows).
     """
     done, total = meta.get("runs_done"), meta.get("runs_total")
     status = []

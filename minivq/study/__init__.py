@@ -1,18 +1,9 @@
 """``minivq study``: the paper's three claims, each against its strongest baseline, over N seeds.
 
-Two phases, each a list of independent runs (:func:`minivq.study.runs.run_job`)
-spread over worker processes: tuning on val (every variant, the same grid),
-then the seed runs scored on test (:mod:`minivq.study.jobs`). The protocol and
-the primary endpoints are written to study.md before the first run; study.json,
-study.md and the figures are rewritten when the runs are done
-(:mod:`minivq.study.report`). All of them are written in a temporary folder
-beside ``--out`` and moved into it when the study ends
-(:class:`minivq.io.results.ResultsFolder`): a study stopped on the way never
-replaces a finished one, and keeps what it wrote in ``--out`` if it held no
-finished study, else in ``--out``.partial.
-Every run is a pure function of its settings and seed, so the numbers do
-not depend on ``--jobs``, and ``--rerun SEED`` retrains the runs of one seed
-and checks them against the study.json already written (:mod:`minivq.study.rerun`).
+Two phases of independent runs in worker processes (:mod:`.jobs`, :mod:`.runs`): tuning on val, every
+variant by the same grid, then the seed runs on test (:mod:`.analysis`). The protocol goes to study.md before
+the first run; all files are written beside ``--out`` and moved in when the study ends
+(:class:`minivq.io.results.ResultsFolder`). ``--rerun SEED`` checks a seed's numbers exactly (:mod:`.rerun`).
 """
 import argparse
 import json
@@ -29,6 +20,7 @@ from ..data.bank import MAX_SCENES
 from ..data.world import WRITER_NOTE, split_voices, world_settings
 from ..io.atomic import atomic_write_text, check_writable_folder
 from ..io.results import ResultsFolder
+from ..report import write_metrics
 from . import report as rep
 from .analysis import VARIANTS, analyse, tune_choices, tuned_arms
 from .jobs import job_cost, make_jobs, run_jobs, scenes_folder, seed_jobs  # noqa: F401 (scenes_folder: its old home)
@@ -77,11 +69,8 @@ _positive, _seed = _int_at_least(1), _int_at_least(0)
 
 
 def add_parser(subparsers, parents=(), **kwargs):
-    """Register ``minivq study`` on an argparse subparsers object; returns the parser.
-
-    ``parents`` and ``kwargs`` go to ``add_parser`` (``minivq/cli.py`` gives
-    its ``--debug`` parent and its help formatter).
-    """
+    """Register ``minivq study`` on argparse ``subparsers`` (``parents`` and ``kwargs`` go to its
+    ``add_parser``); returns the parser."""
     p = subparsers.add_parser(
         "study", help="test the paper's claims over N seeds, each against its strongest baseline",
         description=textwrap.fill(
@@ -127,35 +116,34 @@ def settings_from(args):
     if args.epochs is not None:
         s["epochs"] = args.epochs
     s["epoch_grid"] = epoch_grid(s["epochs"])
-    s["arms"] = {"image_speech": {"modalities": list(ARMS["image_speech"]), "model": {}, "n_train": s["n_train"]}}
+
+    def arm(pair="image_speech", model=None, n_train=None, **extra):
+        return {"modalities": list(ARMS[pair]), "model": model or {}, "n_train": n_train or s["n_train"], **extra}
+
+    s["arms"] = {"image_speech": arm()}
     if not args.no_image_text:
-        s["arms"]["image_text"] = {"modalities": list(ARMS["image_text"]), "model": {}, "n_train": s["n_train"]}
+        s["arms"]["image_text"] = arm("image_text")
     for K in args.codebook_sizes:
-        s["arms"][f"image_speech_k{K}"] = {"modalities": list(ARMS["image_speech"]), "model": {"K": K},
-                                           "n_train": s["n_train"], "extra": True}
+        s["arms"][f"image_speech_k{K}"] = arm(model={"K": K}, extra=True)
     for n in args.train_sizes:
-        s["arms"][f"image_speech_n{n}"] = {"modalities": list(ARMS["image_speech"]), "model": {},
-                                           "n_train": n, "extra": True}
+        s["arms"][f"image_speech_n{n}"] = arm(n_train=n, extra=True)
     if args.off_grid:
-        s["arms"]["image_speech_off_grid"] = {"modalities": list(ARMS["image_speech"]), "model": {},
-                                              "n_train": s["n_train"], "world": "hard", "extra": True}
+        s["arms"]["image_speech_off_grid"] = arm(world="hard", extra=True)
     _check_arm_options(args, s)
     if args.window_train_size is not None and not args.off_grid_window:
         raise ValueError(f"--window-train-size {args.window_train_size} sizes the --off-grid-window arm: "
                          "add --off-grid-window, or drop it")
     if args.off_grid_window:
-        s["arms"]["image_speech_free_window"] = {
-            "modalities": list(ARMS["image_speech"]), "model": {"image_window": 16, "image_stride": 2},
-            "n_train": args.window_train_size or s["n_train"], "world": "hard", "extra": True, "own_tuning": True,
-            "lr_grid": sorted(set(s["lr_grid"]) | {1e-3, 3e-3})}
+        s["arms"]["image_speech_free_window"] = arm(
+            model={"image_window": 16, "image_stride": 2}, n_train=args.window_train_size, world="hard", extra=True,
+            own_tuning=True, lr_grid=sorted(set(s["lr_grid"]) | {1e-3, 3e-3}))
     s["n_seeds"], s["extra_seeds"] = args.seeds, min(args.extra_seeds, args.seeds)
     return s
 
 
 def _check_arm_options(args, s):
-    """--train-sizes and --window-train-size (scenes the generator can make and the memory can hold) and
-    --codebook-sizes (a K ModelConfig takes), checked before anything is written: they would fail after the
-    tuning runs otherwise."""
+    """--train-sizes, --window-train-size (scenes the generator can make and memory hold), --codebook-sizes (a K
+    ModelConfig takes): checked before anything is written, not after the tuning runs."""
     sizes = [("--train-sizes", n) for n in args.train_sizes]
     if args.window_train_size is not None:
         sizes.append(("--window-train-size", args.window_train_size))
@@ -221,7 +209,7 @@ def _tuning_summary(choices):
 
 
 def _write(folder, payload, final):
-    rep.write_json(folder.path("study.json"), payload)
+    write_metrics(folder.path("study.json"), payload)
     if final:
         rep.plot_differences(payload["results"]["primary"], folder.path("paired_differences.png"))
         rep.plot_curves(payload["results"]["curves"], folder.path("learning_curves.png"), payload["tuning"]["choices"])

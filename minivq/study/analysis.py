@@ -1,9 +1,5 @@
-"""From the seed runs of ``minivq study`` to its results: primary endpoints, secondary comparisons, means.
-
-:func:`analyse` pairs the runs of each seed and applies
-:func:`minivq.study.report.paired` to the pre-stated primary endpoints and
-to the secondary comparisons (labelled as such; no verdict).
-"""
+"""From the runs of ``minivq study`` to its choices on val (:func:`tune_choices`) and its results
+(:func:`analyse`: the primary endpoints with verdicts, secondary comparisons without, means, curves)."""
 import numpy as np
 
 from .report import lr_grid, paired, verdict
@@ -38,9 +34,9 @@ def _values(by, arm, variant, key, seeds):
 
 def _compare(by, seeds, method, baseline, name=None):
     """Paired statistics of two (arm, variant, key) series over the seeds."""
-    st = paired(_values(by, *method, seeds), _values(by, *baseline, seeds))
-    st.update(method_values=_values(by, *method, seeds), baseline_values=_values(by, *baseline, seeds),
-              method_series=list(method), baseline_series=list(baseline))
+    m, b = _values(by, *method, seeds), _values(by, *baseline, seeds)
+    st = paired(m, b)
+    st.update(method_values=m, baseline_values=b, method_series=list(method), baseline_series=list(baseline))
     if name:
         st["baseline_name"] = name
     return st
@@ -121,9 +117,8 @@ def tuned_arms(s):
 def tune_choices(s, records):
     """Per arm and variant, from the tuning runs on val: (lr, epochs), lambda; and the claim-3 baseline.
 
-    (lr, epochs) maximizes the mean val set-level R@1 (ranking by S) over the tuning seeds, among
-    the arm's :func:`lr_grid` and ``s["epoch_grid"]`` (ties: the smaller lr, then fewer epochs); lambda of
-    S + lambda S^code and the dense baseline of claim 3 are chosen at that point.
+    (lr, epochs) maximizes the mean val set-level R@1 (by S) over the tuning seeds (ties: the smaller lr, then
+    fewer epochs); lambda of S + lambda S^code and the dense baseline of claim 3 are chosen at that point.
     """
     choices = {}
     for arm in tuned_arms(s):

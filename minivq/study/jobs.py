@@ -1,22 +1,16 @@
-"""The runs of ``minivq study`` as jobs: what each run is, and running a list of them in worker processes.
-
-:func:`make_jobs` writes the plain dict of one run (:func:`minivq.study.runs.run_job`
-trains and scores it), :func:`seed_jobs` the test runs of the chosen settings,
-and :func:`run_jobs` runs a list of them in worker processes
-(:class:`minivq.cli.parallel.JobRunner`), longest first, one progress line per
-run, with the scenes the workers share in :func:`scenes_folder`.
+"""The runs of ``minivq study`` as jobs: the plain dict of each run (:func:`minivq.study.runs.run_job` runs
+it), and a list of them run in worker processes, longest first, one progress line per run.
 """
 import os
-import shutil
 import signal
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from ..cli.parallel import JobRunner
 from ..cli.progress import format_duration, say
+from ..io.atomic import remove_stale
 from .analysis import VARIANTS, tuned_arms
 from .runs import run_job
 
@@ -53,30 +47,11 @@ def job_cost(job):
 _SCENES_PREFIX = "minivq-study-data-"
 
 
-def _alive(pid):
-    """False only when no process ``pid`` exists (another user's, or no way to tell: alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass
-    return True
-
-
 @contextmanager
 def scenes_folder():
-    """A temporary folder for the scenes the workers share (:func:`minivq.study.runs.load`), always removed.
-
-    Removed when the block ends, on an error, on Ctrl-C and on SIGTERM (turned into SystemExit while
-    the block runs). A study killed outright (SIGKILL) cannot remove it: the next study removes the
-    folders whose process is gone (their names carry its pid).
-    """
-    root = Path(tempfile.gettempdir())
-    for old in root.glob(f"{_SCENES_PREFIX}*-*"):
-        pid = old.name[len(_SCENES_PREFIX):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
+    """A temporary folder for the scenes the workers share (:func:`minivq.study.runs.load`), removed at the end,
+    on an error, Ctrl-C and SIGTERM (SystemExit in the block); after a SIGKILL, by the next study."""
+    remove_stale(tempfile.gettempdir(), _SCENES_PREFIX)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def stop(signum, frame):
@@ -91,11 +66,8 @@ def scenes_folder():
 
 
 def run_jobs(jobs, n_workers, phase, eta_after=0.0):
-    """Run every job in ``n_workers`` processes (:class:`minivq.cli.parallel.JobRunner`); records in job order.
-
-    One progress line per finished run, with the ETA of this phase plus ``eta_after`` (cost units of
-    the phases still to come, see :func:`job_cost`).
-    """
+    """Run every job in ``n_workers`` processes; records in job order. One progress line per finished run,
+    with the ETA of this phase plus ``eta_after`` (the :func:`job_cost` of the phases still to come)."""
     n_workers = min(n_workers, len(jobs))
     say(f"minivq study: {phase}: {len(jobs)} runs on {n_workers} worker process{'es' * (n_workers > 1)}")
     order = sorted(range(len(jobs)), key=lambda i: -job_cost(jobs[i]))  # longest first
@@ -113,11 +85,8 @@ def run_jobs(jobs, n_workers, phase, eta_after=0.0):
 
 
 def seed_jobs(s, choices, seeds):
-    """The test runs: every arm, variant and seed (secondary arms: the first extra_seeds).
-
-    An arm tuned on its own (:func:`minivq.study.analysis.tuned_arms`) uses its own choices; the other
-    secondary arms reuse those of the image-speech arm.
-    """
+    """The test runs: every arm, variant and seed (secondary arms: the first extra_seeds), with the arm's
+    own choices if it was tuned (:func:`minivq.study.analysis.tuned_arms`), else image-speech's."""
     jobs, own = [], tuned_arms(s)
     for arm, a in s["arms"].items():
         tuned = choices[arm if arm in own else "image_speech"]

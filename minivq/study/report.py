@@ -1,11 +1,7 @@
 """What ``minivq study`` writes: paired statistics, the pre-stated protocol, study.md, the figures.
 
-:func:`paired` is the one statistic of the study: per-seed differences,
-their mean with a t-based 95% interval, the paired t-test p-value and the
-sign counts. :func:`verdict` applies the rule the protocol states before any
-result (:func:`protocol`), and :func:`lr_grid` gives the learning rates it
-tries. Nothing here trains or scores, and nothing here imports
-:mod:`minivq.study.analysis` (which imports this module).
+:func:`paired` is the study's one statistic and :func:`verdict` the rule :func:`protocol` states before any
+result. Nothing here trains, and nothing imports :mod:`minivq.study.analysis` (which imports this module).
 """
 import json
 import math
@@ -13,10 +9,9 @@ import math
 import numpy as np
 from scipy import stats
 
-from ..io.atomic import atomic_write
-from ..report.tables import write_metrics
+from ..report.figures import finish, new_figure
 
-__all__ = ["paired", "verdict", "lr_grid", "protocol", "write_json", "markdown", "plot_differences", "plot_curves"]
+__all__ = ["paired", "verdict", "lr_grid", "protocol", "markdown", "plot_differences", "plot_curves"]
 
 CLAIMS = {
     "claim1_retrieval": ("Claim 1, retrieval: the discrete path with CMCM complements the summary",
@@ -30,19 +25,9 @@ CLAIMS = {
 
 
 def paired(method, baseline):
-    """Paired differences method - baseline over seeds, with a t-based 95% CI and sign counts.
+    """Paired differences ``method - baseline`` (one value per seed each) with a t-based 95% CI, sign counts.
 
-    Parameters
-    ----------
-    method, baseline : sequence of float, one per seed (same order)
-
-    Returns
-    -------
-    dict
-        ``n``, ``mean_method``, ``mean_baseline``, ``differences``,
-        ``mean_difference``, ``sd`` (ddof 1), ``ci95`` [low, high] =
-        mean +- t_{0.975, n-1} sd / sqrt(n), ``p_value`` (two-sided paired
-        t-test), ``n_positive``, ``n_negative``, ``n_zero``.
+    ``ci95`` = mean +- t_{0.975, n-1} sd / sqrt(n) (sd with ddof 1), ``p_value`` of the two-sided paired t-test.
     """
     a, b = np.asarray(method, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
@@ -130,11 +115,6 @@ def _own_tuning(s):
     return "".join(lines)
 
 
-def write_json(path, payload):
-    """Strict JSON, snake_case keys, NaN and inf as null, written atomically (:func:`minivq.report.write_metrics`)."""
-    write_metrics(path, payload)
-
-
 def _f(x, digits=3):
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
@@ -201,19 +181,13 @@ def _means_table(means):
 
 def _figure(n_panels, width=3.2, height=3.0, max_columns=3):
     """A figure of n_panels axes, at most max_columns to a row (unused axes of the last row hidden)."""
-    import matplotlib.pyplot as plt
     cols = min(n_panels, max_columns)
     rows = -(-n_panels // cols)
-    fig = plt.figure(figsize=(width * cols, height * rows), layout="constrained")
-    plt.close(fig)
+    fig = new_figure((width * cols, height * rows))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
-
-
-def _save(fig, path):
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
 
 
 def plot_differences(primary, path):
@@ -228,12 +202,11 @@ def plot_differences(primary, path):
             mean = st["mean_difference"]
             ax.errorbar([0.4], [mean], yerr=[[mean - lo], [hi - mean]], fmt="D", color="black", capsize=4,
                         label="mean, 95% CI")
-        ax.set_xlim(-0.5, 0.8)
-        ax.set_xticks([])
+        ax.set(xlim=(-0.5, 0.8), xticks=[])
         ax.set_title(f"{key}\n({st['verdict']})", fontsize=9)
         ax.set_ylabel(f"method - {st.get('baseline_name', 'baseline')}", fontsize=8)
     axes[0].legend(fontsize=7, loc="best")
-    _save(fig, path)
+    finish(fig, path)
 
 
 def plot_curves(curves, path, tuning=None):
@@ -252,13 +225,9 @@ def plot_curves(curves, path, tuning=None):
                 ax.plot(np.arange(1, len(t) + 1), t, color=color, ls="--", lw=0.8)
                 e = tuning[arm]["epochs"][variant]
                 ax.plot([e], [t[e - 1]], marker="v", color=color, ms=7)
-        tuned = " (dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
-            " (epochs chosen for image_speech)"
-        title = arm + tuned
-        if len(title) > 60:  # a long arm name: the note on a second line, inside the panel's width
-            title = arm + "\n" + tuned.strip()
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("val set-level mean R@1")
+        note = "(dashed: tuning run; triangle: chosen epochs)" if tuning and arm in tuning else \
+            "(epochs chosen for image_speech)"
+        ax.set_title(f"{arm} {note}" if len(arm) + len(note) < 60 else f"{arm}\n{note}", fontsize=8)  # fits a panel
+        ax.set(xlabel="epoch", ylabel="val set-level mean R@1")
         ax.legend(fontsize=7)
-    _save(fig, path)
+    finish(fig, path)

@@ -11,11 +11,8 @@ __all__ = ["rerun", "check_not_another_study", "finished_study"]
 
 
 def check_not_another_study(out, s, overwrite=False):
-    """Refuse to replace ``out/study.json`` when it holds a study of other settings (e.g. the committed one),
-    unless ``overwrite``.
-
-    Running the same study again (the same settings) replaces it, as asked, when it is finished.
-    """
+    """ValueError when ``out/study.json`` holds a study of other settings (e.g. the committed one), unless
+    ``overwrite``; a study of the same settings is replaced when the new one is finished."""
     path = out / "study.json"
     if overwrite or not path.exists():
         return

@@ -1,14 +1,8 @@
 """One run of ``minivq study``: train one variant on one seed's data, score it with every claim metric.
 
-:func:`run_job` takes a plain dict (picklable, so worker processes can run
-it) and returns a plain dict of numbers. It is a pure function of the job:
-the data of a seed (:func:`minivq.data.world.world_scenes`), the weights
-(:func:`minivq.train.init_state`, seeded) and BLAS held to one thread make
-the numbers identical in any process and for any number of workers.
-
-A job names its ``arm`` (a pair of modalities and settings), ``variant``,
-``seed``, ``lr`` and the ``split`` it is scored on: ``"val"`` (tuning: the
-fixed val set of seed 0) or ``"test"`` (a test gallery of the run's seed).
+:func:`run_job` maps a plain dict (picklable for worker processes) to a plain dict of numbers, a pure
+function of the job: seeded data and weights and one BLAS thread make the numbers the same in any process.
+A job is scored on ``"val"`` (tuning: the fixed val set of seed 0) or ``"test"`` (a gallery of its seed).
 """
 import os
 import time
@@ -37,12 +31,8 @@ _CACHE = {}
 def load(split, n, seed, patch, world, cache_dir=None):
     """World scenes of one split, cached per process (the last four sets used: the val set stays).
 
-    With ``cache_dir`` (a folder the study deletes when it ends) a set is made
-    once for all workers: the first to need it saves it as ``.npz``, the others
-    read that file (the same arrays, bit for bit; making a 2000-scene set takes
-    seconds, reading it a tenth of one). The default study keeps about 2 GB
-    there; when a set cannot be saved (a full disk), the worker goes on with
-    its own copy.
+    With ``cache_dir`` a set is made once for all workers: the first saves it as ``.npz`` (atomically), the
+    others read it, bit for bit the same; a worker that cannot save it (a full disk) keeps its own copy.
     """
     key = (split, n, seed, patch, world)
     if key in _CACHE:
@@ -69,6 +59,11 @@ def load(split, n, seed, patch, world, cache_dir=None):
     return data
 
 
+def _set_r1(ranks):
+    """Set-level mean R@1 of both directions' ranks."""
+    return 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
+
+
 def _retrieval(out, prefix, S, digits, ks=(1, 5, 10)):
     """Instance- and set-level R@k both ways; returns the set-level ranks."""
     inst = metrics.retrieval_metrics(S, ks)
@@ -80,7 +75,7 @@ def _retrieval(out, prefix, S, digits, ks=(1, 5, 10)):
                 out[f"{prefix}{name}_r{k}_{direction}"] = rec[f"R@{k}"]
             out[f"{prefix}{name}_median_rank_{direction}"] = rec["median_rank"]
     out[f"{prefix}inst_mean_r1"] = inst["mean_R@1"]
-    out[f"{prefix}set_mean_r1"] = 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
+    out[f"{prefix}set_mean_r1"] = _set_r1(ranks)
     return ranks
 
 
@@ -126,41 +121,28 @@ def _concepts(out, prefix, idx, enc, pair, K):
 
 
 def score(params, cfg, data, lambdas, kmeans_units=None, seed=0):
-    """Every claim metric of one trained model on one data dict (flat dict of numbers).
+    """Every claim metric of one trained model on the scenes ``data`` (a dict of numbers).
 
-    Parameters
-    ----------
-    params, cfg
-        The trained model.
-    data : dict
-        Scenes of the scored split (:func:`minivq.data.world.world_scenes`).
-    lambdas : sequence of float
-        Weights of S^code in the combined rankings S + lambda S^code (RET).
-    kmeans_units : dict or None
-        For a model without codes: training-split data whose units fit the
-        post-hoc k-means codebook of K = cfg.K codes (the claim-2 baseline).
-    seed : int
-        Seeds the k-means.
+    ``lambdas``: the weights of S^code in the rankings S + lambda S^code (RET); ``kmeans_units``: for a
+    model without codes, data whose units fit the post-hoc k-means codebook of cfg.K codes (the claim-2
+    baseline), seeded by ``seed``.
     """
-    pair = cfg.modalities[:2]
+    pair, digits = cfg.modalities[:2], data["digits"]
     enc = encode_split(params, cfg, data, pair)
     S = enc[pair[0]]["r"] @ enc[pair[1]]["r"].T / cfg.tau  # (N, N), SUM-3
-    ids = claims.content_ids(data["digits"])[0]
-    out = {"inst_ceiling_r1": metrics.set_ceiling_r1(data["digits"]),  # a perfect set retriever, per instance
+    ids = claims.content_ids(digits)[0]
+    out = {"inst_ceiling_r1": metrics.set_ceiling_r1(digits),  # a perfect set retriever, per instance
            "set_chance_r1": float(np.mean(ids[:, None] == ids[None, :]))}  # a random ranking, per set
     if "distractors" in data:  # a perfect set retriever that cannot tell named digits from distractors
         extra = np.unique(data["n_distractors"])
-        out["set_ceiling_r1"] = claims.distractor_ceiling_r1(data["digits"], data["distractors"], extra)["mean"]
-    ranks = _retrieval(out, "", S, data["digits"])
+        out["set_ceiling_r1"] = claims.distractor_ceiling_r1(digits, data["distractors"], extra)["mean"]
+    ranks = _retrieval(out, "", S, digits)
     _subsets(out, ranks, data)
     if cfg.use_vq:
         S_code, _ = code_similarity_forward(enc[pair[0]]["P"], enc[pair[1]]["P"])  # CM-3
-        _retrieval(out, "code_", S_code, data["digits"])
-        out["combined_set_mean_r1"] = {}
-        for lam in lambdas:
-            ranks_l = claims.set_retrieval_ranks(S + lam * S_code, data["digits"])
-            hits = np.mean(ranks_l[0] == 1) + np.mean(ranks_l[1] == 1)
-            out["combined_set_mean_r1"][repr(float(lam))] = 0.5 * float(hits)
+        _retrieval(out, "code_", S_code, digits)
+        out["combined_set_mean_r1"] = {repr(float(lam)): _set_r1(claims.set_retrieval_ranks(S + lam * S_code, digits))
+                                       for lam in lambdas}
         _concepts(out, "", {m: enc[m]["idx"] for m in pair}, enc, pair, cfg.K)
     if "image" in pair:
         _localization(out, enc, data, pair[1 - pair.index("image")], "image", cfg)
@@ -176,16 +158,11 @@ def _val_set_r1(params, cfg, data):
     """Set-level mean R@1 (ranking by S) on a small val set: one point of the learning curve."""
     pair = cfg.modalities[:2]
     rep = represent(params, batch_inputs(data, pair, np.arange(len(data["digits"]))), cfg)
-    ranks = claims.set_retrieval_ranks(rep[pair[0]]["r"] @ rep[pair[1]]["r"].T, data["digits"])
-    return 0.5 * float(np.mean(ranks[0] == 1) + np.mean(ranks[1] == 1))
+    return _set_r1(claims.set_retrieval_ranks(rep[pair[0]]["r"] @ rep[pair[1]]["r"].T, data["digits"]))
 
 
 def _train_with_curve(cfg, tc, train, curve_data, at=(), score_at=None):
-    """Train to tc.epochs in one fit call, scoring the curve after each epoch.
-
-    ``score_at(params)`` is also called after each epoch listed in ``at``; returns
-    (state, curve, {epoch: score_at(params)}).
-    """
+    """Train to tc.epochs in one fit call: (state, the val curve per epoch, {epoch in ``at``: score_at(params)})."""
     state, curve, scores = init_state(cfg, tc, train), [], {}
 
     def after_epoch(st):
@@ -198,10 +175,7 @@ def _train_with_curve(cfg, tc, train, curve_data, at=(), score_at=None):
 
 
 def run_job(job):
-    """Train and score one run (see the module docstring); returns a JSON-able record.
-
-    A run whose training diverges returns ``"diverged": True`` and no metrics.
-    """
+    """Train and score one run; a JSON-able record (``"diverged": True`` and no metrics if training diverged)."""
     t0 = time.perf_counter()
     with threadpool_limits(limits=1):
         patch, world = job["model"].get("patch", 8), job["world"]
