@@ -160,11 +160,13 @@ def pack(x, mask, reach, total_stride):
     extent = np.where(mask.any(axis=1), T - np.argmax(mask[:, ::-1], axis=1), 0)  # last valid frame + 1
     length = -(-(extent + reach) // total_stride) * total_stride  # (B,) each sequence and its gap
     offsets = np.concatenate(([0], np.cumsum(length[:-1])))
-    frame = offsets[:, None] + np.arange(T)  # (B, T) packed frame of each input frame
     packed = np.zeros((1, length.sum(), C), dtype=x.dtype)
-    packed[0, frame[mask]] = x[mask]
     packed_mask = np.zeros((1, length.sum()), dtype=bool)
-    packed_mask[0, frame[mask]] = True
+    for b, (o, n) in enumerate(zip(offsets.tolist(), extent.tolist())):  # one slice copy per sequence
+        packed[0, o:o + n] = x[b, :n]
+        packed_mask[0, o:o + n] = mask[b, :n]
+    if np.count_nonzero(mask) != extent.sum():  # frames the mask marks invalid inside a sequence read as zeros
+        packed[~packed_mask] = 0
     return packed, packed_mask, offsets
 
 

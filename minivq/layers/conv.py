@@ -82,7 +82,7 @@ def conv1d_backward(dout, cache, need_dx=True):
     T_out = dout.shape[1]
     ### BEGIN SOLUTION conv1d_backward
     db = dout.sum(axis=(0, 1))
-    dWq = np.stack([np.tensordot(xv[:, q:q + T_out], dout, axes=([0, 1], [0, 1])) for q in range(n_q)])
+    dWq = np.stack([(xv[:, q:q + T_out].transpose(0, 2, 1) @ dout).sum(axis=0) for q in range(n_q)])
     dW = dWq.reshape(n_q * stride, C_in, C_out)[:k]
     if not need_dx:
         return None, dW, db
