@@ -217,13 +217,30 @@ def test_student_copy_stubs_implementations_and_plants_bugs(toy):
     assert "raise NotImplementedError('exercise double_backward: twice the square's backward')" not in ops
     assert "exercise double_backward: twice the square" in ops
     assert "    return np.asarray(counts) / (total + 1.0)\n" in ops  # the bug, at the region's indentation
-    assert "dx = 2.0 * x" not in ops and "### " not in ops
+    assert "dx = 2.0 * x" not in ops
+    # the markers stay around what the student writes: the teacher's grading takes the code between them
+    regions = find_regions(ops, "ops.py")
+    assert [r.name for r in regions] == ["square_backward", "share_bug", "double_backward"]
+    assert ops.splitlines()[regions[0].begin + 2].strip().startswith("raise NotImplementedError")
     assert 'raise ValueError("dout must be an array, got None")' in ops
     kernel = (copy / "toyvq/kernel.pyx").read_text()
     assert "for i in range" not in kernel and "NotImplementedError('exercise kernel_loop" in kernel
     assert kernel.splitlines()[-1] == "    return s"
     assert handout["exercises"] == ["square_backward", "share_bug", "double_backward", "kernel_loop"]
     assert json.loads((copy / HANDOUT_FILE).read_text())["points"] == 5
+
+
+def test_the_handout_file_records_nothing_about_the_teachers_machine(toy):
+    """Issue 22: .minivq_course.json holds the exercises, the points and the date; no path, host or user."""
+    import getpass
+    import os
+
+    root, copy, handout = toy
+    text = (copy / HANDOUT_FILE).read_text()
+    assert set(json.loads(text)) == {"exercises", "points", "created"}
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", json.loads(text)["created"]), "a date, not a time of day"
+    for private in (str(root), str(root.resolve()), str(root.parent), os.uname().nodename, getpass.getuser(), "/"):
+        assert private not in text.replace(" ", ""), f"the handout records {private!r}"
 
 
 def test_student_copy_leaves_out_build_artefacts_and_instructor_files(toy):
@@ -252,7 +269,7 @@ def test_handing_out_a_subset_keeps_the_other_solutions(tmp_path):
     write_student_copy(root, tmp_path / "week1", exercises=["share_bug"], course=TOY_COURSE, say=lambda *a: None)
     ops = (tmp_path / "week1/toyvq/ops.py").read_text()
     assert "dx = 2.0 * x" in ops and "NotImplementedError" not in ops and "(total + 1.0)" in ops
-    assert "### " not in ops
+    assert [r.name for r in find_regions(ops, "ops.py")] == ["share_bug"], "markers only around what is handed out"
     nb = json.loads((tmp_path / "week1/notebooks/toy.ipynb").read_text())
     assert "Student copy" not in "".join(nb["cells"][0]["source"])
 
@@ -318,7 +335,8 @@ def test_grade_passes_every_exercise_of_the_solution_and_reports_the_error(tmp_p
     assert report["total"]["score"] == 5 and not report["student_copy"]
     table = format_report(report)
     assert "square_backward" in table and f"{row['rel_error']:.1e} < 1e-07" in table
-    assert table.splitlines()[-1] == "total: 5/5 points, 4/4 exercises pass"
+    assert table.splitlines()[-2] == "total: 5/5 points, 4/4 exercises pass"
+    assert table.splitlines()[-1].startswith("This is the self-check") and "hidden checks" in table
     write_report(report, tmp_path / "grades.json")
     assert json.loads((tmp_path / "grades.json").read_text())["total"]["score"] == 5
 
