@@ -4,14 +4,12 @@ Fast tests (a few seconds in all): the sandbox runs tiny Python children, and th
 in this process against wrong answers patched into the library. The hostile submissions graded end
 to end are in tests/test_grader_hostile.py.
 """
-import json
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from minivq.course.exercises import COURSE

@@ -14,6 +14,7 @@ from ..cli.checks import UsageError, check_json_file
 from .exercises import COURSE
 from .markers import MarkerError
 from .report import write_report
+from .source import check_source, default_source, repository_missing
 from .student import write_student_copy
 
 __all__ = ["add_parser", "run", "default_source", "check_source", "check_json_output", "repository_missing",
@@ -27,8 +28,8 @@ STUDENT_EPILOG = """examples:
 GRADE_EPILOG = """examples:
   minivq course grade                       # a student: the self-check of this copy (public tests)
   minivq course grade ../alice --json alice.json          # the teacher: one submission
-  minivq course grade submissions/ --json-dir grades/     # the teacher: every folder of submissions/
-  minivq course grade ../alice --seed 1234  # the hidden inputs of an earlier grade again (its JSON's seed)"""
+  minivq course grade submissions/ --json-dir grades/     # the teacher: each folder in submissions/
+  minivq course grade ../alice --seed 1234  # an earlier grade's hidden inputs (its JSON's seed)"""
 
 
 def _fill(text, width=79):
@@ -116,41 +117,6 @@ def add_parser(subparsers, parents=(), **kwargs):
     listing.add_argument("--json", metavar="FILE", default=None, help="also write the list as JSON")
     for parser in (student, grade_p, listing):
         parser.set_defaults(func=run)
-
-
-def repository_missing(root, course=COURSE):
-    """What ``root`` lacks to be a repository of ``course`` (setup.py, tests/, the package); [] if nothing."""
-    root = Path(root)
-    wanted = [("setup.py", (root / "setup.py").is_file()), ("tests/", (root / "tests").is_dir()),
-              (f"{course.package}/", (root / course.package).is_dir())]
-    return [name for name, present in wanted if not present]
-
-
-def default_source():
-    """The repository minivq is imported from, when it is a source tree (else UsageError)."""
-    import minivq
-
-    root = Path(minivq.__file__).resolve().parent.parent
-    missing = repository_missing(root)
-    if not missing:
-        return root
-    raise UsageError(f"--source: minivq is imported from {root}, which is not a repository (no "
-                     f"{', no '.join(missing)}; a non-editable `pip install .` installs no repository); "
-                     "pass --source PATH_TO_A_CLONE of the repository")
-
-
-def check_source(text, course=COURSE):
-    """``--source``, as typed, as a Path: an existing folder holding a repository (else UsageError)."""
-    source = Path(text)
-    if not source.exists():
-        raise UsageError(f"--source {text}: no such folder")
-    if not source.is_dir():
-        raise UsageError(f"--source {text} is a file, expected the folder of a clone of the repository")
-    missing = repository_missing(source, course)
-    if missing:
-        raise UsageError(f"--source {text}: expected a clone of the repository (setup.py, tests/, "
-                         f"{course.package}/), got a folder with no {', no '.join(missing)}")
-    return source
 
 
 def check_json_output(text):

@@ -17,6 +17,7 @@ from ..io.atomic import atomic_write_text
 from .grade import check_pytest, grade
 from .report import csv_text, format_report, write_report
 from .sandbox import become_subreaper, stop_on_sigterm
+from .source import check_source, default_source
 from .student import HANDOUT_FILE
 
 __all__ = ["grade_command", "submissions_of"]
@@ -24,8 +25,6 @@ __all__ = ["grade_command", "submissions_of"]
 
 def _source(args, course):
     """The instructor repository with its hidden checks, or None (then: the self-check)."""
-    from .cli import check_source, default_source
-
     if args.source is not None:
         source = check_source(args.source, course)
         if not course.hidden_dir or not (source / course.hidden_dir).is_dir():

@@ -145,7 +145,8 @@ def read_regions(root, exercises, protected_for=None):
                 continue
             entry = Regions(ex.name)
             for i, (where, region, body_lines) in enumerate(mine):
-                outside = [j for j, line in enumerate(body_lines) if line.strip() and not line.startswith(region.indent)]
+                outside = [j for j, line in enumerate(body_lines)
+                           if line.strip() and not line.startswith(region.indent)]
                 if outside:
                     entry.status, entry.reason = "refused", (f"refused: {where}:{region.begin + 2 + outside[0]} is "
                                                              "outside the function body (indented less than its "

@@ -82,7 +82,9 @@ class Grading:
         pyx = [ex.path for ex in self.exercises if ex.path.endswith(".pyx")]
         for rel in pyx:
             stem = Path(rel).stem
-            if not any(p.name.startswith(stem + ".") and p.suffix in (".so", ".pyd") for p in (base / rel).parent.iterdir()):
+            built = [p for p in (base / rel).parent.iterdir() if p.name.startswith(stem + ".")
+                     and p.suffix in (".so", ".pyd")]
+            if not built:
                 raise ValueError(f"--source {self.source}: {rel} is not compiled in the instructor repository; build "
                                  f"it first (pip install -e {self.source}), then grade")
         compileall.compile_dir(str(base), quiet=2, workers=1)

@@ -4,7 +4,8 @@ Teacher's side only (a student copy would show which line is the bug). Each is a
 """
 BUGGY = {
     # the Laplace-smoothed count written back into the state (VQ-5)
-    "bug_ema_smoothed_count": ("return EMAState(n=_smoothed_counts(n, eps), m=m, E=E.astype(state.E.dtype, copy=False))",),
+    "bug_ema_smoothed_count": (
+        "return EMAState(n=_smoothed_counts(n, eps), m=m, E=E.astype(state.E.dtype, copy=False))",),
     # the restarted codes' EMA state reset in the state passed in, not in the one returned (VQ-6)
     "bug_restart_keeps_ema_state": ("state.n[dead] = threshold\nstate.m[dead] = E[dead] * threshold",),
     # beta on the codebook loss instead of the commitment loss (VQ-3, VQ-4)

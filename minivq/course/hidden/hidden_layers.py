@@ -75,7 +75,8 @@ def test_conv1d_backward_at_fresh_shapes(request):
 def _unpatchify():
     path = Path(__file__).resolve().parent.parent / "notebooks" / "02_layers_and_gradient_checks.ipynb"
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    source = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and "def unpatchify(" in "".join(c["source"])]
+    source = ["".join(c["source"]) for c in cells
+              if c["cell_type"] == "code" and "def unpatchify(" in "".join(c["source"])]
     namespace = {"np": np}
     exec(compile(source[0], "the notebook cell defining unpatchify", "exec"), namespace)
     return namespace["unpatchify"]
