@@ -167,27 +167,35 @@ def test_the_grader_killed_mid_run_leaves_nothing_behind(honest, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "minivq", "course", "grade", str(sub), "--json",
                              str(tmp_path / "g.json"), "--timeout", "60", "--exercises", "nearest_reference"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    child = str(ROOT / "minivq/course/child.py")
-    deadline = time.monotonic() + 30
-    while not _processes_running(child) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_running(child), "the exercise never started"
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=10)
-    assert code == 130 and "interrupted" in proc.stderr.read()
-    time.sleep(0.3)
-    assert not _processes_running(child), "a grading process survived the grader"
+    try:
+        ours = (str(ROOT / "minivq/course/child.py"), str(ROOT / "minivq/course/zygote.py"))
+        deadline = time.monotonic() + 30
+        started = "minivq-grade-*/s0/nearest_reference/run/events.jsonl"
+        while not list(tmp.glob(started)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_running(*ours), "the exercise never started"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        assert code == 130 and "interrupted" in proc.stderr.read()
+        time.sleep(0.3)
+        left = _processes_running(*ours)
+        assert not left, "a grading process survived the grader: " + subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True,
+            text=True).stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert list(tmp.iterdir()) == [], "temporary folders left behind"
     assert not (tmp_path / "g.json").exists(), "no JSON from an interrupted grading"
 
 
-def _processes_running(text):
+def _processes_running(*texts):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline:
+        if any(text in cmdline for text in texts):
             found.append(int(pid))
     return found

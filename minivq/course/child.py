@@ -6,7 +6,8 @@
   spliced in); ``files``, ``patterns``: the test files and node id patterns;
 - ``out``, ``events``, ``log``: where the results, the test-by-test events and
   a compiler's output go; ``plugin``: the recorder's file in the grader's install;
-- ``memory``, ``file_size``: the limits (bytes); ``grader``: the grader's pid;
+- ``memory``, ``file_size``: the limits (bytes); ``grader``: the parent's pid (null: forked by the
+  fork server of :mod:`minivq.course.zygote`, which checks it);
 - ``build``: ``.pyx`` files of the copy to compile first (the student's kernel).
 
 The process dies with the grader (``PR_SET_PDEATHSIG``), may not grow past
@@ -23,15 +24,6 @@ import signal
 import subprocess
 import sys
 
-BUILD = """
-import sys
-from setuptools import Extension, setup
-from Cython.Build import cythonize
-exts = [Extension(name, [path], extra_compile_args=["-O1", "-g0"]) for name, path in {modules!r}]
-setup(ext_modules=cythonize(exts, quiet=True, language_level=3), script_args=["-q", "build_ext", "--inplace"])
-"""
-
-
 def _limit(config):
     try:
         import ctypes
@@ -39,7 +31,7 @@ def _limit(config):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
     except (OSError, AttributeError):  # not Linux: the grader's kill of the group still applies
         pass
-    if os.getppid() != config["grader"]:  # the grader is already gone
+    if config["grader"] is not None and os.getppid() != config["grader"]:  # the grader is already gone
         os._exit(3)
     for limit, value in ((resource.RLIMIT_AS, config["memory"]), (resource.RLIMIT_FSIZE, config["file_size"]),
                          (resource.RLIMIT_CORE, 0)):
@@ -51,16 +43,26 @@ def _limit(config):
 
 def _build(config):
     """Compile the copy's .pyx files in place; False (and the compiler's output in the log) when they fail."""
-    modules = [(name, path) for name, path in config["build"]]
-    for name, _ in modules:  # the teacher's build of the same module must not be imported instead
-        folder = os.path.join(config["root"], *name.split(".")[:-1])
-        for f in os.listdir(folder):
-            if f.startswith(name.rsplit(".", 1)[-1] + ".") and f.endswith((".so", ".pyd")):
-                os.unlink(os.path.join(folder, f))
-    with open(config["log"], "wb") as log:
-        proc = subprocess.run([sys.executable, "-I", "-B", "-c", BUILD.format(modules=modules)], cwd=config["root"],
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return proc.returncode == 0
+    import sysconfig
+
+    with open(config["log"], "w", encoding="utf-8") as log:
+        for name, path in config["build"]:
+            folder, stem = os.path.dirname(path), name.rsplit(".", 1)[-1]
+            for f in os.listdir(folder or "."):  # the teacher's build of the same module must not be imported
+                if f.startswith(stem + ".") and f.endswith((".so", ".pyd")):
+                    os.unlink(os.path.join(folder, f))
+            c_file = path[:-4] + ".c"
+            steps = [[sys.executable, "-I", "-B", "-m", "cython", "-3", path, "-o", c_file],
+                     [(sysconfig.get_config_var("CC") or "cc").split()[0], "-shared", "-fPIC", "-O0", "-g0", "-w",
+                      "-I" + sysconfig.get_paths()["include"], c_file, "-o",
+                      os.path.join(folder, stem + sysconfig.get_config_var("EXT_SUFFIX")), "-lm"]]
+            if sys.platform == "darwin":
+                steps[1][1:2] = ["-bundle", "-undefined", "dynamic_lookup"]
+            for argv in steps:
+                log.flush()
+                if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode:
+                    return False
+    return True
 
 
 def main(path):

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..cli.checks import UsageError
 from ..nearest import PUREPYTHON_ENV
 from .exercises import COURSE
-from .report import format_report, test_row, total, write_report
+from .report import format_report, resolve_needs, test_row, total, write_report
 from .student import HANDOUT_FILE
 
 __all__ = ["grade", "check_pytest", "format_report", "write_report", "SELF_CHECK_NOTE"]
@@ -121,8 +121,7 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     check_pytest(directory)  # before anything runs
     handout = _handout(directory)
     selected = course.select(exercises if exercises is not None else handout)
-    public = {ex.name: [p for p in ex.tests if (directory / p.split("::", 1)[0]).is_file() or p in ex.tests[:1]]
-              for ex in selected}
+    public = {ex.name: list(ex.tests) for ex in selected}
     patterns = list(dict.fromkeys(p for ex in selected for p in public[ex.name]))
     package_dir = directory / course.package
     if package_dir.is_dir() and not any(package_dir.glob("_nearest_teaching*.so")) \
@@ -131,6 +130,6 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
             f"until you build the copy: pip install -e {directory}")
     results = _run_pytest(directory, patterns, course.package, say)
     _check_imported_from(directory, results, course.package)
-    rows = [test_row(ex, results, public[ex.name]) for ex in selected]
+    rows = resolve_needs([test_row(ex, results, public[ex.name]) for ex in selected], course)
     return {"directory": str(directory), "mode": "self-check", "student_copy": handout is not None,
             "exercises": rows, "total": total(rows), "note": SELF_CHECK_NOTE}

@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,11 +56,12 @@ class Grading:
     """A grading run: the teacher's ``source``, its ``course``, the ``exercises`` graded, the limits."""
 
     def __init__(self, source, course, exercises, *, timeout=60.0, memory=4 << 30, output_limit=4 << 20,
-                 jobs=None, seed=None, say=print):
+                 jobs=None, seed=None, say=print, fork_server=True):
         self.source, self.course, self.exercises = Path(source).resolve(), course, exercises
         self.timeout, self.memory, self.output_limit, self.seed, self.say = timeout, memory, output_limit, seed, say
         self.jobs = jobs or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
         self.hidden = self.source / course.hidden_dir if course.hidden_dir else None
+        self.fork_server = fork_server and hasattr(os, "fork") and sys.platform.startswith("linux")
 
     # ---------------------------------------------------------------- the pristine tree
     def _prepare(self, tmp):
@@ -88,7 +90,23 @@ class Grading:
                 raise ValueError(f"--source {self.source}: {rel} is not compiled in the instructor repository; build "
                                  f"it first (pip install -e {self.source}), then grade")
         compileall.compile_dir(str(base), quiet=2, workers=1)
+        self._cache_rewritten_tests(base, tmp)
         return base
+
+    def _cache_rewritten_tests(self, base, tmp):
+        """Collect the graded tests once in the pristine tree, so that pytest's rewritten test modules are
+        cached there (``__pycache__``) and every child reads them instead of rewriting them."""
+        patterns = [p if p.startswith("tests/") else f"hidden/{p}" for ex in self.exercises
+                    for p in list(ex.tests) + list(ex.hidden)]
+        files = sorted({p.split("::", 1)[0] for p in patterns if (base / p.split("::", 1)[0]).is_file()})
+        script = ("import sys; sys.path.insert(0, sys.argv[1]); import pytest; "
+                  "pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', '--noconftest', '--rootdir', "
+                  "sys.argv[1], '-c', '/dev/null', '-o', 'python_files=test_*.py hidden_*.py'] + sys.argv[2:])")
+        try:
+            subprocess.run([sys.executable, "-I", "-c", script, str(base), *files], cwd=base, env=self._env(0, tmp),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        except subprocess.TimeoutExpired:  # only a cache: the children rewrite the tests themselves
+            pass
 
     # ---------------------------------------------------------------- one submission
     def _protected(self, ex, index):
@@ -138,15 +156,22 @@ class Grading:
                        key=lambda f: (f.startswith("hidden/"), f))  # the public tests first
         config = {"root": str(root), "files": files, "patterns": patterns, "out": str(run / "results.json"),
                   "events": str(run / "events.jsonl"), "log": str(run / "build.log"), "plugin": str(PLUGIN),
-                  "memory": self.memory, "file_size": 64 << 20, "grader": os.getpid(), "build": build}
+                  "memory": self.memory, "file_size": 64 << 20, "build": build,
+                  "grader": None if self.fork_server else os.getpid()}
         (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(run), "TMPDIR": str(run),
-               "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(run), "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-               "MINIVQ_GRADE_SEED": str(state["seed"])}
+        env = self._env(state["seed"], run)
         state["pending"][ex.name] = (ex, patterns, work, line_maps)
         return Job((state["index"], ex.name), [sys.executable, "-I", "-B", str(CHILD), str(run / "config.json")],
                    str(root), env, self.timeout)
+
+    @staticmethod
+    def _env(seed, run):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(run), "TMPDIR": str(run),
+               "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(run), "OPENBLAS_NUM_THREADS": "1",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        if seed is not None:
+            env["MINIVQ_GRADE_SEED"] = str(seed)
+        return env
 
     # ---------------------------------------------------------------- a child's outcome
     @staticmethod
@@ -216,7 +241,8 @@ class Grading:
         states, done_count, last_say = {}, [0], [0.0]
         try:
             base = self._prepare(tmp)
-            pool = Pool(self.jobs, self.output_limit, reap_orphans=getattr(self, "reap_orphans", False))
+            pool = Pool(self.jobs, self.output_limit, reap_orphans=getattr(self, "reap_orphans", False),
+                        fork_env=self._env(None, tmp) if self.fork_server else None)
 
             def jobs():
                 for index, sub in enumerate(submissions):
