@@ -380,6 +380,14 @@ def test_course_list_prints_every_exercise(capsys, tmp_path):
     assert format_list(TOY_COURSE) in out
 
 
+def test_the_self_check_grades_one_copy(tmp_path, toy):
+    """Several submissions, or --json-dir, need the teacher's install (its hidden checks)."""
+    _, copy, _ = toy
+    for argv in (["course", "grade", str(copy), str(copy)], ["course", "grade", str(copy), "--json-dir", str(tmp_path)]):
+        with pytest.raises(UsageError, match="grading submissions needs the instructor repository"):
+            run(parse(argv), course=TOY_COURSE)
+
+
 def test_course_student_command_and_its_errors(tmp_path):
     root = write_repo(tmp_path / "repo")
     run(parse(["course", "student", str(tmp_path / "copy"), "--source", str(root)]), course=TOY_COURSE)
@@ -677,6 +685,37 @@ def test_every_exercise_passes_on_the_solution():
         if row["threshold"] is not None:
             assert row["rel_error"] is not None and row["rel_error"] < row["threshold"], row
     assert report["total"]["score"] == COURSE.points
+
+
+ANSWERS_IN_PLAIN_SIGHT = ("dS L_b + (dS P_b) / (P_a + eps)", "dloss / (2B) [(softmax_rows(Z) - I)",
+                          "2 beta/(N D) M (h - q)", "dE_k = 2/(N D) sum", "def ema_reference_step",
+                          "dX = dY W^T", "dH[b, t] = w_bt dout[b]", "dx = (dout - [||x|| > eps]",
+                          "dh_u = 2 sum_k dsq_uk", "dW_q = sum_b xv[b, q : q + T_out]^T dY[b]")
+
+
+@needs_regions
+def test_the_student_copy_keeps_the_markers_and_holds_no_answer(real_copy):
+    """Issue 23: the teacher's side, the buggy variants, the backward formulas and reference loops stay out."""
+    assert not (real_copy / "minivq/course/hidden").exists()
+    assert not any((real_copy / "tests" / name).exists() for name in ("test_grader.py", "test_grader_hostile.py",
+                                                                     "grader_fixtures", "test_course.py"))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(real_copy.rglob("*.py")))
+    for answer in ANSWERS_IN_PLAIN_SIGHT:
+        assert answer not in text, f"the student copy shows {answer!r}"
+    probe = ("from minivq.course.exercises import COURSE; import json; print(json.dumps([(e.name, e.kind, e.buggy) "
+             "for e in COURSE.exercises]))")
+    listed = json.loads(subprocess.run([sys.executable, "-c", probe], cwd=real_copy, capture_output=True, text=True,
+                                       env={"PYTHONPATH": str(real_copy), "PATH": "/usr/bin:/bin"}).stdout)
+    assert [(n, k) for n, k, _ in listed] == [(ex.name, ex.kind) for ex in COURSE.exercises]
+    assert all(buggy is None for _, _, buggy in listed), "the copy's registry quotes no buggy line"
+    found = set()
+    for ex in COURSE.exercises:
+        if ex.path.endswith((".py", ".pyx")):
+            found |= {r.name for r in find_regions((real_copy / ex.path).read_text(encoding="utf-8"), ex.path)}
+    assert found == set(COURSE.names()) - {"patchify_backward"}, "every exercise's markers stay for the student"
+    ema = (real_copy / "minivq/ema.py").read_text(encoding="utf-8")
+    stub = ema.index("exercise restart_dead_codes: ")
+    assert "state.n[dead] = threshold" in ema[stub:], "the spot-the-bug's code is there to spot, after the stub"
 
 
 def first_implementation(notebook):

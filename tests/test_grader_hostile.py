@@ -59,6 +59,17 @@ def rows_of(report):
     return {r["name"]: r for r in report["exercises"]}
 
 
+def test_an_honest_submission_scores_every_point(honest, tmp_path):
+    """All 21 exercises, public tests and hidden checks, the default limits: the whole 54 points."""
+    proc, report, seconds = grade(honest, *COURSE.names(), timeout=60, json_path=tmp_path / "honest.json")
+    failing = [(r["name"], r["reason"]) for r in report["exercises"] if not r["passed"]]
+    assert not failing and report["total"]["score"] == COURSE.points == 54, failing
+    assert all(r["seed"] == report["seed"] and r["status"] == "passed" for r in report["exercises"])
+    assert any(name.startswith("hidden/") for r in report["exercises"] for name in r.get("inputs", {})), \
+        "the hidden inputs drawn are recorded"
+    assert "total: 54/54 points, 21/21 exercises pass" in proc.stdout
+
+
 def test_one_bad_exercise_costs_only_itself(honest, tmp_path):
     """Hang, endless print, segfault, KeyboardInterrupt, syntax error, os._exit, a JSON rewriter, SystemExit."""
     sub = copy_of(honest, tmp_path / "sabotage")

@@ -25,12 +25,11 @@ leaves out. The buggy variants of the spot-the-bug exercises live there too
 """
 from dataclasses import dataclass, field
 
-from .redact import REDACTIONS
-
 try:
     from .hidden.bugs import BUGGY
+    from .hidden.redactions import REDACTIONS
 except ImportError:  # a student copy: the teacher's side is not handed out
-    BUGGY = {}
+    BUGGY, REDACTIONS = {}, {}
 
 __all__ = ["Exercise", "Course", "COURSE", "EXERCISES", "NOTEBOOK_NEEDS"]
 
