@@ -193,7 +193,8 @@ def test_malformed_regions_name_the_file_and_line(text, words):
 def test_stub_keeps_indentation_and_the_code_around_it():
     stub = lambda region, body: stub_lines(region.name, ("SQ-1",), "return dout times 2x")  # noqa: E731
     new = replace_regions(OPS, "ops.py", stub)
-    assert '    (x,) = cache\n    # YOUR CODE HERE: exercise square_backward (METHOD.md SQ-1)\n' \
+    assert '    (x,) = cache\n    # YOUR CODE HERE: exercise square_backward (METHOD.md SQ-1); only the code between ' \
+           'the marker lines is graded\n' \
            '    raise NotImplementedError(\'exercise square_backward: return dout times 2x\')\n' in new
     assert 'raise ValueError("dout must be an array, got None")' in new  # the checks stay
     assert "BEGIN SOLUTION" not in new and "dx = 2.0 * x" not in new

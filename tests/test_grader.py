@@ -34,7 +34,8 @@ HIDDEN = ROOT / "minivq" / "course" / "hidden"
     ("x = ().__class__", "uses the attribute .__class__"),
     ("global SQ\nSQ = 0", "declares global SQ"),
     ("exec('1')", "uses exec"),
-], ids=["os", "subprocess", "patch", "testing", "module-attribute", "open", "getattr", "dunder", "global", "exec"])
+    ("if True:\n    x = 1\nimport numpy as t\nt.allclose = None", "assigns to an attribute of the module t"),
+], ids=["os", "subprocess", "patch", "testing", "module-attribute", "open", "getattr", "dunder", "global", "exec", "import-after"])
 def test_a_region_may_not_reach_the_grader(body, words):
     why = check_python(body)
     assert why is not None and words in why and why.startswith("line "), why

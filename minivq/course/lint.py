@@ -91,6 +91,9 @@ def check_python(body, modules=("np", "numpy", "math")):
     except SyntaxError as e:
         raise RegionSyntaxError(e.msg, max(1, (e.lineno or 2) - 1)) from None
     modules = set(modules)
+    for node in ast.walk(tree):  # first every name an import binds, wherever the import is
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
     for node in ast.walk(tree):
         why = _refusal(node, modules)
         if why:

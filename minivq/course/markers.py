@@ -171,7 +171,8 @@ def stub_lines(name, method_ids, instruction):
     list of str
     """
     message = f"exercise {name}: {instruction}"
-    return [f"# YOUR CODE HERE: exercise {name} (METHOD.md {', '.join(method_ids)})",
+    return [f"# YOUR CODE HERE: exercise {name} (METHOD.md {', '.join(method_ids)}); only the code between "
+            "the marker lines is graded",
             f"raise NotImplementedError({message!r})"]
 
 
