@@ -149,7 +149,7 @@ class _Recorder:
     def _event(self, **item):
         if self.events:
             with open(self.events, "a", encoding="utf-8") as f:
-                f.write(json.dumps(item) + "\n")
+                f.write(json.dumps(item, default=str) + "\n")
 
     def pytest_collection_modifyitems(self, session, config, items):
         keep = [item for item in items if any(matches(item.nodeid, p) for p in self.patterns)]
@@ -228,4 +228,4 @@ class _Recorder:
                   "collect_errors": self.collect_errors, "modules": modules, "stopped": self.stopped,
                   "tampered": self.tampered}
         with open(self.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+            json.dump(result, f, indent=1, default=str)

@@ -204,8 +204,10 @@ class Grading:
             return plain_row(ex, "crashed", f"crashed with {_signal_name(-outcome.returncode)}{during}", seed=seed)
         if results is None or outcome.returncode:
             memory = " (out of memory?)" if "MemoryError" in outcome.output else ""
-            return plain_row(ex, "exited", f"exited with code {outcome.returncode}{memory} before its tests "
-                             f"finished{during}", seed=seed)
+            last = [line for line in outcome.output.splitlines() if line.strip()][-1:]
+            said = f": {last[0].strip()}" if last else ""
+            return plain_row(ex, "exited", readable(f"exited with code {outcome.returncode}{memory} before its "
+                                                    f"tests finished{during}{said}", 240), seed=seed)
         if results.get("build_failed"):
             return plain_row(ex, "compile_error", self._build_error(run, line_maps), seed=seed)
         where = results["modules"].get("minivq") or ""
