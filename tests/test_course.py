@@ -193,7 +193,8 @@ def test_malformed_regions_name_the_file_and_line(text, words):
 def test_stub_keeps_indentation_and_the_code_around_it():
     stub = lambda region, body: stub_lines(region.name, ("SQ-1",), "return dout times 2x")  # noqa: E731
     new = replace_regions(OPS, "ops.py", stub)
-    assert '    (x,) = cache\n    # YOUR CODE HERE: exercise square_backward (METHOD.md SQ-1)\n' \
+    assert '    (x,) = cache\n    # YOUR CODE HERE: exercise square_backward (METHOD.md SQ-1); only the code between ' \
+           'the marker lines is graded\n' \
            '    raise NotImplementedError(\'exercise square_backward: return dout times 2x\')\n' in new
     assert 'raise ValueError("dout must be an array, got None")' in new  # the checks stay
     assert "BEGIN SOLUTION" not in new and "dx = 2.0 * x" not in new
@@ -217,13 +218,30 @@ def test_student_copy_stubs_implementations_and_plants_bugs(toy):
     assert "raise NotImplementedError('exercise double_backward: twice the square's backward')" not in ops
     assert "exercise double_backward: twice the square" in ops
     assert "    return np.asarray(counts) / (total + 1.0)\n" in ops  # the bug, at the region's indentation
-    assert "dx = 2.0 * x" not in ops and "### " not in ops
+    assert "dx = 2.0 * x" not in ops
+    # the markers stay around what the student writes: the teacher's grading takes the code between them
+    regions = find_regions(ops, "ops.py")
+    assert [r.name for r in regions] == ["square_backward", "share_bug", "double_backward"]
+    assert ops.splitlines()[regions[0].begin + 2].strip().startswith("raise NotImplementedError")
     assert 'raise ValueError("dout must be an array, got None")' in ops
     kernel = (copy / "toyvq/kernel.pyx").read_text()
     assert "for i in range" not in kernel and "NotImplementedError('exercise kernel_loop" in kernel
     assert kernel.splitlines()[-1] == "    return s"
     assert handout["exercises"] == ["square_backward", "share_bug", "double_backward", "kernel_loop"]
     assert json.loads((copy / HANDOUT_FILE).read_text())["points"] == 5
+
+
+def test_the_handout_file_records_nothing_about_the_teachers_machine(toy):
+    """Issue 22: .minivq_course.json holds the exercises, the points and the date; no path, host or user."""
+    import getpass
+    import os
+
+    root, copy, handout = toy
+    text = (copy / HANDOUT_FILE).read_text()
+    assert set(json.loads(text)) == {"exercises", "points", "created"}
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", json.loads(text)["created"]), "a date, not a time of day"
+    for private in (str(root), str(root.resolve()), str(root.parent), os.uname().nodename, getpass.getuser(), "/"):
+        assert private not in text.replace(" ", ""), f"the handout records {private!r}"
 
 
 def test_student_copy_leaves_out_build_artefacts_and_instructor_files(toy):
@@ -252,7 +270,7 @@ def test_handing_out_a_subset_keeps_the_other_solutions(tmp_path):
     write_student_copy(root, tmp_path / "week1", exercises=["share_bug"], course=TOY_COURSE, say=lambda *a: None)
     ops = (tmp_path / "week1/toyvq/ops.py").read_text()
     assert "dx = 2.0 * x" in ops and "NotImplementedError" not in ops and "(total + 1.0)" in ops
-    assert "### " not in ops
+    assert [r.name for r in find_regions(ops, "ops.py")] == ["share_bug"], "markers only around what is handed out"
     nb = json.loads((tmp_path / "week1/notebooks/toy.ipynb").read_text())
     assert "Student copy" not in "".join(nb["cells"][0]["source"])
 
@@ -318,7 +336,8 @@ def test_grade_passes_every_exercise_of_the_solution_and_reports_the_error(tmp_p
     assert report["total"]["score"] == 5 and not report["student_copy"]
     table = format_report(report)
     assert "square_backward" in table and f"{row['rel_error']:.1e} < 1e-07" in table
-    assert table.splitlines()[-1] == "total: 5/5 points, 4/4 exercises pass"
+    assert table.splitlines()[-2] == "total: 5/5 points, 4/4 exercises pass"
+    assert table.splitlines()[-1].startswith("This is the self-check") and "hidden checks" in table
     write_report(report, tmp_path / "grades.json")
     assert json.loads((tmp_path / "grades.json").read_text())["total"]["score"] == 5
 
@@ -360,6 +379,14 @@ def test_course_list_prints_every_exercise(capsys, tmp_path):
     listed = json.loads((tmp_path / "list.json").read_text())
     assert [e["name"] for e in listed["exercises"]] == TOY_COURSE.names() and listed["points"] == 5
     assert format_list(TOY_COURSE) in out
+
+
+def test_the_self_check_grades_one_copy(tmp_path, toy):
+    """Several submissions, or --json-dir, need the teacher's install (its hidden checks)."""
+    _, copy, _ = toy
+    for argv in (["course", "grade", str(copy), str(copy)], ["course", "grade", str(copy), "--json-dir", str(tmp_path)]):
+        with pytest.raises(UsageError, match="grading submissions needs the instructor repository"):
+            run(parse(argv), course=TOY_COURSE)
 
 
 def test_course_student_command_and_its_errors(tmp_path):
@@ -659,6 +686,37 @@ def test_every_exercise_passes_on_the_solution():
         if row["threshold"] is not None:
             assert row["rel_error"] is not None and row["rel_error"] < row["threshold"], row
     assert report["total"]["score"] == COURSE.points
+
+
+ANSWERS_IN_PLAIN_SIGHT = ("dS L_b + (dS P_b) / (P_a + eps)", "dloss / (2B) [(softmax_rows(Z) - I)",
+                          "2 beta/(N D) M (h - q)", "dE_k = 2/(N D) sum", "def ema_reference_step",
+                          "dX = dY W^T", "dH[b, t] = w_bt dout[b]", "dx = (dout - [||x|| > eps]",
+                          "dh_u = 2 sum_k dsq_uk", "dW_q = sum_b xv[b, q : q + T_out]^T dY[b]")
+
+
+@needs_regions
+def test_the_student_copy_keeps_the_markers_and_holds_no_answer(real_copy):
+    """Issue 23: the teacher's side, the buggy variants, the backward formulas and reference loops stay out."""
+    assert not (real_copy / "minivq/course/hidden").exists()
+    assert not any((real_copy / "tests" / name).exists() for name in ("test_grader.py", "test_grader_hostile.py",
+                                                                     "grader_fixtures", "test_course.py"))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(real_copy.rglob("*.py")))
+    for answer in ANSWERS_IN_PLAIN_SIGHT:
+        assert answer not in text, f"the student copy shows {answer!r}"
+    probe = ("from minivq.course.exercises import COURSE; import json; print(json.dumps([(e.name, e.kind, e.buggy) "
+             "for e in COURSE.exercises]))")
+    listed = json.loads(subprocess.run([sys.executable, "-c", probe], cwd=real_copy, capture_output=True, text=True,
+                                       env={"PYTHONPATH": str(real_copy), "PATH": "/usr/bin:/bin"}).stdout)
+    assert [(n, k) for n, k, _ in listed] == [(ex.name, ex.kind) for ex in COURSE.exercises]
+    assert all(buggy is None for _, _, buggy in listed), "the copy's registry quotes no buggy line"
+    found = set()
+    for ex in COURSE.exercises:
+        if ex.path.endswith((".py", ".pyx")):
+            found |= {r.name for r in find_regions((real_copy / ex.path).read_text(encoding="utf-8"), ex.path)}
+    assert found == set(COURSE.names()) - {"patchify_backward"}, "every exercise's markers stay for the student"
+    ema = (real_copy / "minivq/ema.py").read_text(encoding="utf-8")
+    stub = ema.index("exercise restart_dead_codes: ")
+    assert "state.n[dead] = threshold" in ema[stub:], "the spot-the-bug's code is there to spot, after the stub"
 
 
 def first_implementation(notebook):

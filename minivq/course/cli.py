@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..cli.checks import UsageError, check_json_file
 from .exercises import COURSE
-from .grade import format_report, grade, write_report
 from .markers import MarkerError
+from .report import write_report
+from .source import check_source, default_source, repository_missing
 from .student import write_student_copy
 
 __all__ = ["add_parser", "run", "default_source", "check_source", "check_json_output", "repository_missing",
@@ -25,8 +26,10 @@ STUDENT_EPILOG = """examples:
   minivq course student ../handout --source ~/src/minivq   # after a plain `pip install .`
   cd ../handout && pip install -e ".[test]" && minivq course grade   # [test] brings pytest"""
 GRADE_EPILOG = """examples:
-  minivq course grade                 # the current folder (a student copy, or the repository)
-  minivq course grade ../handout --json grades.json"""
+  minivq course grade                       # a student: the self-check of this copy (public tests)
+  minivq course grade ../alice --json alice.json          # the teacher: one submission
+  minivq course grade submissions/ --json-dir grades/     # the teacher: each folder in submissions/
+  minivq course grade ../alice --seed 1234  # an earlier grade's hidden inputs (its JSON's seed)"""
 
 
 def _fill(text, width=79):
@@ -76,57 +79,44 @@ def add_parser(subparsers, parents=(), **kwargs):
     student.add_argument("--exercises", metavar="NAME", nargs="+", default=None,
                          help="hand out only these (default: all; the others keep their solution)")
     grade_p = actions.add_parser(
-        "grade", parents=list(parents), help="run the graded tests, one row per exercise",
+        "grade", parents=list(parents), help="grade submissions (teacher) or check a copy (student)",
         description=_fill(
-            "Run the graded tests of every exercise against DIR (one pytest process) and print one row per "
-            "exercise: points, pass or fail, the gradient-check error beside its threshold, why it fails; "
-            "then the total. It needs pytest, which the [test] extra installs (`pip install -e \".[test]\"` in the "
-            "copy).", 79), epilog=GRADE_EPILOG, **kwargs)
-    grade_p.add_argument("directory", metavar="DIR", nargs="?", default=".",
-                         help="a student copy or the repository (default: the current folder)")
-    grade_p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+            "The teacher (minivq installed from the instructor repository, or --source): grade each DIR, a "
+            "submission or a folder of submissions, by running the teacher's code with only the student's "
+            "solution regions spliced in, each exercise in its own process with a time and memory limit, on "
+            "the public tests and hidden checks drawn at grading time; print one row per exercise and write "
+            "the JSON (--json, --json-dir) once every process is gone. The student (in a student copy): the "
+            "self-check, the copy's public tests in one pytest process. Both need pytest: `pip install -e "
+            "\".[test]\"`.", 79), epilog=GRADE_EPILOG, **kwargs)
+    grade_p.add_argument("directory", metavar="DIR", nargs="*", default=["."],
+                         help="a submission (a student copy), a folder of submissions, or (the self-check) the "
+                              "copy to check; default: the current folder")
+    grade_p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON (one DIR)")
+    grade_p.add_argument("--json-dir", metavar="OUT", default=None,
+                         help="write one JSON per submission and summary.csv to this folder (made if missing)")
     grade_p.add_argument("--exercises", metavar="NAME", nargs="+", default=None,
-                         help="grade only these (default: those handed out)")
+                         help="grade only these (teacher default: every exercise of the registry; self-check "
+                              "default: those handed out)")
+    grade_p.add_argument("--handout", metavar="DIR", default=None,
+                         help="the teacher's own student copy: grade the exercises it hands out")
+    grade_p.add_argument("--source", metavar="DIR", default=None,
+                         help="the instructor repository (default: the one minivq is imported from)")
+    grade_p.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
+                         help="wall-time limit of one exercise's process")
+    grade_p.add_argument("--memory", metavar="MB", type=int, default=4096,
+                         help="memory limit of one exercise's process (address space)")
+    grade_p.add_argument("--jobs", metavar="N", type=int, default=None,
+                         help="exercises graded at once (default: the number of CPUs)")
+    grade_p.add_argument("--seed", metavar="N", type=int, default=None,
+                         help="seed of the hidden checks' inputs (default: drawn for each submission, and "
+                              "recorded in its JSON)")
+    grade_p.add_argument("--self-check", action="store_true",
+                         help="run the public tests of DIR as the student does, even with the teacher's install")
     listing = actions.add_parser("list", parents=list(parents), help="the exercises: points, METHOD.md IDs, notebooks",
                                  description="List the exercises in the order of the syllabus (COURSE.md).", **kwargs)
     listing.add_argument("--json", metavar="FILE", default=None, help="also write the list as JSON")
     for parser in (student, grade_p, listing):
         parser.set_defaults(func=run)
-
-
-def repository_missing(root, course=COURSE):
-    """What ``root`` lacks to be a repository of ``course`` (setup.py, tests/, the package); [] if nothing."""
-    root = Path(root)
-    wanted = [("setup.py", (root / "setup.py").is_file()), ("tests/", (root / "tests").is_dir()),
-              (f"{course.package}/", (root / course.package).is_dir())]
-    return [name for name, present in wanted if not present]
-
-
-def default_source():
-    """The repository minivq is imported from, when it is a source tree (else UsageError)."""
-    import minivq
-
-    root = Path(minivq.__file__).resolve().parent.parent
-    missing = repository_missing(root)
-    if not missing:
-        return root
-    raise UsageError(f"--source: minivq is imported from {root}, which is not a repository (no "
-                     f"{', no '.join(missing)}; a non-editable `pip install .` installs no repository); "
-                     "pass --source PATH_TO_A_CLONE of the repository")
-
-
-def check_source(text, course=COURSE):
-    """``--source``, as typed, as a Path: an existing folder holding a repository (else UsageError)."""
-    source = Path(text)
-    if not source.exists():
-        raise UsageError(f"--source {text}: no such folder")
-    if not source.is_dir():
-        raise UsageError(f"--source {text} is a file, expected the folder of a clone of the repository")
-    missing = repository_missing(source, course)
-    if missing:
-        raise UsageError(f"--source {text}: expected a clone of the repository (setup.py, tests/, "
-                         f"{course.package}/), got a folder with no {', no '.join(missing)}")
-    return source
 
 
 def check_json_output(text):
@@ -196,11 +186,6 @@ def run(args, course=COURSE):
         except MarkerError as e:
             raise ValueError(f"--source {source}: {e}") from None
         return
-    directory = Path(args.directory)
-    if not directory.is_dir():
-        raise UsageError(f"DIR {directory}: no such folder")
-    report = grade(directory, exercises=args.exercises, course=course)
-    print(format_report(report), flush=True)
-    if json_path is not None:
-        write_report(report, json_path)
-        print(f"course grade: wrote {json_path}", flush=True)
+    from .grading_cli import grade_command
+
+    grade_command(args, course)

@@ -1,20 +1,17 @@
-"""Grading: run the graded tests of every exercise against a folder, one row per exercise.
+"""The student's self-check: the public graded tests of a copy, in one pytest process, one row per exercise.
 
 :func:`grade` runs ONE pytest process in the graded folder (its tests, its
 package: ``PYTHONPATH`` puts the folder first) with the plugin of
 :mod:`minivq.course.plugin`, which keeps only the graded tests and records
-each one's outcome, first error line and gradient-check error. An exercise
-scores its points when all its graded tests pass (all or nothing). A
-failing exercise gets a reason: "not implemented" (its own stub raised),
-"needs exercise X first" (another exercise's stub raised), or the first
-failure. :func:`format_report` prints the rows and the total;
-``minivq course grade --json FILE`` writes the same report, strict JSON, for
-a learning-management system.
+each one's outcome, first error line and gradient-check error. It is quick
+and runs the copy as it is: it is the student's check, not the teacher's
+grade. The teacher's grading (:mod:`minivq.course.teacher`) runs the
+teacher's code with only the student's solution regions in it, each
+exercise in its own limited process, and adds hidden checks on inputs drawn
+at grading time.
 """
 import json
-import math
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -23,15 +20,15 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from ..cli.checks import UsageError
-from ..io.atomic import atomic_write_text
 from ..nearest import PUREPYTHON_ENV
 from .exercises import COURSE
-from .plugin import matches
+from .report import format_report, resolve_needs, test_row, total, write_report
 from .student import HANDOUT_FILE
 
-__all__ = ["grade", "check_pytest", "format_report", "write_report"]
+__all__ = ["grade", "check_pytest", "format_report", "write_report", "SELF_CHECK_NOTE"]
 
-_NOT_IMPLEMENTED = re.compile(r"NotImplementedError: exercise ([a-z][a-z0-9_]*):")
+SELF_CHECK_NOTE = ("This is the self-check: the public tests of this copy. The teacher's grading also runs hidden "
+                   "checks (fresh shapes and seeds), each exercise on its own, so a pass here is not yet a grade.")
 
 
 def _handout(directory):
@@ -92,47 +89,8 @@ def _check_imported_from(directory, results, package):
                          f"folder; grade the folder that holds the {package} package")
 
 
-def _reason(ex, failed, missing):
-    if missing:
-        return f"graded test not found: {missing[0]}"
-    if not failed:
-        return ""
-    if any("compiled kernel not in use" in msg for _, msg in failed):
-        return "the copy's compiled kernels are not built: pip install -e DIR, then grade again"
-    named = [m.group(1) for _, msg in failed for m in [_NOT_IMPLEMENTED.search(msg)] if m]
-    if ex.name in named:
-        return "not implemented"
-    if named:
-        return f"needs exercise {named[0]} first"
-    if ex.buggy is not None:  # a spot-the-bug exercise: say what to look for, then the first failure
-        return f"{ex.instruction}; {len(failed)} test(s) fail: {failed[0][1]}"[:200]
-    return f"{len(failed)} test(s) fail: {failed[0][1]}"[:160]
-
-
-def _score(ex, results):
-    """The report row of one exercise."""
-    tests = results["tests"]
-    rows, missing = [], []
-    for pattern in ex.tests:
-        hits = [nodeid for nodeid in tests if matches(nodeid, pattern)]
-        file = pattern.split("::", 1)[0]
-        errors = [msg for nodeid, msg in results["collect_errors"].items() if nodeid == file]
-        if errors:
-            rows.append((pattern, {"outcome": "failed", "message": f"cannot collect {file}: {errors[0]}"}))
-        elif not hits:
-            missing.append(pattern)
-        rows += [(nodeid, tests[nodeid]) for nodeid in hits]
-    failed = [(nodeid, t["message"] or t["outcome"]) for nodeid, t in rows if t["outcome"] != "passed"]
-    passed = not failed and not missing and bool(rows)
-    errors = [t["rel_error"] for _, t in rows if t.get("rel_error") is not None and math.isfinite(t["rel_error"])]
-    return {"name": ex.name, "kind": ex.kind, "points": ex.points, "score": ex.points if passed else 0,
-            "passed": passed, "method_ids": list(ex.method_ids), "path": ex.path, "tests": len(rows),
-            "failed": [{"test": n, "message": m} for n, m in failed], "reason": _reason(ex, failed, missing),
-            "rel_error": max(errors) if errors else None, "threshold": ex.threshold}
-
-
 def grade(directory=".", *, exercises=None, course=COURSE, say=print):
-    """Run the graded tests of the exercises against ``directory``.
+    """Run the public graded tests of the exercises against ``directory`` (the self-check).
 
     Parameters
     ----------
@@ -153,9 +111,9 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     Returns
     -------
     dict
-        ``directory``, ``exercises`` (one row each: name, kind, points,
-        score, passed, method_ids, path, tests, failed, reason, rel_error,
-        threshold) and ``total`` (score, points, passed, exercises).
+        ``directory``, ``mode`` ("self-check"), ``exercises`` (one row each:
+        name, kind, points, score, passed, status, reason, method_ids, path,
+        tests, failed, rel_error, threshold), ``total`` and ``note``.
     """
     directory = Path(directory).resolve()
     if not (directory / "tests").is_dir():
@@ -163,7 +121,8 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
     check_pytest(directory)  # before anything runs
     handout = _handout(directory)
     selected = course.select(exercises if exercises is not None else handout)
-    patterns = list(dict.fromkeys(p for ex in selected for p in ex.tests))
+    public = {ex.name: list(ex.tests) for ex in selected}
+    patterns = list(dict.fromkeys(p for ex in selected for p in public[ex.name]))
     package_dir = directory / course.package
     if package_dir.is_dir() and not any(package_dir.glob("_nearest_teaching*.so")) \
             and not any(package_dir.glob("_nearest_teaching*.pyd")):
@@ -171,32 +130,6 @@ def grade(directory=".", *, exercises=None, course=COURSE, say=print):
             f"until you build the copy: pip install -e {directory}")
     results = _run_pytest(directory, patterns, course.package, say)
     _check_imported_from(directory, results, course.package)
-    rows = [_score(ex, results) for ex in selected]
-    total = {"score": sum(r["score"] for r in rows), "points": sum(r["points"] for r in rows),
-             "passed": sum(r["passed"] for r in rows), "exercises": len(rows)}
-    return {"directory": str(directory), "student_copy": handout is not None, "exercises": rows, "total": total}
-
-
-def _error_cell(row):
-    if row["threshold"] is None:
-        return "-"
-    measured = "n/a" if row["rel_error"] is None else f"{row['rel_error']:.1e}"
-    return f"{measured} < {row['threshold']:.0e}"
-
-
-def format_report(report):
-    """The report as a table, one row per exercise, and the total line."""
-    head = f"{'exercise':<28} {'points':>6}  {'METHOD.md':<16} {'result':<6}  {'rel_error < threshold':<22} note"
-    lines = [head, "-" * len(head)]
-    for r in report["exercises"]:
-        result = "pass" if r["passed"] else "FAIL"
-        lines.append(f"{r['name']:<28} {r['score']:>2}/{r['points']:<3}  {', '.join(r['method_ids']):<16} "
-                     f"{result:<6}  {_error_cell(r):<22} {r['reason']}".rstrip())
-    t = report["total"]
-    lines.append(f"total: {t['score']}/{t['points']} points, {t['passed']}/{t['exercises']} exercises pass")
-    return "\n".join(lines)
-
-
-def write_report(report, path):
-    """Write ``report`` as strict JSON to ``path`` (atomically)."""
-    atomic_write_text(path, json.dumps(report, indent=1, allow_nan=False) + "\n")
+    rows = resolve_needs([test_row(ex, results, public[ex.name]) for ex in selected], course)
+    return {"directory": str(directory), "mode": "self-check", "student_copy": handout is not None,
+            "exercises": rows, "total": total(rows), "note": SELF_CHECK_NOTE}

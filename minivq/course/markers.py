@@ -14,10 +14,12 @@ the argument checks, so that a stub still validates its arguments and the
 module still imports. In notebook markdown cells, an answer to an inline
 question sits between ``### BEGIN ANSWER`` and ``### END ANSWER`` lines.
 
-The student copy replaces each region, at the indentation of its BEGIN
-line, by :func:`stub_lines` (an implementation exercise) or by the
-exercise's buggy variant (a spot-the-bug exercise), and each answer by
-:data:`ANSWER_PLACEHOLDER`. Nested, unclosed or unnamed regions are errors
+The student copy replaces the code of each handed-out region, at the
+indentation of its BEGIN line and between the same marker lines, by
+:func:`stub_lines` (an implementation exercise) or by the exercise's buggy
+variant (a spot-the-bug exercise), and each answer by
+:data:`ANSWER_PLACEHOLDER`; the teacher's grading takes the student's code
+from between the markers (:mod:`minivq.course.splice`). Nested, unclosed or unnamed regions are errors
 that name the file and line.
 """
 import re
@@ -169,7 +171,8 @@ def stub_lines(name, method_ids, instruction):
     list of str
     """
     message = f"exercise {name}: {instruction}"
-    return [f"# YOUR CODE HERE: exercise {name} (METHOD.md {', '.join(method_ids)})",
+    return [f"# YOUR CODE HERE: exercise {name} (METHOD.md {', '.join(method_ids)}); only the code between "
+            "the marker lines is graded",
             f"raise NotImplementedError({message!r})"]
 
 

@@ -1,21 +1,26 @@
-"""The pytest plugin ``minivq course grade`` runs the graded tests with.
+"""The pytest plugin that records the graded tests (the self-check's and every sandboxed child's).
 
 ``python -m pytest -p minivq.course.plugin --course-select SEL --course-out OUT FILES``
 keeps, among the tests of FILES, those whose node id matches a pattern of
 the JSON list in SEL (see :func:`matches`), runs them, and writes to OUT one JSON object:
 
-- ``tests``: node id -> ``{"outcome", "message", "rel_error"}``, outcome
-  ``passed``, ``failed`` or ``skipped``; message the first line of the
-  error (e.g. ``NotImplementedError: exercise ema_update: ...``);
-  rel_error the largest relative error :func:`minivq.gradcheck.rel_error`
-  returned during the test (its gradient checks), or null;
+- ``tests``: node id -> ``{"outcome", "message", "rel_error", "inputs"}``,
+  outcome ``passed``, ``failed`` or ``skipped``; message the first line of
+  the error; rel_error the largest relative error
+  :func:`minivq.gradcheck.rel_error` returned during the test, or null;
+  inputs what a hidden check drew (``record_property("inputs", ...)``);
 - ``collect_errors``: test file -> why it could not be collected;
-- ``modules``: the file each package of ``--course-package`` was imported from.
+- ``modules``: the file each package of ``--course-package`` was imported from;
+- ``stopped``: why the session stopped early (KeyboardInterrupt, ``pytest.exit``), or null;
+- ``tampered``: what the code under test replaced in numpy, pytest, the
+  builtins or this plugin while it ran (``--course-guard``), or null.
 
-How the gradient-check error is measured: for the session, the plugin
-wraps ``minivq.gradcheck.rel_error`` (the function every gradient check of
-the test suite goes through: :func:`minivq.gradcheck.check_backward` looks
-it up at each call), so no test has to report anything.
+With ``--course-events FILE`` every test's start and end is appended to FILE
+as it happens, one JSON line each, so the grader can name the test a child
+was running when it hung or crashed.
+
+This module imports nothing from minivq: a sandboxed child loads it by its
+file path from the grader's install, never from the copy it grades.
 """
 import fnmatch
 import functools
@@ -24,6 +29,10 @@ import json
 import sys
 
 __all__ = ["matches"]
+
+#: Modules whose functions and classes the guard watches (prefix match for the pytest internals).
+GUARDED = ("builtins", "numpy", "numpy.testing", "numpy.linalg", "numpy.random", "math", "json", "os",
+           "pytest", "_pytest")
 
 
 def matches(nodeid, pattern):
@@ -48,6 +57,9 @@ def pytest_addoption(parser):
     group = parser.getgroup("minivq course")
     group.addoption("--course-select", default=None, help="JSON file: the node id patterns to run")
     group.addoption("--course-out", default=None, help="JSON file the results are written to")
+    group.addoption("--course-events", default=None, help="JSON-lines file: each test's start and end")
+    group.addoption("--course-guard", action="store_true", help="fail the run when numpy, pytest or the "
+                                                                 "builtins are replaced during the tests")
     group.addoption("--course-package", action="append", default=[], help="record where this package is imported from")
 
 
@@ -75,6 +87,35 @@ def _message(report):
     return last[1:].strip() if last.startswith("E ") else last  # pytest's "E   " error prefix
 
 
+def _watched(modules):
+    """{(module, attribute): identity} of the functions and classes (and their methods) of ``modules``."""
+    seen = {}
+    for modname, module in modules:
+        for name, value in list(vars(module).items()):
+            if callable(value) or isinstance(value, type):
+                code = getattr(value, "__code__", None)
+                seen[modname, name] = (id(value), id(code))
+                if isinstance(value, type) and modname.startswith("_pytest"):
+                    for attr, member in list(vars(value).items()):
+                        seen[modname, f"{name}.{attr}"] = (id(member), id(getattr(member, "__code__", None)))
+    return seen
+
+
+class _Guard:
+    """Notes what the code under test replaced among the functions grading relies on."""
+
+    def __init__(self, extra):
+        mods = [(n, m) for n, m in list(sys.modules.items()) if m is not None
+                and any(n == g or n.startswith(g + ".") for g in GUARDED)]
+        self.modules = mods + list(extra)
+        self.before = _watched(self.modules)
+
+    def changed(self):
+        now = _watched(self.modules)
+        diff = [f"{m}.{a}" for key in self.before for m, a in [key] if now.get(key) != self.before[key]]
+        return diff
+
+
 class _Recorder:
     """Selects the graded tests, measures their gradient-check errors and writes the results."""
 
@@ -82,8 +123,11 @@ class _Recorder:
         with open(config.getoption("course_select"), encoding="utf-8") as f:
             self.patterns = json.load(f)
         self.out = config.getoption("course_out")
+        self.events = config.getoption("course_events")
+        self.guard_on = config.getoption("course_guard")
         self.packages = config.getoption("course_package")
         self.tests, self.collect_errors, self.current, self.total = {}, {}, None, 0
+        self.stopped, self.tampered, self.guard = None, None, None
         self.gradcheck, self.rel_error = None, None
         try:
             self.gradcheck = importlib.import_module("minivq.gradcheck")
@@ -99,7 +143,13 @@ class _Recorder:
                 entry["rel_error"] = max(entry.get("rel_error") or 0.0, value)
             return value
 
+        self.measured = measured
         self.gradcheck.rel_error = measured
+
+    def _event(self, **item):
+        if self.events:
+            with open(self.events, "a", encoding="utf-8") as f:
+                f.write(json.dumps(item, default=str) + "\n")
 
     def pytest_collection_modifyitems(self, session, config, items):
         keep = [item for item in items if any(matches(item.nodeid, p) for p in self.patterns)]
@@ -108,6 +158,13 @@ class _Recorder:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
         self.total = len(keep)
+        for item in keep:
+            self.tests.setdefault(item.nodeid, {})
+
+    def pytest_collection_finish(self, session):
+        if self.guard_on:  # after every module is imported: from here on only the code under test changes things
+            self.guard = _Guard([("minivq.course.plugin", sys.modules[__name__])]
+                                + ([("minivq.gradcheck", self.gradcheck)] if self.gradcheck else []))
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -115,6 +172,7 @@ class _Recorder:
 
     def pytest_runtest_setup(self, item):
         self.current = item.nodeid
+        self._event(start=item.nodeid)
 
     def pytest_runtest_logreport(self, report):
         entry = self.tests.setdefault(report.nodeid, {})
@@ -123,9 +181,27 @@ class _Recorder:
         if report.when == "call" or setup_not_passed or teardown_failed:
             entry["outcome"] = report.outcome
             entry["message"] = "" if report.passed else _message(report)
+        for key, value in report.user_properties:
+            if key == "inputs":
+                entry["inputs"] = value
         if report.when == "teardown":
             self.current = None
+            self._check_guard()
+            self._event(end=report.nodeid, outcome=entry.get("outcome"), message=entry.get("message", ""))
             self._progress(sum(1 for e in self.tests.values() if "outcome" in e))
+
+    def _check_guard(self):
+        if self.guard is not None and self.tampered is None:
+            changed = self.guard.changed()
+            if self.gradcheck is not None and self.gradcheck.rel_error is not self.measured:
+                changed.append("minivq.gradcheck.rel_error")
+            if changed:
+                self.tampered = f"the code under test replaced {', '.join(sorted(changed)[:3])}"
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        name = type(excinfo.value).__name__
+        name = "pytest.exit" if name == "Exit" else name
+        self.stopped = f"{name} stopped the tests" + (f" in {self.current}" if self.current else "")
 
     def _progress(self, done):
         """A progress line on stderr: rewritten in place on a terminal, else at every quarter."""
@@ -136,6 +212,7 @@ class _Recorder:
             print(f"  graded tests {done}/{self.total}", file=sys.stderr, flush=True)
 
     def pytest_sessionfinish(self, session):
+        self._check_guard()
         if self.gradcheck is not None:
             self.gradcheck.rel_error = self.rel_error
         modules = {}
@@ -144,8 +221,11 @@ class _Recorder:
                 modules[name] = getattr(importlib.import_module(name), "__file__", None)
             except Exception as e:  # the copy does not import: say why
                 modules[name] = f"import failed: {type(e).__name__}: {e}"
-        result = {"tests": {k: {"outcome": v.get("outcome", "failed"), "message": v.get("message", ""),
-                                "rel_error": v.get("rel_error")} for k, v in self.tests.items()},
-                  "collect_errors": self.collect_errors, "modules": modules}
+        unfinished = self.stopped or "the session stopped before this test ran"
+        result = {"tests": {k: {"outcome": v.get("outcome", "failed"), "message": v.get("message", unfinished),
+                                "rel_error": v.get("rel_error"), "inputs": v.get("inputs")}
+                            for k, v in self.tests.items()},
+                  "collect_errors": self.collect_errors, "modules": modules, "stopped": self.stopped,
+                  "tampered": self.tampered}
         with open(self.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+            json.dump(result, f, indent=1, default=str)

@@ -2,18 +2,23 @@
 
 :func:`write_student_copy` copies the repository (library, tests,
 notebooks, README, setup files, data) to a new folder and, in every
-``.py``, ``.pyx`` and ``.ipynb`` file, replaces each solution region of a
-handed-out exercise by its stub (implementation exercises) or its buggy
-variant (spot-the-bug exercises); the regions of exercises not handed out
-keep their solution, without the marker lines. Answers to the notebooks'
-inline questions are removed, and a notebook that runs a handed-out
-exercise says so in its first cell. Build artefacts (what ``.gitignore``
-lists, compiled modules, the C files Cython generates) are not copied: the
-copy is built with ``pip install -e .`` like a fresh clone.
+``.py``, ``.pyx`` and ``.ipynb`` file, replaces the code of each solution
+region of a handed-out exercise by its stub (implementation exercises) or
+its buggy variant (spot-the-bug exercises), between the same marker lines
+(the teacher's grading takes the student's code from between them); the
+regions of exercises not handed out keep their solution, without the
+marker lines. Answers to the notebooks' inline questions are removed, and a
+notebook that runs a handed-out exercise says so in its first cell. What
+would give an answer away is left out or stripped: the teacher's side
+(hidden checks, buggy variants, the kit's own tests) and the redactions of
+:mod:`minivq.course.redact`. Build artefacts (what ``.gitignore`` lists,
+compiled modules, the C files Cython generates) are not copied: the copy is
+built with ``pip install -e .`` like a fresh clone.
 
 The copy is written to a temporary folder beside OUT and renamed into
 place, so OUT never holds half a copy. It records what was handed out in
-:data:`HANDOUT_FILE`, which ``minivq course grade`` reads.
+:data:`HANDOUT_FILE` (the exercises, their points, the date; nothing about
+the teacher's machine), which the student's ``minivq course grade`` reads.
 """
 import fnmatch
 import json
@@ -24,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .exercises import COURSE
-from .markers import MarkerError, has_markers, replace_answers, replace_regions, stub_lines
+from .markers import MarkerError, find_answers, find_regions, replace_answers, replace_regions, stub_lines
+from .redact import redact
 
 __all__ = ["write_student_copy", "repository_files", "HANDOUT_FILE"]
 
@@ -100,18 +106,37 @@ def _replacer(rel, handed_out, course, seen):
         seen[ex.name].append(rel)
         if ex.name not in handed_out:
             return body
-        if ex.buggy is None:
-            return stub_lines(ex.name, ex.method_ids, ex.instruction)
-        if index >= len(ex.buggy):
+        if ex.kind == "implement":
+            code = stub_lines(ex.name, ex.method_ids, ex.instruction)
+        elif ex.buggy is None:
+            raise MarkerError(f"{rel}:{region.begin + 1}: {ex.name!r} is a spot-the-bug exercise whose buggy "
+                              "variant is on the teacher's side (minivq/course/hidden/): write student copies "
+                              "from the instructor repository")
+        elif index >= len(ex.buggy):
             raise MarkerError(f"{rel}:{region.begin + 1}: region {index + 1} of {ex.name!r}, which has "
                               f"{len(ex.buggy)} buggy variant(s) in the registry")
-        return ex.buggy[index].strip("\n").splitlines()
+        else:
+            code = ex.buggy[index].strip("\n").splitlines()
+        return [f"### BEGIN SOLUTION {ex.name}"] + code + ["### END SOLUTION"]
 
     return replace
 
 
+def _check_left(text, where, handed_out):
+    """The regions left in a student text must be handed-out exercises' (and no answer is left)."""
+    for region in find_regions(text, where):
+        if region.name not in handed_out:
+            raise MarkerError(f"{where}:{region.begin + 1}: marker lines of {region.name!r} are left in the "
+                              "student version (a malformed marker?)")
+    if find_answers(text, where):
+        raise MarkerError(f"{where}: an inline question's answer is left in the student version")
+
+
 def _student_source(text, rel, handed_out, course, seen):
     new = replace_regions(text, rel, _replacer(rel, handed_out, course, seen), require_indent=True)
+    _check_left(new, rel, handed_out)
+    if rel in course.redactions:
+        new = redact(new, rel, course.redactions[rel])
     if rel.endswith(".py") and new != text:
         try:
             compile(new, rel, "exec")
@@ -138,6 +163,7 @@ def _student_notebook(text, rel, handed_out, course, seen):
         where, old = f"{rel} cell {i}", _cell_text(cell)
         if cell.get("cell_type") == "code":
             new = replace_regions(old, where, _replacer(rel, handed_out, course, seen))
+            _check_left(new, where, handed_out)
             if new != old:
                 cell["outputs"], cell["execution_count"] = [], None
         elif cell.get("cell_type") == "markdown":
@@ -179,11 +205,13 @@ def _copy_tree(source, tmp, files, handed_out, course):
         text = src.read_text(encoding="utf-8")
         transform = _student_notebook if rel.endswith(".ipynb") else _student_source
         new = transform(text, rel, handed_out, course, seen)
-        if has_markers(new):
-            raise MarkerError(f"{rel}: marker lines are left in the student version (a malformed marker?)")
         dst.write_text(new, encoding="utf-8")
         shutil.copymode(src, dst)
     return seen
+
+
+def _instructor_only(rel, course):
+    return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in course.instructor_only)
 
 
 def _check_coverage(course, seen):
@@ -235,10 +263,10 @@ def write_student_copy(source, out, *, exercises=None, course=COURSE, say=print)
     say(f"course student: {len(files)} files from {source}, {len(selected)} exercise(s) handed out")
     handed_out = {ex.name for ex in selected}
     try:
-        seen = _copy_tree(source, tmp, [f for f in files if f not in course.instructor_only], handed_out, course)
+        seen = _copy_tree(source, tmp, [f for f in files if not _instructor_only(f, course)], handed_out, course)
         _check_coverage(course, seen)
         handout = {"exercises": [ex.name for ex in selected], "points": sum(ex.points for ex in selected),
-                   "source": str(source), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                   "created": datetime.now(timezone.utc).date().isoformat()}
         (tmp / HANDOUT_FILE).write_text(json.dumps(handout, indent=1) + "\n", encoding="utf-8")
         if out.exists():
             out.rmdir()
