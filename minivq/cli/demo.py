@@ -137,11 +137,8 @@ def run_demo(args, out):
         clock = SharedClock(len(jobs) * epochs) if n_workers > 1 else Clock(len(jobs) * epochs)
         labelled = [(v, s, f"[{v} {i + 1}/{len(jobs)}, seed {s}]") for i, (v, s) in enumerate(jobs)]
         initargs = (settings, args.eval_split, clock) + ((splits,) if n_workers == 1 else ())
-        # the costliest variant first (CMCM, then VQ), so two workers finish together
-        order = sorted(range(len(jobs)), key=lambda i: ("full", "vq", "summary").index(jobs[i][0]))
         with JobRunner(n_workers, _init_runs, initargs) as runner:
-            for k, run in runner.results(_run, [labelled[i] for i in order]):
-                i = order[k]
+            for i, run in runner.results(_run, labelled):
                 done[jobs[i]] = run
                 runs = _in_order(jobs, done)
                 variant, seed = jobs[i]
