@@ -138,7 +138,8 @@ def restart_dead_codes(state, H, M, threshold, rng):
     Returns
     -------
     state : EMAState
-        New arrays; for every restarted k: e_k = h, n_k = threshold,
+        The same object when no code is dead; otherwise a new EMAState with
+        new arrays where, for every restarted k, e_k = h, n_k = threshold and
         m_k = e_k * threshold, so the next EMA step keeps e_k near h.
     restarted : ndarray of int64
         The restarted codes (sorted).

@@ -27,6 +27,13 @@ def test_whole_model_gradient(variant, modalities):
     assert set(errors) == set(init_params(cfg, np.random.default_rng(0))), "every parameter checked"
 
 
+def test_whole_model_gradient_at_non_unit_weights():
+    """Every weighted term at a weight other than 1: a dropped lambda_cmcm or beta cannot pass."""
+    cfg = tiny_config(("image", "speech"), "full", lambda_cmcm=0.5, beta=0.4, codebook="grad")
+    errors = check_model_gradients(cfg, seed=2)
+    assert max(errors.values()) < 1e-6, f"rel_errors {errors}, expect < 1e-6"
+
+
 def test_whole_model_gradient_grad_codebook_three_modalities():
     cfg = tiny_config(("image", "speech", "text"), codebook="grad", margin=0.2, squared=True,
                       cosine=False, unit_norm=False)
