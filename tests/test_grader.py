@@ -177,10 +177,10 @@ def test_a_row_shows_the_error_the_threshold_and_a_verdict_that_agree():
 
 
 def test_an_exercise_that_runs_a_failing_one_needs_it_first():
-    rows = [plain_row(COURSE.get(n), "failed", "wrong") for n in ("masked_mean_backward", "code_distribution_backward")]
+    rows = [plain_row(COURSE.get(n), "failed", "wrong") for n in ("bug_cmg_pairing", "code_similarity_backward")]
     rows.append(plain_row(COURSE.get("affine_backward"), "passed", "", passed=True, score=2))
     resolve_needs(rows, COURSE)
-    assert rows[1]["reason"] == "needs exercise masked_mean_backward first" and rows[1]["status"] == "blocked"
+    assert rows[1]["reason"] == "needs exercise bug_cmg_pairing first" and rows[1]["status"] == "blocked"
     assert rows[1]["own_reason"] == "wrong" and rows[0]["reason"] == "wrong"
 
 
@@ -221,16 +221,7 @@ def test_hidden_checks_pass_on_the_solution(monkeypatch):
 def test_ema_update_without_the_smoothing_fails_its_own_hidden_check(monkeypatch):
     import minivq.ema as ema
 
-    def no_smoothing(state, H, idx, M, decay=0.99, eps=1e-5):
-        right = ema._smoothed_counts
-        monkeypatch.setattr(ema, "_smoothed_counts", lambda n, eps: n)  # E = m / n
-        try:
-            return real(state, H, idx, M, decay, eps)
-        finally:
-            monkeypatch.setattr(ema, "_smoothed_counts", right)
-
-    real = ema._ema_update
-    monkeypatch.setattr(ema, "_ema_update", no_smoothing)
+    monkeypatch.setattr(ema, "_smoothed_counts", lambda n, eps: n)  # E = m / n: the smoothing dropped
     with pytest.raises(AssertionError, match="Laplace-smoothed"):
         hidden_check(monkeypatch, "hidden_vq", "test_ema_update_with_smoothing_at_fresh_sizes")
 

@@ -87,7 +87,7 @@ def test_one_bad_exercise_costs_only_itself(honest, tmp_path):
         "info_nce_backward": "raise SystemExit(0)",
     })
     names = ["nearest_reference", "affine_backward", "masked_mean_backward", "l2_normalize_backward",
-             "conv1d_backward", "straight_through", "info_nce_backward", "code_distribution_backward",
+             "conv1d_backward", "straight_through", "info_nce_backward", "pair_backward",
              "loc_relevance", "cc_agreement"]
     proc, report, seconds = grade(sub, *names, timeout=4)
     rows = rows_of(report)
@@ -99,7 +99,7 @@ def test_one_bad_exercise_costs_only_itself(honest, tmp_path):
               "l2_normalize_backward": ("interrupted", "KeyboardInterrupt stopped the tests"),
               "straight_through": ("syntax_error", "syntax error at minivq/quantizer.py:"),
               "info_nce_backward": ("failed", "SystemExit"),
-              "code_distribution_backward": ("blocked", "needs exercise masked_mean_backward first"),
+              "pair_backward": ("blocked", "needs exercise affine_backward first"),
               "loc_relevance": ("refused", "imports subprocess"),
               "cc_agreement": ("refused", "imports os")}
     for name, (status, words) in expect.items():

@@ -259,7 +259,7 @@ EXERCISES = (
              "return dH, dE: back through the masked mean, the softmax over the codes and the distances "
              "(0 below the floor) (notebook 04)",
              (T_MATCH + "test_code_distribution_gradient", T_MATCH + "test_unit_on_a_codeword_has_finite_gradients"),
-             N04, requires=("masked_mean_backward",), threshold=1e-7,
+             N04, threshold=1e-7,
              hidden=(H_MATCH + "test_code_distribution_backward_at_fresh_sizes_and_temperatures",)),
     # session 5: the whole model
     Exercise("pair_backward", 4, ("LOSS", "MMS", "CM-4"), "minivq/model.py",
