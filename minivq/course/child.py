@@ -1,21 +1,7 @@
-"""One exercise's graded tests, in a sandboxed child process (started by :mod:`minivq.course.sandbox`).
+"""One exercise's graded tests in a sandboxed child: ``python -I -B child.py CONFIG`` (a JSON the grader wrote).
 
-``python -I -B child.py CONFIG`` with CONFIG a JSON file the grader wrote:
-
-- ``root``: the graded copy (the teacher's source with the student's regions
-  spliced in); ``files``, ``patterns``: the test files and node id patterns;
-- ``out``, ``events``, ``log``: where the results, the test-by-test events and
-  a compiler's output go; ``plugin``: the recorder's file in the grader's install;
-- ``memory``, ``file_size``: the limits (bytes); ``grader``: the parent's pid (null: forked by the
-  fork server of :mod:`minivq.course.zygote`, which checks it);
-- ``build``: ``.pyx`` files of the copy to compile first (the student's kernel).
-
-The process dies with the grader (``PR_SET_PDEATHSIG``), may not grow past
-``memory`` (``RLIMIT_AS``) nor write files larger than ``file_size``, and
-imports nothing from minivq itself: ``-I`` ignores PYTHONPATH and the user's
-site, and the only ``minivq`` on ``sys.path`` is the graded copy's. The
-grader runs it in its own process group, with a wall-time limit, and kills
-the group when it ends.
+It dies with the grader, limits its memory and file sizes, compiles the copy's ``.pyx`` files if asked,
+and runs pytest with the recorder of :mod:`.plugin`. Standalone: it imports nothing from minivq.
 """
 import json
 import os
@@ -24,13 +10,17 @@ import signal
 import subprocess
 import sys
 
-def _limit(config):
+def die_with_parent():
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the grader's kill of the group still applies
         pass
+
+
+def _limit(config):
+    die_with_parent()
     if config["grader"] is not None and os.getppid() != config["grader"]:  # the grader is already gone
         os._exit(3)
     for limit, value in ((resource.RLIMIT_AS, config["memory"]), (resource.RLIMIT_FSIZE, config["file_size"]),

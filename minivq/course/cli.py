@@ -1,10 +1,4 @@
-"""``minivq course``: the student copy, grading, and the list of exercises.
-
-``minivq/cli/parser.py`` registers it with ``add_parser(subparsers,
-parents=[debug], formatter_class=...)``; every action runs through :func:`run`, and errors
-reach ``minivq.cli.main`` as ``UsageError`` (a wrong command line: exit 2)
-or ``ValueError``/``OSError`` (exit 1), printed as one line.
-"""
+"""``minivq course``: the student copy, grading, and the list of exercises."""
 import json
 import re
 import textwrap
@@ -14,11 +8,10 @@ from ..cli.checks import UsageError, check_json_file
 from .exercises import COURSE
 from .markers import MarkerError
 from .report import write_report
-from .source import check_source, default_source, repository_missing
+from .source import check_source, default_source
 from .student import write_student_copy
 
-__all__ = ["add_parser", "run", "default_source", "check_source", "check_json_output", "repository_missing",
-           "format_list", "format_markdown"]
+__all__ = ["add_parser", "run", "format_list", "format_markdown"]
 
 STUDENT_EPILOG = """examples:
   minivq course student ../handout                  # every exercise
@@ -39,17 +32,7 @@ def _fill(text, width=79):
 
 
 def add_parser(subparsers, parents=(), **kwargs):
-    """Add ``course`` and its actions ``student``, ``grade`` and ``list`` to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse subparsers action
-        From ``parser.add_subparsers()``.
-    parents : sequence of ArgumentParser
-        Parents of every action (e.g. the one that defines ``--debug``).
-    **kwargs
-        More ``add_parser`` arguments for every parser (e.g. ``formatter_class``).
-    """
+    """Add ``course`` and its actions to ``subparsers``; ``parents`` and ``kwargs`` go to every action."""
     course = subparsers.add_parser(
         "course", help="the course kit: a student copy without the solutions, grading, the exercises",
         description=_fill(
@@ -119,11 +102,6 @@ def add_parser(subparsers, parents=(), **kwargs):
         parser.set_defaults(func=run)
 
 
-def check_json_output(text):
-    """``--json FILE``, as typed: writable, and not an existing .npz file (a checkpoint) (else UsageError)."""
-    return check_json_file(text, "--json")
-
-
 def format_list(course=COURSE):
     """The exercises as a table: name, kind, points, METHOD.md IDs, file, notebooks; and the total."""
     head = f"{'exercise':<28} {'kind':<9} {'points':>6}  {'METHOD.md':<16} {'file':<32} notebooks"
@@ -169,7 +147,7 @@ def run(args, course=COURSE):
     action = args.course_command
     json_path = getattr(args, "json", None)
     if json_path is not None:
-        check_json_output(json_path)
+        check_json_file(json_path, "--json")
     if action == "list":
         print(format_list(course), flush=True)
         if json_path is not None:

@@ -1,28 +1,4 @@
-"""The exercises of the course: what to write, where, what grades it (the registry).
-
-Each :class:`Exercise` names one or more solution regions (see
-:mod:`minivq.course.markers`) in ONE file of the repository, the METHOD.md
-equations they implement, the tests that grade them, and the notebooks
-that derive them. An *implementation* exercise's regions become stubs in the
-student copy; a *spot-the-bug* exercise's regions become its ``buggy``
-variants (a real bug of public code), and its tests fail until the student
-finds and fixes it.
-
-``requires`` lists the exercises a graded test also runs through (a
-gradient check of the CMCM loss runs the code-distribution backward, and
-the backward of a buggy forward fails its check until the forward is
-fixed): the course hands them out in that order, ``minivq course grade``
-says "needs exercise X first", and ``tests/test_course.py`` checks that a
-test never fails because of an exercise that is not declared here.
-
-Test ids are pytest node ids, ``file::function``; a bare function id covers
-all its parametrizations, and shell wildcards (``[*teaching*]``) select
-some of them. ``tests`` are public (the student's self-check runs them);
-``hidden`` are the teacher's: checks of ``minivq/course/hidden/`` (fresh
-inputs drawn at grading time) and public-looking tests the student copy
-leaves out. The buggy variants of the spot-the-bug exercises live there too
-(``hidden/bugs.py``): a student copy has neither.
-"""
+"""The registry: each exercise's regions, points, METHOD.md IDs, graded and hidden tests (COURSE.md)."""
 from dataclasses import dataclass, field
 
 try:
@@ -36,37 +12,10 @@ __all__ = ["Exercise", "Course", "COURSE", "EXERCISES", "NOTEBOOK_NEEDS"]
 
 @dataclass(frozen=True)
 class Exercise:
-    """One graded exercise.
-
-    Attributes
-    ----------
-    name : str
-        snake_case; the marker lines and the stub's error message use it.
-    points : int
-    method_ids : tuple of str
-        METHOD.md equation IDs it implements, e.g. ``("VQ-5",)``.
-    path : str
-        The file, relative to the repository root, holding its regions.
-    instruction : str
-        One line: what to write (the stub's NotImplementedError says it).
-    tests : tuple of str
-        Graded tests: pytest node ids or patterns. All must pass.
-    notebooks : tuple of str
-        Notebooks that derive it.
-    requires : tuple of str
-        Exercises its graded tests also run through.
-    buggy : tuple of str or None
-        Spot-the-bug: the replacement of each of its regions, in file order
-        (dedented source; "" removes the region).
-    threshold : float or None
-        The gradient-check relative error its tests must stay below, shown
-        by ``minivq course grade`` beside the error measured.
-    hidden : tuple of str
-        The teacher's graded tests: ``hidden_<topic>.py::<test>`` in the
-        course's hidden folder, or ``tests/...`` ids the student copy drops.
-    kind : str
-        ``"implement"`` or ``"bug"`` (default: "bug" when ``buggy`` is given).
-    """
+    """One graded exercise: its regions are in ``path``; ``tests`` (public) and ``hidden`` (the teacher's)
+    are pytest node ids or patterns that must all pass; ``requires``: exercises its tests also run through;
+    ``buggy``: a spot-the-bug exercise's replacement of each region, in file order; ``threshold``: the
+    gradient-check error shown beside the one measured; ``kind``: "implement" or "bug" (default by ``buggy``)."""
 
     name: str
     points: int
@@ -90,28 +39,9 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Course:
-    """A registry of exercises and what the student copy does with the rest of the repository.
-
-    Attributes
-    ----------
-    exercises : tuple of Exercise
-        In the order of the syllabus.
-    notebook_needs : dict of str -> tuple of str
-        Notebook path -> the exercises it runs (the student copy says so in
-        its first cell).
-    package : str
-        The package the graded tests must import from the graded folder.
-    instructor_only : tuple of str
-        Files and folders left out of the student copy.
-    unscanned : tuple of str
-        Folders whose files are copied as they are, never searched for
-        markers (the course kit itself mentions them).
-    hidden_dir : str or None
-        The folder of the hidden checks (left out of the student copy).
-    redactions : dict
-        What the student copy strips from files it keeps (see
-        :mod:`minivq.course.redact`).
-    """
+    """The exercises, in syllabus order, and what the student copy does with the rest of the repository:
+    ``notebook_needs`` (notebook -> the exercises it runs), ``instructor_only`` (left out), ``unscanned``
+    (copied as they are), ``hidden_dir`` and ``redactions`` (see :mod:`minivq.course.redact`)."""
 
     exercises: tuple
     notebook_needs: dict = field(default_factory=dict)
@@ -122,7 +52,6 @@ class Course:
     redactions: dict = field(default_factory=dict)
 
     def names(self):
-        """Exercise names, in order."""
         return [ex.name for ex in self.exercises]
 
     def get(self, name):
@@ -133,13 +62,7 @@ class Course:
         raise KeyError(name)
 
     def select(self, names=None, arg="--exercises"):
-        """The exercises called ``names`` (all when None), in registry order.
-
-        Raises
-        ------
-        ValueError
-            Naming ``arg``, the unknown names and the known ones.
-        """
+        """The exercises called ``names`` (all when None), in registry order; ValueError naming ``arg``."""
         if names is None:
             return list(self.exercises)
         unknown = [n for n in names if n not in self.names()]
@@ -148,20 +71,26 @@ class Course:
                              f"{', '.join(self.names())} (minivq course list)")
         return [ex for ex in self.exercises if ex.name in set(names)]
 
+    def requirements(self, name):
+        """Every exercise ``name`` runs through, directly or not, in registry order."""
+        found, todo = set(), list(self.get(name).requires)
+        while todo:
+            req = todo.pop()
+            if req not in found:
+                found.add(req)
+                todo += self.get(req).requires
+        return [n for n in self.names() if n in found]
+
     @property
     def points(self):
-        """Total points."""
         return sum(ex.points for ex in self.exercises)
 
 
-N01, N02, N03 = ("notebooks/01_nearest_codeword.ipynb",), ("notebooks/02_layers_and_gradient_checks.ipynb",), \
-    ("notebooks/03_vector_quantization.ipynb",)
-N04, N05, N06 = ("notebooks/04_cross_modal_code_matching.ipynb",), ("notebooks/05_training_toy.ipynb",), \
-    ("notebooks/06_spoken_digits.ipynb",)
-N07 = ("notebooks/07_choices.ipynb",)
+N01, N02, N03, N04, N05, N06, N07 = (("notebooks/" + n + ".ipynb",) for n in (
+    "01_nearest_codeword", "02_layers_and_gradient_checks", "03_vector_quantization", "04_cross_modal_code_matching",
+    "05_training_toy", "06_spoken_digits", "07_choices"))
 T_NEAREST, T_LAYERS, T_QUANT = "tests/test_nearest.py::", "tests/test_layers.py::", "tests/test_quantizer.py::"
-T_MATCH, T_METRICS = "tests/test_matching.py::", "tests/test_metrics.py::"
-
+T_MATCH, T_METRICS, T_MODEL = "tests/test_matching.py::", "tests/test_metrics.py::", "tests/test_model.py::"
 H_NEAREST, H_LAYERS, H_VQ = "hidden_nearest.py::", "hidden_layers.py::", "hidden_vq.py::"
 H_MATCH, H_METRICS = "hidden_matching.py::", "hidden_metrics.py::"
 
@@ -179,8 +108,8 @@ EXERCISES = (
               T_NEAREST + "test_ties_go_to_the_lowest_index[*-reference]"),
              N01, hidden=(H_NEAREST + "test_nearest_reference_at_fresh_sizes",)),
     Exercise("nearest_teaching", 3, ("VQ-1",), "minivq/_nearest_teaching.pyx",
-             "fill e_sq, indices and sq_distances with plain loops over "
-             "codes, rows and features (then pip install -e .)",
+             "fill e_sq, indices and sq_distances with plain loops over codes, rows and features "
+             "(then pip install -e .)",
              (T_NEAREST + "test_matches_brute_force[*-teaching]",
               T_NEAREST + "test_ties_go_to_the_lowest_index[*-teaching]"),
              N01, hidden=(H_NEAREST + "test_nearest_teaching_at_fresh_sizes_with_partial_blocks",)),
@@ -195,8 +124,8 @@ EXERCISES = (
              hidden=(H_LAYERS + "test_masked_mean_backward_at_fresh_shapes",)),
     Exercise("l2_normalize_backward", 3, ("SUM-3",), "minivq/layers/dense.py",
              "return dx, the gradient of y = x / max(||x||, eps), row by row (notebook 02)",
-             (T_LAYERS + "test_l2_normalize_gradient", T_LAYERS + "test_l2_normalize_gradient_below_eps"),
-             N02, threshold=1e-7, hidden=(H_LAYERS + "test_l2_normalize_backward_at_fresh_shapes_and_below_eps",)),
+             (T_LAYERS + "test_l2_normalize_gradient", T_LAYERS + "test_l2_normalize_gradient_below_eps"), N02,
+             threshold=1e-7, hidden=(H_LAYERS + "test_l2_normalize_backward_at_fresh_shapes_and_below_eps",)),
     Exercise("conv1d_backward", 4, ("ENC",), "minivq/layers/conv.py",
              "return dx, dW, db, the gradients of the strided, padded conv1d of the forward (notebook 02)",
              (T_LAYERS + "test_conv1d_gradients",), N02, threshold=1e-7,
@@ -208,8 +137,8 @@ EXERCISES = (
     # session 3: vector quantization
     Exercise("straight_through", 1, ("VQ-2",), "minivq/quantizer.py",
              "return dH for q = h + sg(q - h), a new array (notebook 03)",
-             (T_QUANT + "test_ste_backward_is_a_copy", T_QUANT + "test_ste_is_the_gradient_of_the_copy"),
-             N03, threshold=1e-7, hidden=(H_VQ + "test_straight_through_at_fresh_shapes",)),
+             (T_QUANT + "test_ste_backward_is_a_copy", T_QUANT + "test_ste_is_the_gradient_of_the_copy"), N03,
+             threshold=1e-7, hidden=(H_VQ + "test_straight_through_at_fresh_shapes",)),
     Exercise("vq_loss_gradients", 3, ("VQ-3", "VQ-4"), "minivq/quantizer.py",
              "return dH of the commitment loss (VQ-3) and dE of the codebook loss (VQ-4), zero on padding "
              "(notebook 03)",
@@ -234,12 +163,11 @@ EXERCISES = (
                  H_VQ + "test_ema_state_keeps_the_raw_count_over_fresh_steps")),
     _bug("bug_restart_keeps_ema_state", 2, ("VQ-6",), "minivq/ema.py",
          "find and fix the bug: a restarted code is dragged back",
-         (T_QUANT + "test_restart_dead_code_is_not_dragged_back",), N03,
-         requires=("ema_update", "restart_dead_codes"),
+         (T_QUANT + "test_restart_dead_code_is_not_dragged_back",), N03, requires=("ema_update", "restart_dead_codes"),
          hidden=(H_VQ + "test_restart_resets_the_ema_state_of_restarted_codes",)),
     _bug("bug_beta_on_codebook", 2, ("VQ-3", "VQ-4", "LOSS"), "minivq/model.py",
          "find and fix the bug: the total loss weights the two VQ losses unlike VQ-3 and VQ-4",
-         ("tests/test_model.py::test_beta_weights_the_commitment_loss_not_the_codebook_loss",), N03,
+         (T_MODEL + "test_beta_weights_the_commitment_loss_not_the_codebook_loss",), N03,
          requires=("vq_loss_gradients",), hidden=(H_VQ + "test_beta_weights_the_commitment_loss_at_a_fresh_beta",)),
     # session 4: contrastive losses and cross-modal code matching
     Exercise("info_nce_backward", 3, ("MMS", "CM-4"), "minivq/contrastive.py",
@@ -249,8 +177,8 @@ EXERCISES = (
     _bug("bug_cmg_pairing", 2, ("CM-3",), "minivq/matching.py",
          "find and fix the bug: S^code disagrees with CM-3 off the diagonal",
          (T_MATCH + "test_code_similarity_pairing_pitfall",
-          T_MATCH + "test_code_similarity_matches_the_pairwise_loop[3-3-4]"), N04,
-         hidden=(H_MATCH + "test_code_similarity_pairs_i_with_j_at_fresh_sizes",)),
+          T_MATCH + "test_code_similarity_matches_the_pairwise_loop[3-3-4]"),
+         N04, hidden=(H_MATCH + "test_code_similarity_pairs_i_with_j_at_fresh_sizes",)),
     Exercise("code_similarity_backward", 3, ("CM-3",), "minivq/matching.py",
              "return dP_a and dP_b, the gradients of S^code (CM-3) (notebook 04)",
              (T_MATCH + "test_code_similarity_gradient",), N04, requires=("bug_cmg_pairing",), threshold=1e-7,
@@ -265,12 +193,12 @@ EXERCISES = (
     Exercise("pair_backward", 4, ("LOSS", "MMS", "CM-4"), "minivq/model.py",
              "add the pair's MMS gradient to dr[a], dr[b] and its CMCM gradient to dH[a], dH[b] and dE, "
              "each term at its weight in the loss (notebook 05)",
-             ("tests/test_model.py::test_whole_model_gradient[*-full]",
-              "tests/test_model.py::test_whole_model_gradient_grad_codebook_three_modalities"), N05,
-             requires=("affine_backward", "masked_mean_backward", "l2_normalize_backward", "conv1d_backward",
-                       "straight_through", "vq_loss_gradients", "info_nce_backward", "bug_cmg_pairing",
-                       "code_similarity_backward", "code_distribution_backward"), threshold=1e-6,
-             hidden=("hidden_model.py::test_whole_model_gradient_at_fresh_weights",)),
+             (T_MODEL + "test_whole_model_gradient[*-full]",
+              T_MODEL + "test_whole_model_gradient_grad_codebook_three_modalities"),
+             N05, requires=("affine_backward", "masked_mean_backward", "l2_normalize_backward", "conv1d_backward",
+                            "straight_through", "vq_loss_gradients", "info_nce_backward", "bug_cmg_pairing",
+                            "code_similarity_backward", "code_distribution_backward"),
+             threshold=1e-6, hidden=("hidden_model.py::test_whole_model_gradient_at_fresh_weights",)),
     # session 6: the claims, measured
     Exercise("loc_relevance", 2, ("LOC",), "minivq/metrics/localization.py",
              "return rel[b, l, u], the relevance of target unit u to query span l (LOC), -inf on padded target units",
@@ -285,28 +213,23 @@ EXERCISES = (
              hidden=(H_METRICS + "test_agreement_at_fresh_counts",)),
 )
 
+_EMA = ("ema_update", "bug_ema_smoothed_count", "restart_dead_codes", "bug_restart_keeps_ema_state")
 _TRAINING = ("bug_beta_on_codebook", "vq_loss_gradients", "bug_cmg_pairing", "pair_backward", "info_nce_backward",
              "code_similarity_backward", "code_distribution_backward", "masked_mean_backward",
-             "l2_normalize_backward", "affine_backward", "straight_through")
-_EMA = ("ema_update", "bug_ema_smoothed_count", "restart_dead_codes", "bug_restart_keeps_ema_state")
+             "l2_normalize_backward", "affine_backward", "straight_through") + _EMA + ("loc_relevance", "cc_agreement")
 
-#: Notebook -> the exercises its cells run, in the order they first run
-#: (measured with ``python -m minivq.course.trace notebooks/*.ipynb``; the tracer does not see
-#: a notebook's own regions, such as patchify_backward in 02, which are listed by hand).
+#: Notebook -> the exercises its cells run, in order of first run (``python -m minivq.course.trace``;
+#: a notebook's own regions, patchify_backward in 02, are listed by hand).
 NOTEBOOK_NEEDS = {
     N01[0]: ("nearest_reference", "nearest_teaching"),
-    N02[0]: ("affine_backward", "conv1d_backward", "patchify_backward",
-             "masked_mean_backward", "l2_normalize_backward"),
+    N02[0]: ("affine_backward", "conv1d_backward", "patchify_backward", "masked_mean_backward",
+             "l2_normalize_backward"),
     N03[0]: ("straight_through", "vq_loss_gradients") + _EMA,
     N04[0]: ("code_distribution_backward", "masked_mean_backward", "bug_cmg_pairing", "code_similarity_backward",
              "info_nce_backward"),
-    N05[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
-    N06[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
-    N07[0]: _TRAINING + _EMA + ("loc_relevance", "cc_agreement"),
+    N05[0]: _TRAINING, N06[0]: _TRAINING, N07[0]: _TRAINING,
 }
 
-#: The course of this repository.
-COURSE = Course(EXERCISES, NOTEBOOK_NEEDS,
+COURSE = Course(EXERCISES, NOTEBOOK_NEEDS, hidden_dir="minivq/course/hidden", redactions=REDACTIONS,
                 instructor_only=("tests/test_course.py", "tests/test_grader.py", "tests/test_grader_hostile.py",
-                                 "tests/grader_fixtures", "minivq/course/hidden"),
-                hidden_dir="minivq/course/hidden", redactions=REDACTIONS)
+                                 "tests/grader_fixtures", "minivq/course/hidden"))

@@ -1,15 +1,4 @@
-"""The student's self-check: the public graded tests of a copy, in one pytest process, one row per exercise.
-
-:func:`grade` runs ONE pytest process in the graded folder (its tests, its
-package: ``PYTHONPATH`` puts the folder first) with the plugin of
-:mod:`minivq.course.plugin`, which keeps only the graded tests and records
-each one's outcome, first error line and gradient-check error. It is quick
-and runs the copy as it is: it is the student's check, not the teacher's
-grade. The teacher's grading (:mod:`minivq.course.teacher`) runs the
-teacher's code with only the student's solution regions in it, each
-exercise in its own limited process, and adds hidden checks on inputs drawn
-at grading time.
-"""
+"""The student's self-check: the copy's public graded tests in one pytest process, one row per exercise."""
 import json
 import os
 import shlex
@@ -44,11 +33,7 @@ def _handout(directory):
 
 
 def check_pytest(directory="."):
-    """UsageError, in one line, when the Python that runs the graded tests cannot import pytest.
-
-    The graded tests run in ``sys.executable -m pytest``, this interpreter: pytest comes with the
-    ``[test]`` extra of the handout (``pip install -e ".[test]"``), not with ``pip install -e .``.
-    """
+    """UsageError, in one line, when this Python (which runs the graded tests) cannot import pytest."""
     if find_spec("pytest") is not None:
         return
     directory = Path(directory).resolve()
@@ -90,31 +75,8 @@ def _check_imported_from(directory, results, package):
 
 
 def grade(directory=".", *, exercises=None, course=COURSE, say=print):
-    """Run the public graded tests of the exercises against ``directory`` (the self-check).
-
-    Parameters
-    ----------
-    directory : str or Path
-        A student copy or the instructor repository (it needs ``tests/``).
-    exercises : list of str or None
-        The exercises to grade; default: those the copy's handout lists, or
-        all for the instructor version.
-    course : Course
-    say : callable
-        Progress lines.
-
-    Raises
-    ------
-    UsageError
-        pytest is not installed for this Python (see :func:`check_pytest`).
-
-    Returns
-    -------
-    dict
-        ``directory``, ``mode`` ("self-check"), ``exercises`` (one row each:
-        name, kind, points, score, passed, status, reason, method_ids, path,
-        tests, failed, rel_error, threshold), ``total`` and ``note``.
-    """
+    """The self-check report of ``directory`` (a copy or the repository): the public graded tests of
+    ``exercises`` (default: those handed out, or all); UsageError without pytest."""
     directory = Path(directory).resolve()
     if not (directory / "tests").is_dir():
         raise ValueError(f"DIR {directory} has no tests/ folder; give the root of a student copy or of the repository")

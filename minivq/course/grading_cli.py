@@ -1,11 +1,5 @@
-"""``minivq course grade``: the teacher's grading of submissions, or the student's self-check.
-
-Which one runs is decided by the install, not by the submission: with the
-instructor repository (``--source``, or the repository minivq is imported
-from) and its hidden checks, every DIR is graded by
-:mod:`minivq.course.teacher`; in a student copy (no hidden checks) the copy
-checks itself (:mod:`minivq.course.grade`, public tests only).
-"""
+"""``minivq course grade``: the teacher's grading when the instructor repository (with its hidden checks)
+is installed or given by ``--source``, else the student's self-check."""
 import json
 import os
 import signal

@@ -1,19 +1,6 @@
-"""What a solution region may contain: a check the grader runs before it runs a student's code.
+"""What a solution region may contain, checked before a student's code runs (COURSE.md, "Before it runs").
 
-A region is the body of a numerical function: it computes with NumPy and the
-library and returns. :func:`check_python` parses a region on its own (as a
-function body, so it cannot close the function it sits in or open a string
-that swallows the code after it) and refuses what grading cannot allow: an
-import of anything but numpy, math and the library; the builtins that reach
-files, modules or frames (``open``, ``exec``, ``getattr``, ``globals`` ...);
-a dunder attribute; ``global``/``nonlocal``; an assignment to an attribute of
-a module (``np.testing.assert_allclose = ...``). :func:`check_cython` does
-the same by tokens for a ``.pyx`` region (no ``cimport``, ``extern``,
-``include``, compile-time ``DEF``/``IF``).
-
-This stops a submission from rewriting the tests, the checker or pytest
-from inside the process that grades it; it is not a security sandbox.
-Each check returns ``None`` or one line: what was refused, and where.
+Each check returns ``None`` or one line: what was refused, and where. Not a security sandbox.
 """
 import ast
 import io

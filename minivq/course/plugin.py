@@ -1,26 +1,9 @@
 """The pytest plugin that records the graded tests (the self-check's and every sandboxed child's).
 
-``python -m pytest -p minivq.course.plugin --course-select SEL --course-out OUT FILES``
-keeps, among the tests of FILES, those whose node id matches a pattern of
-the JSON list in SEL (see :func:`matches`), runs them, and writes to OUT one JSON object:
-
-- ``tests``: node id -> ``{"outcome", "message", "rel_error", "inputs"}``,
-  outcome ``passed``, ``failed`` or ``skipped``; message the first line of
-  the error; rel_error the largest relative error
-  :func:`minivq.gradcheck.rel_error` returned during the test, or null;
-  inputs what a hidden check drew (``record_property("inputs", ...)``);
-- ``collect_errors``: test file -> why it could not be collected;
-- ``modules``: the file each package of ``--course-package`` was imported from;
-- ``stopped``: why the session stopped early (KeyboardInterrupt, ``pytest.exit``), or null;
-- ``tampered``: what the code under test replaced in numpy, pytest, the
-  builtins or this plugin while it ran (``--course-guard``), or null.
-
-With ``--course-events FILE`` every test's start and end is appended to FILE
-as it happens, one JSON line each, so the grader can name the test a child
-was running when it hung or crashed.
-
-This module imports nothing from minivq: a sandboxed child loads it by its
-file path from the grader's install, never from the copy it grades.
+Keeps the tests matching a pattern of ``--course-select`` and writes to ``--course-out`` a JSON object:
+``tests`` (node id -> outcome, message, rel_error, inputs), ``collect_errors``, ``modules`` (where each
+``--course-package`` was imported from), ``stopped`` and ``tampered`` (``--course-guard``).
+``--course-events`` appends each test's start and end as it happens. Imports nothing from minivq.
 """
 import fnmatch
 import functools
@@ -36,13 +19,8 @@ GUARDED = ("builtins", "numpy", "numpy.testing", "numpy.linalg", "numpy.random",
 
 
 def matches(nodeid, pattern):
-    """True when ``nodeid`` is selected by ``pattern``.
-
-    ``file`` selects every test of the file; ``file::test`` that test and
-    all its parametrizations;
-    ``file::test[glob]`` the parametrizations whose id (between the
-    brackets) matches the shell wildcard ``glob``, e.g. ``[*-teaching]``.
-    """
+    """True when ``pattern`` (``file``, ``file::test`` with all its parametrizations, or ``file::test[glob]``
+    with a shell wildcard on the parametrization id) selects ``nodeid``."""
     if "::" not in pattern:
         return nodeid.split("::", 1)[0] == pattern
     if "[" not in pattern:

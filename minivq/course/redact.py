@@ -1,20 +1,8 @@
-"""What the student copy strips from the files it keeps, so that no answer is in plain sight.
+"""What the student copy strips from the files it keeps (the rules: ``hidden/redactions.py``).
 
-``minivq/course/hidden/redactions.py`` (the teacher's side: it quotes what
-it strips) maps a file to what its student version loses:
-
-- ``"drop"``: top-level functions removed whole (with their decorators), e.g.
-  a test helper that is a full reference implementation, and the tests that
-  use it (those are graded on the teacher's side);
-- ``"docstrings"``: ``{function: {"lines": {fragment: new line or None},
-  "notes": text or None}}``: in that function's docstring, each line holding
-  a fragment is replaced (or removed), and the numpydoc ``Notes`` section is
-  replaced by ``text`` (or removed). Docstrings keep the forward equation;
-  the notebooks derive the backward.
-
-A redaction whose function or fragment is no longer in the source does
-nothing (the source changed); ``tests/test_course.py`` checks that the
-student copy holds none of the answers all the same.
+``"drop"``: top-level functions removed whole; ``"docstrings"``: ``{function: {"lines": {fragment: new line
+or None}, "notes": text or None}}`` replaces lines of a docstring and its Notes section. A rule that no
+longer matches does nothing.
 """
 import ast
 

@@ -1,10 +1,4 @@
-"""Grade rows, the table ``minivq course grade`` prints, the JSON and the batch's CSV.
-
-An exercise scores its points when every graded test passes (all or
-nothing). :func:`test_row` turns the recorder's results for one exercise
-into its row; :func:`resolve_needs` then says "needs exercise X first" on a
-failing exercise whose graded tests also run an exercise X that failed.
-"""
+"""Grade rows (all or nothing per exercise), the table ``minivq course grade`` prints, the JSON and the CSV."""
 import csv
 import io
 import json
@@ -104,19 +98,10 @@ def resolve_needs(rows, course):
     """Rows whose exercise failed (but is written) while an exercise it runs through failed too:
     "needs exercise X first", X the first in the registry's order."""
     by_name = {r["name"]: r for r in rows}
-
-    def requirements(name, seen):
-        for req in course.get(name).requires:
-            if req not in seen:
-                seen.append(req)
-                requirements(req, seen)
-        return seen
-
     for row in rows:
         if row["passed"] or row["status"] == "not_implemented":  # its own stub first
             continue
-        failing = [n for n in course.names() if n in requirements(row["name"], [])
-                   and n in by_name and not by_name[n]["passed"]]
+        failing = [n for n in course.requirements(row["name"]) if n in by_name and not by_name[n]["passed"]]
         if failing:
             if row["status"] != "blocked":
                 row["own_reason"] = row["reason"]

@@ -1,18 +1,7 @@
 """Child processes with limits: a wall-time limit, a cap on their output, their own process group.
 
-:class:`Pool` runs :class:`Job` s, at most ``jobs`` at a time, each in a new
-session (so in its own process group) with stdin closed and stdout and stderr
-read by the grader: it keeps the first and last lines and kills the job's
-group when the output passes ``output_limit`` bytes. A job past its deadline
-has its group killed; so has a job that ended (whatever it left behind in its
-group); and when :meth:`Pool.run` leaves, normally or by an exception (the
-grader's SIGINT or SIGTERM, see :func:`stop_on_sigterm`), every group still
-running is killed and reaped. With ``reap_orphans`` the grader is the
-"subreaper" of its descendants (Linux): a process that left its group and
-its parent is handed to the grader, which kills it.
-
-This is what keeps one exercise from stopping the others; it is not a
-security sandbox (COURSE.md says what to add for that).
+A job's group is killed when it ends, times out or prints too much, and every group when :meth:`Pool.run`
+leaves; with ``reap_orphans`` (Linux) the grader also kills the orphans handed back to it. Not a security sandbox.
 """
 import json
 import os
@@ -77,6 +66,13 @@ def _kill_group(pid):
         pass
 
 
+def _close(run):
+    if run.proc is not None:
+        run.proc.stdout.close()
+    else:
+        os.close(run.fd)
+
+
 def become_subreaper():
     """Make this process the subreaper of its descendants (Linux; False elsewhere)."""
     try:
@@ -89,19 +85,13 @@ def become_subreaper():
 
 def _children_of(pid):
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
+    for entry in [e for e in os.listdir("/proc") if e.isdigit()] if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:  # the parent's pid
+                    found.append(int(entry))
+        except OSError:
+            continue
     return found
 
 
@@ -187,12 +177,8 @@ class _ForkServer:
 
 
 class Pool:
-    """Run jobs at most ``jobs`` at a time; see the module docstring.
-
-    With ``fork_env`` (Linux), the jobs' ``argv`` must be ``[python, "-I", "-B", child.py, CONFIG]``:
-    they are forked by one fork server started with that environment (:mod:`minivq.course.zygote`),
-    which saves each job the import of NumPy, SciPy and pytest.
-    """
+    """Run jobs at most ``jobs`` at a time, each in a new session with its output read here. With ``fork_env``
+    (Linux) the jobs (``[python, "-I", "-B", child.py, CONFIG]``) are forked by :mod:`.zygote`."""
 
     def __init__(self, jobs=2, output_limit=4 << 20, reap_orphans=False, fork_env=None):
         self.jobs, self.output_limit, self.reap_orphans = max(1, int(jobs)), int(output_limit), reap_orphans
@@ -244,10 +230,7 @@ class Pool:
             pass
         if not run.eof:
             selector.unregister(run.fd)
-        if run.proc is not None:
-            run.proc.stdout.close()
-        else:
-            os.close(run.fd)
+        _close(run)
         del self.running[run.pid]
         if self.reap_orphans:
             kill_orphans(list(self.running) + ([self.server.proc.pid] if self.server else []))
@@ -300,10 +283,7 @@ class Pool:
                 _kill_group(run.pid)
             for run in list(self.running.values()):
                 self._exit_code(run, wait=True)
-                if run.proc is not None:
-                    run.proc.stdout.close()
-                else:
-                    os.close(run.fd)
+                _close(run)
             self.running.clear()
             if self.server is not None:
                 self.server.close()

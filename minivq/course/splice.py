@@ -1,15 +1,5 @@
-"""The student's solution regions, read from a submission and spliced into the teacher's source.
-
-Grading never imports a submission. :func:`read_regions` reads, from the
-files the registry names and nothing else, the code between each graded
-exercise's markers (regular files inside the submission, at most
-:data:`MAX_BYTES`, UTF-8), and checks it alone: it must parse as a function
-body (a ``.pyx`` region: balanced brackets and strings), sit at its region's
-indentation, and pass :mod:`minivq.course.lint`. :func:`spliced_text` puts
-such bodies into the teacher's file in place of the teacher's solutions.
-Everything else (tests, helpers, plugins, conftest, the registry, the
-handout file) comes from the teacher's side.
-"""
+"""The student's solution regions, read from a submission (never imported) and checked alone
+(:mod:`.lint`), then spliced into the teacher's source."""
 import ast
 import json
 import os

@@ -1,24 +1,7 @@
-"""The student copy: the repository with every exercise's solution taken out.
+"""The student copy: the repository with each handed-out region replaced by its stub or its bug.
 
-:func:`write_student_copy` copies the repository (library, tests,
-notebooks, README, setup files, data) to a new folder and, in every
-``.py``, ``.pyx`` and ``.ipynb`` file, replaces the code of each solution
-region of a handed-out exercise by its stub (implementation exercises) or
-its buggy variant (spot-the-bug exercises), between the same marker lines
-(the teacher's grading takes the student's code from between them); the
-regions of exercises not handed out keep their solution, without the
-marker lines. Answers to the notebooks' inline questions are removed, and a
-notebook that runs a handed-out exercise says so in its first cell. What
-would give an answer away is left out or stripped: the teacher's side
-(hidden checks, buggy variants, the kit's own tests) and the redactions of
-:mod:`minivq.course.redact`. Build artefacts (what ``.gitignore`` lists,
-compiled modules, the C files Cython generates) are not copied: the copy is
-built with ``pip install -e .`` like a fresh clone.
-
-The copy is written to a temporary folder beside OUT and renamed into
-place, so OUT never holds half a copy. It records what was handed out in
-:data:`HANDOUT_FILE` (the exercises, their points, the date; nothing about
-the teacher's machine), which the student's ``minivq course grade`` reads.
+Inline answers and what :mod:`.redact` strips are removed, the teacher's side is left out, and the copy is
+written to a temporary folder renamed into place, with :data:`HANDOUT_FILE`.
 """
 import fnmatch
 import json
@@ -67,12 +50,8 @@ def _ignored(rel, is_dir, patterns):
 
 
 def repository_files(source, skip=()):
-    """The files of the repository at ``source`` a clone would have, as sorted relative POSIX paths.
-
-    Leaves out what ``.gitignore`` and :data:`ALWAYS_EXCLUDED` exclude, the
-    ``.c`` file beside every ``.pyx`` (Cython's output), and the folders
-    ``skip`` (absolute paths, e.g. the copy being written inside the source).
-    """
+    """The files a clone of ``source`` would have (sorted relative POSIX paths): not what ``.gitignore``
+    and :data:`ALWAYS_EXCLUDED` exclude, the ``.c`` beside a ``.pyx``, nor the folders ``skip``."""
     source = Path(source)
     patterns, skip = _ignore_patterns(source), {Path(p).resolve() for p in skip}
     files = []
@@ -226,35 +205,9 @@ def _check_coverage(course, seen):
 
 
 def write_student_copy(source, out, *, exercises=None, course=COURSE, say=print):
-    """Write the student copy of the repository at ``source`` to the new folder ``out``.
-
-    Parameters
-    ----------
-    source : str or Path
-        Root of the instructor repository (setup.py, the package, tests/).
-    out : str or Path
-        The copy's folder: must not exist, or be empty.
-    exercises : list of str or None
-        The exercises to hand out (default: all); the others keep their
-        solution.
-    course : Course
-        The registry (default: this repository's).
-    say : callable
-        Progress lines.
-
-    Returns
-    -------
-    dict
-        What was handed out, as written to :data:`HANDOUT_FILE`.
-
-    Raises
-    ------
-    MarkerError
-        A malformed region, a region of an unknown exercise, an exercise
-        without a region, or a student file that does not compile.
-    FileExistsError
-        OUT is not empty.
-    """
+    """Write the student copy of ``source`` to the new (or empty: else FileExistsError) folder ``out``,
+    handing out ``exercises`` (default: all); returns the handout. MarkerError for a malformed region, a
+    region of an unknown exercise, an exercise without one, or a student file that does not compile."""
     source, out = Path(source).resolve(), Path(out).resolve()
     selected = course.select(exercises)
     _check_out(out)

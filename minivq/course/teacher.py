@@ -1,14 +1,8 @@
-"""The teacher's grading: the teacher's code with the student's answers spliced in, one exercise per child.
+"""The teacher's grading: the teacher's code with the student's regions spliced in, one exercise per child.
 
-:func:`grade_submissions` builds, once, a pristine graded tree from the
-teacher's repository (the package with its compiled kernels, ``tests/``,
-the notebooks, the hidden checks), then, for every submission and every
-graded exercise, a copy of that tree in which only the exercise's regions
-and those of the exercises it runs through are the student's
-(:mod:`minivq.course.splice`). Each copy runs the exercise's public tests and
-its hidden checks in a child (:mod:`minivq.course.child`) under the limits
-of :mod:`minivq.course.sandbox`. The exercise list, the points and the tests
-are the teacher's; nothing of the submission but its regions is read.
+A pristine tree is built once from the teacher's repository; each exercise runs in a copy of it holding
+only its own regions and those it runs through (:mod:`.splice`), in a child (:mod:`.child`) under the
+limits of :mod:`.sandbox`.
 """
 import compileall
 import json
@@ -27,22 +21,11 @@ from .report import plain_row, readable, resolve_needs, test_row, total
 from .sandbox import Job, Pool
 from .splice import module_names, read_regions, spliced_text
 
-__all__ = ["Grading", "grade_submissions", "requirements"]
+__all__ = ["Grading", "grade_submissions"]
 
 CHILD = Path(__file__).with_name("child.py")
 PLUGIN = Path(__file__).with_name("plugin.py")
 SKIP = shutil.ignore_patterns("__pycache__", "*.c", "*.pyc", ".hypothesis", ".pytest_cache", "build")
-
-
-def requirements(course, name):
-    """Every exercise ``name`` runs through, directly or not, in registry order."""
-    found, todo = set(), list(course.get(name).requires)
-    while todo:
-        req = todo.pop()
-        if req not in found:
-            found.add(req)
-            todo += course.get(req).requires
-    return [n for n in course.names() if n in found]
 
 
 def _signal_name(number):
@@ -56,9 +39,10 @@ class Grading:
     """A grading run: the teacher's ``source``, its ``course``, the ``exercises`` graded, the limits."""
 
     def __init__(self, source, course, exercises, *, timeout=60.0, memory=4 << 30, output_limit=4 << 20,
-                 jobs=None, seed=None, say=print, fork_server=True):
+                 jobs=None, seed=None, say=print, fork_server=True, reap_orphans=False):
         self.source, self.course, self.exercises = Path(source).resolve(), course, exercises
         self.timeout, self.memory, self.output_limit, self.seed, self.say = timeout, memory, output_limit, seed, say
+        self.reap_orphans = reap_orphans
         self.jobs = jobs or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
         self.hidden = self.source / course.hidden_dir if course.hidden_dir else None
         self.fork_server = fork_server and hasattr(os, "fork") and sys.platform.startswith("linux")
@@ -94,8 +78,7 @@ class Grading:
         return base
 
     def _cache_rewritten_tests(self, base, tmp):
-        """Collect the graded tests once in the pristine tree, so that pytest's rewritten test modules are
-        cached there (``__pycache__``) and every child reads them instead of rewriting them."""
+        """Collect the graded tests once, so every child reads pytest's rewritten modules from the cache."""
         patterns = [p if p.startswith("tests/") else f"hidden/{p}" for ex in self.exercises
                     for p in list(ex.tests) + list(ex.hidden)]
         files = sorted({p.split("::", 1)[0] for p in patterns if (base / p.split("::", 1)[0]).is_file()})
@@ -125,7 +108,7 @@ class Grading:
             if own.status != "ok":
                 state["rows"][ex.name] = plain_row(ex, own.status, own.reason, seed=state["seed"])
                 continue
-            needs = [n for n in requirements(self.course, ex.name) if n in graded]
+            needs = [n for n in self.course.requirements(ex.name) if n in graded]
             broken = [n for n in needs if regions[n].status != "ok"]
             if broken:
                 state["rows"][ex.name] = plain_row(ex, "blocked", f"needs exercise {broken[0]} first",
@@ -243,7 +226,7 @@ class Grading:
         states, done_count, last_say = {}, [0], [0.0]
         try:
             base = self._prepare(tmp)
-            pool = Pool(self.jobs, self.output_limit, reap_orphans=getattr(self, "reap_orphans", False),
+            pool = Pool(self.jobs, self.output_limit, reap_orphans=self.reap_orphans,
                         fork_env=self._env(None, tmp) if self.fork_server else None)
 
             def jobs():
@@ -299,7 +282,4 @@ def _clock(seconds):
 
 def grade_submissions(submissions, source, course, exercises, on_report, **options):
     """Grade every folder of ``submissions`` against the teacher's ``source``; see :class:`Grading`."""
-    reap = options.pop("reap_orphans", False)
-    grading = Grading(source, course, exercises, **options)
-    grading.reap_orphans = reap
-    grading.run(submissions, on_report)
+    Grading(source, course, exercises, **options).run(submissions, on_report)

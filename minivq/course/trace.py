@@ -1,18 +1,6 @@
-"""Which exercises a notebook runs, in the order it first runs them (a tool for the registry).
+"""Which exercises a notebook runs, in the order it first runs them (``python -m minivq.course.trace NB``).
 
-``python -m minivq.course.trace notebooks/05_training_toy.ipynb`` executes the
-notebook's code cells in this process (instructor version, matplotlib's Agg
-backend, the notebook's folder as working directory) with a profiler that
-notes every call of a function holding a solution region, and prints the
-exercises in the order of their first call with the cell that first needs
-each. The result is what :data:`minivq.course.exercises.NOTEBOOK_NEEDS`
-lists; ``tests/test_course.py`` checks that each student notebook stops at
-the first of them.
-
-A region of a compiled ``.pyx`` function cannot be seen by the profiler (a
-Cython function makes no profiler event); a call of a Python function that
-names it (``_nearest_teaching.nearest_teaching`` in
-``minivq.nearest.nearest_code_teaching``) counts instead.
+A compiled ``.pyx`` function makes no profiler event: a call of a Python function that names it counts.
 """
 import json
 import os
@@ -70,15 +58,8 @@ def _watcher(functions):
 
 
 def exercises_used(notebook, root=None, course=COURSE):
-    """The exercises ``notebook`` runs: a list of (exercise, first cell index), in order of first use.
-
-    Parameters
-    ----------
-    notebook : str or Path
-    root : str or Path or None
-        The repository (default: the notebook's folder's parent).
-    course : Course
-    """
+    """[(exercise, first cell index)] that ``notebook`` runs, in order of first use (``root``: the repository,
+    default the notebook's folder's parent)."""
     notebook = Path(notebook).resolve()
     root = Path(root) if root is not None else notebook.parent.parent
     profile, first, state = _watcher(region_functions(root, course))

@@ -5,6 +5,13 @@ import zlib
 import numpy as np
 
 SEED = int(os.environ.get("MINIVQ_GRADE_SEED", "0"))
+TOL = 1e-7
+
+
+def ok(errors, what):
+    """Every gradient-check error of ``errors`` ({name: error}) below TOL."""
+    for name, err in errors.items():
+        assert err < TOL, f"{what}: d{name} rel_error {err:.1e}, expect < {TOL:.0e}"
 
 
 def setup(request):

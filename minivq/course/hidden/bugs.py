@@ -1,7 +1,4 @@
-"""The buggy variant of every spot-the-bug exercise: the replacement of each of its regions, in file order.
-
-Teacher's side only (a student copy would show which line is the bug). Each is a real bug of public code.
-"""
+"""The buggy variant of every spot-the-bug exercise, each a real bug of public code (teacher's side only)."""
 BUGGY = {
     # the Laplace-smoothed count written back into the state (VQ-5)
     "bug_ema_smoothed_count": (

@@ -3,19 +3,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _draw import integer, mask, setup
+from _draw import integer, mask, ok, setup
 
 from minivq.gradcheck import check_backward
 from minivq.layers import (affine_backward, affine_forward, conv1d_backward, conv1d_forward, l2_normalize_backward,
                            l2_normalize_forward, masked_mean_backward, masked_mean_forward, patchify)
-
-TOL = 1e-7
-
-
-def _ok(errors, what):
-    for name, err in errors.items():
-        assert err < TOL, f"{what}: d{name} rel_error {err:.1e}, expect < {TOL:.0e}"
-
 
 def test_affine_backward_at_fresh_shapes(request):
     rng, note = setup(request)
@@ -25,9 +17,9 @@ def test_affine_backward_at_fresh_shapes(request):
         note(x=lead + (D_in,), D_out=D_out)
         draw = lambda r: {"x": r.standard_normal(lead + (D_in,)), "W": r.standard_normal((D_in, D_out)),  # noqa
                           "b": r.standard_normal(D_out)}
-        _ok(check_backward(affine_forward, affine_backward, draw, rng=rng), f"x {lead + (D_in,)}, D_out {D_out}")
+        ok(check_backward(affine_forward, affine_backward, draw, rng=rng), f"x {lead + (D_in,)}, D_out {D_out}")
         first = lambda dout, cache: affine_backward(dout, cache, need_dx=False)[1:]  # noqa: E731
-        _ok(check_backward(affine_forward, first, draw, wrt=["W", "b"], rng=rng), "need_dx=False")
+        ok(check_backward(affine_forward, first, draw, wrt=["W", "b"], rng=rng), "need_dx=False")
 
 
 def test_masked_mean_backward_at_fresh_shapes(request):
@@ -36,7 +28,7 @@ def test_masked_mean_backward_at_fresh_shapes(request):
         B, T, D = integer(rng, 1, 5), integer(rng, 1, 8), integer(rng, 1, 5)
         note(B=B, T=T, D=D)
         draw = lambda r: {"H": r.standard_normal((B, T, D)), "M": mask(r, B, T)}  # noqa: E731
-        _ok(check_backward(masked_mean_forward, masked_mean_backward, draw, wrt=["H"], rng=rng), f"{(B, T, D)}")
+        ok(check_backward(masked_mean_forward, masked_mean_backward, draw, wrt=["H"], rng=rng), f"{(B, T, D)}")
 
 
 def test_l2_normalize_backward_at_fresh_shapes_and_below_eps(request):
@@ -54,7 +46,7 @@ def test_l2_normalize_backward_at_fresh_shapes_and_below_eps(request):
             return {"x": x, "eps": eps}
 
         kinks = lambda x, eps: np.linalg.norm(x, axis=-1) > eps  # noqa: E731
-        _ok(check_backward(l2_normalize_forward, l2_normalize_backward, draw, kinks=kinks, rng=rng),
+        ok(check_backward(l2_normalize_forward, l2_normalize_backward, draw, kinks=kinks, rng=rng),
             f"shape {shape}, eps {eps}")
 
 
@@ -69,7 +61,7 @@ def test_conv1d_backward_at_fresh_shapes(request):
         draw = lambda r: {"x": r.standard_normal((B, T, C_in)), "W": r.standard_normal((k, C_in, C_out)),  # noqa
                           "b": r.standard_normal(C_out), "stride": stride, "padding": padding}
         what = f"B={B} T={T} C_in={C_in} C_out={C_out} k={k} stride={stride} padding={padding}"
-        _ok(check_backward(conv1d_forward, conv1d_backward, draw, rng=rng), what)
+        ok(check_backward(conv1d_forward, conv1d_backward, draw, rng=rng), what)
 
 
 def _unpatchify():
@@ -93,5 +85,5 @@ def test_patchify_backward_at_fresh_shapes(request):
         np.testing.assert_array_equal(unpatchify(patchify(x, p)[0], shape, p), x,
                                       err_msg=f"unpatchify(patchify(x)) != x for {shape}, patch {p}")
         draw = lambda r: {"x": r.standard_normal(shape)}  # noqa: E731
-        _ok(check_backward(lambda x: (patchify(x, p)[0], x.shape), lambda d, s: unpatchify(d, s, p), draw, rng=rng),
+        ok(check_backward(lambda x: (patchify(x, p)[0], x.shape), lambda d, s: unpatchify(d, s, p), draw, rng=rng),
             f"shape {shape}, patch {p}")

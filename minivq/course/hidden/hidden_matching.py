@@ -2,20 +2,12 @@
 import math
 
 import numpy as np
-from _draw import distributions, integer, mask, setup
+from _draw import distributions, integer, mask, ok, setup
 
 from minivq.contrastive import info_nce_backward, info_nce_forward
 from minivq.gradcheck import check_backward
 from minivq.matching import (code_distribution_backward, code_distribution_forward, code_similarity_backward,
                              code_similarity_forward)
-
-TOL = 1e-7
-
-
-def _ok(errors, what):
-    for name, err in errors.items():
-        assert err < TOL, f"{what}: d{name} rel_error {err:.1e}, expect < {TOL:.0e}"
-
 
 def test_info_nce_backward_at_a_fresh_size_and_margin(request):
     rng, note = setup(request)
@@ -23,7 +15,7 @@ def test_info_nce_backward_at_a_fresh_size_and_margin(request):
         B, margin, scale = integer(rng, 1, 7), round(float(rng.uniform(-0.5, 0.5)), 3), float(rng.uniform(0.5, 4))
         note(B=B, margin=margin, scale=scale)
         draw = lambda r: {"S": scale * r.standard_normal((B, B)), "margin": margin}  # noqa: E731
-        _ok(check_backward(info_nce_forward, info_nce_backward, draw, rng=rng), f"B={B}, margin={margin}")
+        ok(check_backward(info_nce_forward, info_nce_backward, draw, rng=rng), f"B={B}, margin={margin}")
 
 
 def test_code_similarity_pairs_i_with_j_at_fresh_sizes(request):
@@ -45,7 +37,7 @@ def test_code_similarity_backward_at_fresh_sizes(request):
         B_a, B_b, K = integer(rng, 1, 5), integer(rng, 1, 5), integer(rng, 1, 6)
         note(B_a=B_a, B_b=B_b, K=K)
         draw = lambda r: {"P_a": distributions(r, B_a, K), "P_b": distributions(r, B_b, K)}  # noqa: E731
-        _ok(check_backward(code_similarity_forward, code_similarity_backward, draw, rng=rng),
+        ok(check_backward(code_similarity_forward, code_similarity_backward, draw, rng=rng),
             f"B_a={B_a}, B_b={B_b}, K={K}")
 
 
@@ -58,5 +50,5 @@ def test_code_distribution_backward_at_fresh_sizes_and_temperatures(request):
         draw = lambda r: {"H": r.standard_normal((B, T, D)), "M": mask(r, B, T),  # noqa: E731
                           "E": r.standard_normal((K, D))}
         forward = lambda H, M, E: code_distribution_forward(H, M, E, tau, squared)  # noqa: E731
-        _ok(check_backward(forward, code_distribution_backward, draw, wrt=["H", "E"], rng=rng),
+        ok(check_backward(forward, code_distribution_backward, draw, wrt=["H", "E"], rng=rng),
             f"B={B} T={T} D={D} K={K} tau={tau} squared={squared}")

@@ -36,19 +36,18 @@ def _case(rng, dtype, n_max, k_max, d_max):
     return X, E
 
 
-def test_nearest_reference_at_fresh_sizes(request):
+def _check(request, nearest, *sizes):
     rng, note = setup(request)
     for dtype in (np.float64, np.float32, np.float64):
-        X, E = _case(rng, dtype, 2600, 300, 20)
+        X, E = _case(rng, dtype, *sizes)
         note(N=len(X), K=len(E), D=X.shape[1], dtype=np.dtype(dtype).name)
-        idx, dist = nearest_code_reference(X, E)
+        idx, dist = nearest(X, E)
         _assert_nearest(X, E, idx, dist, f"N={len(X)}, K={len(E)}, D={X.shape[1]}")
+
+
+def test_nearest_reference_at_fresh_sizes(request):
+    _check(request, nearest_code_reference, 2600, 300, 20)
 
 
 def test_nearest_teaching_at_fresh_sizes_with_partial_blocks(request):
-    rng, note = setup(request)
-    for dtype in (np.float64, np.float32, np.float64):
-        X, E = _case(rng, dtype, 700, 90, 33)
-        note(N=len(X), K=len(E), D=X.shape[1], dtype=np.dtype(dtype).name)
-        idx, dist = nearest_code_teaching(X, E)
-        _assert_nearest(X, E, idx, dist, f"N={len(X)}, K={len(E)}, D={X.shape[1]}")
+    _check(request, nearest_code_teaching, 700, 90, 33)

@@ -1,7 +1,4 @@
-"""What the student copy strips from the files it keeps (see :mod:`minivq.course.redact`).
-
-Teacher's side only: the table quotes the answers it strips.
-"""
+"""What the student copy strips from the files it keeps (teacher's side only: it quotes the answers)."""
 _NB02, _NB04 = "notebooks/02_layers_and_gradient_checks.ipynb", "notebooks/04_cross_modal_code_matching.ipynb"
 
 #: This repository's redactions (docstrings state the forward; the notebooks derive the backward).
