@@ -11,7 +11,7 @@ from pathlib import Path
 from ..cli.checks import UsageError
 from ..nearest import PUREPYTHON_ENV
 from .exercises import COURSE
-from .report import format_report, resolve_needs, test_row, total, write_report
+from .report import format_report, resolve_needs, graded_files, test_row, total, write_report
 from .student import HANDOUT_FILE
 
 __all__ = ["grade", "check_pytest", "format_report", "write_report", "SELF_CHECK_NOTE"]
@@ -45,7 +45,7 @@ def check_pytest(directory="."):
 
 def _run_pytest(directory, patterns, package, say):
     """One pytest process over the graded tests; the plugin's results."""
-    files = sorted({p.split("::", 1)[0] for p in patterns if (directory / p.split("::", 1)[0]).is_file()})
+    files = graded_files(directory, patterns)
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
     # the graded tests run the kernels the handout built: with MINIVQ_PUREPYTHON=1 passed on, the teaching
     # kernel's tests would skip, and its exercise could neither pass nor fail

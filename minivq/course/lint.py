@@ -47,8 +47,6 @@ def _refusal(node, modules):
         bad = [n for n in names if n.split(".")[0] not in ALLOWED_IMPORTS]
         if bad:
             return f"imports {bad[0]} (a solution may import only {', '.join(ALLOWED_IMPORTS)})"
-        for alias in node.names:
-            modules.add((alias.asname or alias.name).split(".")[0])
     elif isinstance(node, (ast.Global, ast.Nonlocal)):
         return f"declares {type(node).__name__.lower()} {', '.join(node.names)}"
     elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
@@ -65,13 +63,8 @@ def _refusal(node, modules):
 
 
 def check_python(body, modules=("np", "numpy", "math")):
-    """``None`` if the region ``body`` (dedented source) is acceptable, else why not, with its line.
-
-    Raises
-    ------
-    RegionSyntaxError
-        The region does not parse as a function body.
-    """
+    """``None`` if the region ``body`` (dedented) is acceptable, else why not, with its line; RegionSyntaxError
+    if it does not parse as a function body."""
     source = "def _region():\n" + (textwrap.indent(body, "    ") if body.strip() else "    pass\n")
     try:
         tree = ast.parse(source)
@@ -89,13 +82,8 @@ def check_python(body, modules=("np", "numpy", "math")):
 
 
 def check_cython(body):
-    """``None`` if the ``.pyx`` region ``body`` (dedented source) is acceptable, else why not.
-
-    Raises
-    ------
-    RegionSyntaxError
-        Unbalanced brackets or an unterminated string.
-    """
+    """``None`` if the ``.pyx`` region ``body`` (dedented) is acceptable, else why not; RegionSyntaxError for
+    unbalanced brackets or an unterminated string."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(body).readline))
     except (tokenize.TokenError, SyntaxError) as e:

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = ["MarkerError", "Region", "find_regions", "replace_regions", "stub_lines", "find_answers",
-           "replace_answers", "ANSWER_PLACEHOLDER"]
+           "replace_answers", "ANSWER_PLACEHOLDER", "cell_source"]
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
 _END = re.compile(r"^[ \t]*### END SOLUTION\b")
@@ -78,6 +78,12 @@ def stub_lines(name, method_ids, instruction):
     return [f"# YOUR CODE HERE: exercise {name} (METHOD.md {', '.join(method_ids)}); only the code between "
             "the marker lines is graded",
             f"raise NotImplementedError({message!r})"]
+
+
+def cell_source(cell):
+    """A notebook cell's source as one string."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
 
 
 def find_answers(text, where):

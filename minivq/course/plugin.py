@@ -79,21 +79,6 @@ def _watched(modules):
     return seen
 
 
-class _Guard:
-    """Notes what the code under test replaced among the functions grading relies on."""
-
-    def __init__(self, extra):
-        mods = [(n, m) for n, m in list(sys.modules.items()) if m is not None
-                and any(n == g or n.startswith(g + ".") for g in GUARDED)]
-        self.modules = mods + list(extra)
-        self.before = _watched(self.modules)
-
-    def changed(self):
-        now = _watched(self.modules)
-        diff = [f"{m}.{a}" for key in self.before for m, a in [key] if now.get(key) != self.before[key]]
-        return diff
-
-
 class _Recorder:
     """Selects the graded tests, measures their gradient-check errors and writes the results."""
 
@@ -141,8 +126,11 @@ class _Recorder:
 
     def pytest_collection_finish(self, session):
         if self.guard_on:  # after every module is imported: from here on only the code under test changes things
-            self.guard = _Guard([("minivq.course.plugin", sys.modules[__name__])]
-                                + ([("minivq.gradcheck", self.gradcheck)] if self.gradcheck else []))
+            self.guard = [(n, m) for n, m in list(sys.modules.items()) if m is not None
+                          and any(n == g or n.startswith(g + ".") for g in GUARDED)]
+            self.guard += [("minivq.course.plugin", sys.modules[__name__])] + \
+                ([("minivq.gradcheck", self.gradcheck)] if self.gradcheck else [])
+            self.before = _watched(self.guard)
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -170,7 +158,8 @@ class _Recorder:
 
     def _check_guard(self):
         if self.guard is not None and self.tampered is None:
-            changed = self.guard.changed()
+            now = _watched(self.guard)
+            changed = [f"{m}.{a}" for (m, a), ids in self.before.items() if now.get((m, a)) != ids]
             if self.gradcheck is not None and self.gradcheck.rel_error is not self.measured:
                 changed.append("minivq.gradcheck.rel_error")
             if changed:

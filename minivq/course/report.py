@@ -9,7 +9,7 @@ from ..io.atomic import atomic_write_text
 from .plugin import matches
 
 __all__ = ["test_row", "plain_row", "resolve_needs", "total", "format_report", "write_report", "csv_text",
-           "readable"]
+           "readable", "graded_files"]
 
 _NOT_IMPLEMENTED = re.compile(r"NotImplementedError: exercise ([a-z][a-z0-9_]*):")
 
@@ -37,6 +37,11 @@ def readable(message, limit=160):
     text = re.sub(r"EMAState\(n=array\(\[\.\.\.\]\), m=array\(\[\.\.\.\]\), E=array\(\[\.\.\.\]\)\)", "EMAState(...)",
                   text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def graded_files(root, patterns):
+    """The files of ``patterns`` that exist under ``root``, sorted."""
+    return sorted({p.split("::", 1)[0] for p in patterns if (root / p.split("::", 1)[0]).is_file()})
 
 
 def plain_row(ex, status, reason, **more):

@@ -42,7 +42,6 @@ class Outcome:
     returncode: int = None
     seconds: float = 0.0
     output: str = ""
-    output_bytes: int = 0
 
 
 @dataclass
@@ -238,7 +237,7 @@ class Pool:
         if run.tail:
             text += ("\n[... output cut ...]\n" if run.size > len(run.head) + len(run.tail) else "") + \
                 bytes(run.tail).decode("utf-8", "replace")
-        return Outcome(run.job.key, status, returncode, time.monotonic() - run.start, text, run.size)
+        return Outcome(run.job.key, status, returncode, time.monotonic() - run.start, text)
 
     def run(self, jobs, done):
         """Run ``jobs`` (an iterable, consumed as slots free up); ``done(outcome)`` as each one ends."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .lint import RegionSyntaxError, check_cython, check_python
-from .markers import MarkerError, find_regions
+from .markers import MarkerError, cell_source, find_regions
 
 __all__ = ["Regions", "read_regions", "spliced_text", "module_names", "MAX_BYTES"]
 
@@ -51,16 +51,11 @@ def _read_text(root, rel):
 
 
 def _texts(text, rel):
-    """[(where, text, first line)] of a file: itself, or a notebook's code cells."""
+    """[(where, text)] of a file: itself, or a notebook's code cells."""
     if not rel.endswith(".ipynb"):
-        return [(rel, text, 0)]
-    cells = json.loads(text).get("cells", [])
-    out = []
-    for i, cell in enumerate(cells):
-        if isinstance(cell, dict) and cell.get("cell_type") == "code":
-            source = cell.get("source", "")
-            out.append((f"{rel} cell {i}", "".join(source) if isinstance(source, list) else str(source), 0))
-    return out
+        return [(rel, text)]
+    return [(f"{rel} cell {i}", cell_source(cell)) for i, cell in enumerate(json.loads(text).get("cells", []))
+            if isinstance(cell, dict) and cell.get("cell_type") == "code"]
 
 
 def module_names(text, function_line):
@@ -101,11 +96,8 @@ def _check_body(ex_path, where, body, first_line, protected):
 
 
 def read_regions(root, exercises, protected_for=None):
-    """{exercise name: :class:`Regions`} of the submission at ``root`` for ``exercises``.
-
-    ``protected_for(ex, region_index)``, if given, returns the names the
-    region may not assign into (default: numpy and math).
-    """
+    """{exercise name: :class:`Regions`} of the submission at ``root``; ``protected_for(ex, region_index)``:
+    the names a region may not assign into (default: numpy and math)."""
     root = Path(os.path.realpath(root))
     found = {}
     by_file = {}
@@ -116,7 +108,7 @@ def read_regions(root, exercises, protected_for=None):
         regions = {}
         if text is not None:
             try:
-                for where, part, _ in _texts(text, rel):
+                for where, part in _texts(text, rel):
                     lines = part.splitlines()
                     for region in find_regions(part, where):
                         body_lines = lines[region.begin + 1:region.end]
@@ -165,8 +157,7 @@ def spliced_text(text, rel, bodies):
         nb = json.loads(text)
         for cell in nb.get("cells", []):
             if cell.get("cell_type") == "code":
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                new, _ = _splice(source, rel, bodies)
+                new, _ = _splice(cell_source(cell), rel, bodies)
                 cell["source"] = new.splitlines(keepends=True)
         return json.dumps(nb, indent=1), []
     return _splice(text, rel, bodies)

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .exercises import COURSE
-from .markers import MarkerError, find_answers, find_regions, replace_answers, replace_regions, stub_lines
+from .markers import (MarkerError, cell_source, find_answers, find_regions, replace_answers, replace_regions,
+                      stub_lines)
 from .redact import redact
 
 __all__ = ["write_student_copy", "repository_files", "HANDOUT_FILE"]
@@ -124,11 +125,6 @@ def _student_source(text, rel, handed_out, course, seen):
     return new
 
 
-def _cell_text(cell):
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def _first_cell_note(names, course):
     items = ", ".join(f"`{n}` ({course.get(n).path})" for n in names)
     return ("> **Student copy.** This notebook runs the exercise(s) " + items + ". Until they are "
@@ -139,7 +135,7 @@ def _first_cell_note(names, course):
 def _student_notebook(text, rel, handed_out, course, seen):
     nb = json.loads(text)
     for i, cell in enumerate(nb.get("cells", [])):
-        where, old = f"{rel} cell {i}", _cell_text(cell)
+        where, old = f"{rel} cell {i}", cell_source(cell)
         if cell.get("cell_type") == "code":
             new = replace_regions(old, where, _replacer(rel, handed_out, course, seen))
             _check_left(new, where, handed_out)
@@ -155,7 +151,7 @@ def _student_notebook(text, rel, handed_out, course, seen):
         note = _first_cell_note(needs, course)
         cells = nb.setdefault("cells", [])
         if cells and cells[0].get("cell_type") == "markdown":
-            cells[0]["source"] = (note + _cell_text(cells[0])).splitlines(keepends=True)
+            cells[0]["source"] = (note + cell_source(cells[0])).splitlines(keepends=True)
         else:
             cells.insert(0, {"cell_type": "markdown", "id": "student-copy-note", "metadata": {},
                              "source": note.splitlines(keepends=True)})

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .report import plain_row, readable, resolve_needs, test_row, total
+from .report import plain_row, readable, resolve_needs, graded_files, test_row, total
 from .sandbox import Job, Pool
 from .splice import module_names, read_regions, spliced_text
 
@@ -26,6 +26,11 @@ __all__ = ["Grading", "grade_submissions"]
 CHILD = Path(__file__).with_name("child.py")
 PLUGIN = Path(__file__).with_name("plugin.py")
 SKIP = shutil.ignore_patterns("__pycache__", "*.c", "*.pyc", ".hypothesis", ".pytest_cache", "build")
+
+
+def _patterns(ex):
+    """The graded test patterns of ``ex``, its hidden ones in the graded tree's ``hidden/``."""
+    return list(ex.tests) + [p if p.startswith("tests/") else f"hidden/{p}" for p in ex.hidden]
 
 
 def _signal_name(number):
@@ -51,10 +56,9 @@ class Grading:
     def _prepare(self, tmp):
         base = tmp / "base"
         package = self.source / self.course.package
-        ignore_hidden = (lambda d, names: [n for n in names if (Path(d) / n) == self.hidden]) if self.hidden else None
 
         def ignore(d, names):
-            return set(SKIP(d, names)) | set(ignore_hidden(d, names) if ignore_hidden else [])
+            return set(SKIP(d, names)) | {n for n in names if self.hidden and Path(d) / n == self.hidden}
 
         shutil.copytree(package, base / self.course.package, ignore=ignore)
         for folder in sorted({"tests"} | {ex.path.split("/", 1)[0] for ex in self.exercises if "/" in ex.path}):
@@ -65,12 +69,9 @@ class Grading:
             for f in self.hidden.glob("*.py"):
                 if f.name.startswith(("hidden_", "_draw")):
                     shutil.copy2(f, base / "hidden" / f.name)
-        pyx = [ex.path for ex in self.exercises if ex.path.endswith(".pyx")]
-        for rel in pyx:
-            stem = Path(rel).stem
-            built = [p for p in (base / rel).parent.iterdir() if p.name.startswith(stem + ".")
-                     and p.suffix in (".so", ".pyd")]
-            if not built:
+        for rel in [ex.path for ex in self.exercises if ex.path.endswith(".pyx")]:
+            if not any(p.name.startswith(Path(rel).stem + ".") and p.suffix in (".so", ".pyd")
+                       for p in (base / rel).parent.iterdir()):
                 raise ValueError(f"--source {self.source}: {rel} is not compiled in the instructor repository; build "
                                  f"it first (pip install -e {self.source}), then grade")
         compileall.compile_dir(str(base), quiet=2, workers=1)
@@ -79,9 +80,7 @@ class Grading:
 
     def _cache_rewritten_tests(self, base, tmp):
         """Collect the graded tests once, so every child reads pytest's rewritten modules from the cache."""
-        patterns = [p if p.startswith("tests/") else f"hidden/{p}" for ex in self.exercises
-                    for p in list(ex.tests) + list(ex.hidden)]
-        files = sorted({p.split("::", 1)[0] for p in patterns if (base / p.split("::", 1)[0]).is_file()})
+        files = graded_files(base, [p for ex in self.exercises for p in _patterns(ex)])
         script = ("import sys; sys.path.insert(0, sys.argv[1]); import pytest; "
                   "pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', '--noconftest', '--rootdir', "
                   "sys.argv[1], '-c', '/dev/null', '-o', 'python_files=test_*.py hidden_*.py'] + sys.argv[2:])")
@@ -134,9 +133,8 @@ class Grading:
                 pyc.unlink()
             if rel.endswith(".pyx"):
                 build.append((rel[:-4].replace("/", "."), rel))
-        patterns = list(ex.tests) + [p if p.startswith("tests/") else f"hidden/{p}" for p in ex.hidden]
-        files = sorted({p.split("::", 1)[0] for p in patterns if (root / p.split("::", 1)[0]).is_file()},
-                       key=lambda f: (f.startswith("hidden/"), f))  # the public tests first
+        patterns = _patterns(ex)
+        files = sorted(graded_files(root, patterns), key=lambda f: (f.startswith("hidden/"), f))  # public first
         config = {"root": str(root), "files": files, "patterns": patterns, "out": str(run / "results.json"),
                   "events": str(run / "events.jsonl"), "log": str(run / "build.log"), "plugin": str(PLUGIN),
                   "memory": self.memory, "file_size": 64 << 20, "build": build,

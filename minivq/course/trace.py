@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .exercises import COURSE
-from .markers import find_regions
+from .markers import cell_source, find_regions
 
 __all__ = ["region_functions", "exercises_used"]
 
@@ -72,8 +72,7 @@ def exercises_used(notebook, root=None, course=COURSE):
         for i, cell in enumerate(cells):
             if cell["cell_type"] == "code":
                 state["cell"] = i
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                exec(compile(source, f"{notebook.name} cell {i}", "exec"), namespace)
+                exec(compile(cell_source(cell), f"{notebook.name} cell {i}", "exec"), namespace)
     finally:
         sys.setprofile(None)
         os.chdir(cwd)
