@@ -28,14 +28,9 @@ SCANNED_SUFFIXES = (".py", ".pyx", ".ipynb")
 
 def _ignore_patterns(source):
     """Patterns of ``source/.gitignore`` (comments and negations skipped) and :data:`ALWAYS_EXCLUDED`."""
-    patterns = list(ALWAYS_EXCLUDED)
     gitignore = source / ".gitignore"
-    if gitignore.is_file():
-        for line in gitignore.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith(("#", "!")):
-                patterns.append(line)
-    return patterns
+    lines = [line.strip() for line in gitignore.read_text(encoding="utf-8").splitlines()] if gitignore.is_file() else []
+    return list(ALWAYS_EXCLUDED) + [line for line in lines if line and not line.startswith(("#", "!"))]
 
 
 def _ignored(rel, is_dir, patterns):
@@ -163,9 +158,8 @@ def _check_out(out):
         raise FileExistsError(f"OUT {out} exists and is not an empty folder; name a new folder")
 
 
-def _scanned(rel, course):
-    return rel.endswith(SCANNED_SUFFIXES) and not any(rel == d or rel.startswith(d.rstrip("/") + "/")
-                                                      for d in course.unscanned)
+def _under(rel, folders):
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in folders)
 
 
 def _copy_tree(source, tmp, files, handed_out, course):
@@ -174,7 +168,7 @@ def _copy_tree(source, tmp, files, handed_out, course):
     for rel in files:
         src, dst = source / rel, tmp / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if not _scanned(rel, course):
+        if not rel.endswith(SCANNED_SUFFIXES) or _under(rel, course.unscanned):
             shutil.copy2(src, dst)
             continue
         text = src.read_text(encoding="utf-8")
@@ -183,10 +177,6 @@ def _copy_tree(source, tmp, files, handed_out, course):
         dst.write_text(new, encoding="utf-8")
         shutil.copymode(src, dst)
     return seen
-
-
-def _instructor_only(rel, course):
-    return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in course.instructor_only)
 
 
 def _check_coverage(course, seen):
@@ -212,7 +202,7 @@ def write_student_copy(source, out, *, exercises=None, course=COURSE, say=print)
     say(f"course student: {len(files)} files from {source}, {len(selected)} exercise(s) handed out")
     handed_out = {ex.name for ex in selected}
     try:
-        seen = _copy_tree(source, tmp, [f for f in files if not _instructor_only(f, course)], handed_out, course)
+        seen = _copy_tree(source, tmp, [f for f in files if not _under(f, course.instructor_only)], handed_out, course)
         _check_coverage(course, seen)
         handout = {"exercises": [ex.name for ex in selected], "points": sum(ex.points for ex in selected),
                    "created": datetime.now(timezone.utc).date().isoformat()}
