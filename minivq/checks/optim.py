@@ -9,16 +9,21 @@ from .arrays import (FLOAT_DTYPES, MAX_SIZE, check_bool, check_finite, check_flo
                      check_number, describe)
 
 
+def _writeable(key, x, name, use, note=""):
+    """``name[key]`` is a writeable float32/float64 ndarray (``use``: what is done to it in place)."""
+    if not isinstance(x, np.ndarray) or x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}[{key!r}] must be a float32 or float64 ndarray{note}, got "
+                        f"{type(x).__name__} {getattr(x, 'dtype', '')}")
+    if not x.flags.writeable:
+        raise ValueError(f"{name}[{key!r}] must be writeable (it is {use} in place)")
+
+
 def _params(params):
     """A non-empty dict name -> writeable float32/float64 ndarray (updated in place)."""
     if not isinstance(params, dict) or not params:
         raise TypeError(f"params must be a non-empty dict name -> ndarray, got {type(params).__name__}")
     for key, p in params.items():
-        if not isinstance(p, np.ndarray) or p.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"params[{key!r}] must be a float32 or float64 ndarray, got "
-                            f"{type(p).__name__} {getattr(p, 'dtype', '')}")
-        if not p.flags.writeable:
-            raise ValueError(f"params[{key!r}] must be writeable (it is updated in place)")
+        _writeable(key, p, "params", "updated")
     return params
 
 
@@ -111,11 +116,7 @@ def clip_grad_norm(a):
     if not isinstance(grads, dict):
         raise TypeError(f"grads must be a dict name -> ndarray, got {type(grads).__name__}")
     for key, g in grads.items():
-        if not isinstance(g, np.ndarray) or g.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"grads[{key!r}] must be a float32 or float64 ndarray (it is scaled in place), "
-                            f"got {type(g).__name__} {getattr(g, 'dtype', '')}")
-        if not g.flags.writeable:
-            raise ValueError(f"grads[{key!r}] must be writeable (it is scaled in place)")
+        _writeable(key, g, "grads", "scaled", note=" (it is scaled in place)")
         largest = float(max(-g.min(), g.max())) if g.size else 0.0  # NaN propagates
         safe = math.sqrt(float(np.finfo(np.float64).max) / max(g.size, 1))  # below it, g's squares add up finite
         if not np.isfinite(largest) or (largest > safe and not np.isfinite(np.square(g, dtype=np.float64).sum())):
